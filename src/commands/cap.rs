@@ -1,0 +1,103 @@
+//! IRCv3 capability negotiation: `CAP LS`, `LIST`, `REQ`, `END`.
+
+use super::registration::try_register;
+use super::{Ctx, Flow};
+use crate::proto::numeric::Extra;
+use crate::proto::{LineBuilder, Message};
+use crate::server::caps::Cap;
+
+pub fn cap(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
+    let subcommand = msg.params[0].to_ascii_uppercase();
+    match subcommand.as_str() {
+        "LS" => {
+            begin_negotiation(ctx);
+            let offered: Vec<&str> = Cap::ALL.iter().map(|c| c.name()).collect();
+            send_cap(ctx, "LS", &offered.join(" "));
+            if msg
+                .param(1)
+                .and_then(|v| v.parse::<u32>().ok())
+                .is_some_and(|v| v >= 302)
+            {
+                // CAP LS 302 implies cap-notify.
+                set_caps(ctx, &[(Cap::CapNotify, true)]);
+            }
+            Flow::Continue
+        }
+        "LIST" => {
+            let enabled = {
+                let world = ctx.world();
+                world
+                    .clients
+                    .get(&ctx.id())
+                    .map(|c| c.caps.names().collect::<Vec<_>>().join(" "))
+            };
+            send_cap(ctx, "LIST", &enabled.unwrap_or_default());
+            Flow::Continue
+        }
+        "REQ" => {
+            begin_negotiation(ctx);
+            let requested = msg.param(1).unwrap_or("");
+            let changes: Option<Vec<(Cap, bool)>> = requested
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(|item| match item.strip_prefix('-') {
+                    Some(name) => Cap::from_name(name).map(|c| (c, false)),
+                    None => Cap::from_name(item).map(|c| (c, true)),
+                })
+                .collect();
+            // All or nothing: one unknown capability refuses the request.
+            match changes {
+                Some(changes) if !changes.is_empty() => {
+                    set_caps(ctx, &changes);
+                    send_cap(ctx, "ACK", requested.trim());
+                }
+                _ => send_cap(ctx, "NAK", requested.trim()),
+            }
+            Flow::Continue
+        }
+        "END" => {
+            if ctx.session.registered {
+                return Flow::Continue;
+            }
+            ctx.session.cap_negotiating = false;
+            try_register(ctx)
+        }
+        _ => {
+            ctx.reply(Extra::ERR_INVALIDCAPCMD, |b| {
+                b.param(msg.params[0]).trailing("Invalid CAP command")
+            });
+            Flow::Continue
+        }
+    }
+}
+
+fn begin_negotiation(ctx: &mut Ctx<'_>) {
+    if !ctx.session.registered {
+        ctx.session.cap_negotiating = true;
+    }
+}
+
+fn set_caps(ctx: &Ctx<'_>, changes: &[(Cap, bool)]) {
+    let mut world = ctx.world();
+    if let Some(me) = world.clients.get_mut(&ctx.id()) {
+        for &(cap, enabled) in changes {
+            me.caps.set(cap, enabled);
+        }
+    }
+}
+
+fn send_cap(ctx: &Ctx<'_>, subcommand: &str, caps: &str) {
+    let nick = {
+        let world = ctx.world();
+        world
+            .clients
+            .get(&ctx.id())
+            .map(|c| c.nick.clone())
+            .unwrap_or_default()
+    };
+    let line = LineBuilder::new(Some(&ctx.server.name), "CAP")
+        .param(&nick)
+        .param(subcommand)
+        .trailing(caps);
+    ctx.send(&line);
+}

@@ -1,0 +1,180 @@
+//! Server information: VERSION, TIME, ADMIN, INFO, LUSERS, MOTD.
+
+use super::{Ctx, Flow};
+use crate::proto::mask::wildcard_match;
+use crate::proto::numeric::Response;
+use crate::proto::Message;
+
+/// Answers `402` and returns false when the command names another server.
+/// Parlor is one server, so any name that does not match it is unknown.
+pub fn names_this_server(ctx: &Ctx<'_>, msg: &Message<'_>, index: usize) -> bool {
+    let Some(target) = msg.param(index).filter(|t| !t.is_empty()) else {
+        return true;
+    };
+    let server = ctx.server.name.to_ascii_lowercase();
+    let target_folded = target.to_ascii_lowercase();
+    if wildcard_match(&target_folded, &server) {
+        return true;
+    }
+    // A nick names the server that user is on: this one.
+    if ctx.world().registered_by_nick(target).is_some() {
+        return true;
+    }
+    ctx.reply(Response::ERR_NOSUCHSERVER, |b| {
+        b.param(target).trailing("No such server")
+    });
+    false
+}
+
+pub fn version(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
+    if names_this_server(ctx, msg, 0) {
+        let server = ctx.server;
+        ctx.reply(Response::RPL_VERSION, |b| {
+            b.param(server.version)
+                .param(&server.name)
+                .trailing("Parlor community chat server")
+        });
+        for chunk in server.isupport.chunks(12) {
+            ctx.reply(Response::RPL_ISUPPORT, |b| {
+                b.params(chunk.iter().map(String::as_str))
+                    .trailing("are supported by this server")
+            });
+        }
+    }
+    Flow::Continue
+}
+
+pub fn time(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
+    if names_this_server(ctx, msg, 0) {
+        let now = httpdate::fmt_http_date(std::time::SystemTime::now());
+        ctx.reply(Response::RPL_TIME, |b| {
+            b.param(&ctx.server.name).trailing(&now)
+        });
+    }
+    Flow::Continue
+}
+
+pub fn admin(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
+    if names_this_server(ctx, msg, 0) {
+        let server = ctx.server;
+        let admin = &server.config.admin;
+        ctx.reply(Response::RPL_ADMINME, |b| {
+            b.param(&server.name).trailing("Administrative info")
+        });
+        ctx.reply(Response::RPL_ADMINLOC1, |b| b.trailing(&admin.location));
+        ctx.reply(Response::RPL_ADMINLOC2, |b| {
+            b.trailing(&server.config.server.description)
+        });
+        ctx.reply(Response::RPL_ADMINEMAIL, |b| b.trailing(&admin.contact));
+    }
+    Flow::Continue
+}
+
+pub fn info(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
+    if names_this_server(ctx, msg, 0) {
+        let lines = [
+            format!(
+                "{} — an IRC-compatible community chat server.",
+                ctx.server.version
+            ),
+            "Written in Rust with tokio. https://modern.ircdocs.horse is the protocol it follows."
+                .to_owned(),
+            format!(
+                "Running since {}.",
+                httpdate::fmt_http_date(ctx.server.created)
+            ),
+        ];
+        for line in &lines {
+            ctx.reply(Response::RPL_INFO, |b| b.trailing(line));
+        }
+        ctx.reply(Response::RPL_ENDOFINFO, |b| b.trailing("End of INFO list"));
+    }
+    Flow::Continue
+}
+
+pub fn lusers(ctx: &mut Ctx<'_>, _msg: &Message<'_>) -> Flow {
+    send_lusers(ctx);
+    Flow::Continue
+}
+
+pub fn send_lusers(ctx: &Ctx<'_>) {
+    let (users, invisible, opers, unknown, channels, peak) = {
+        let world = ctx.world();
+        let registered = world.clients.values().filter(|c| c.registered);
+        let (mut users, mut invisible, mut opers) = (0, 0, 0);
+        for client in registered {
+            users += 1;
+            invisible += usize::from(client.modes.invisible);
+            opers += usize::from(client.modes.oper);
+        }
+        let unknown = world.clients.len() - users;
+        (
+            users,
+            invisible,
+            opers,
+            unknown,
+            world.channels.len(),
+            world.peak_users,
+        )
+    };
+    ctx.reply(Response::RPL_LUSERCLIENT, |b| {
+        b.trailing(&format!(
+            "There are {} users and {invisible} invisible on 1 servers",
+            users - invisible
+        ))
+    });
+    if opers > 0 {
+        ctx.reply(Response::RPL_LUSEROP, |b| {
+            b.param(&opers.to_string()).trailing("operator(s) online")
+        });
+    }
+    if unknown > 0 {
+        ctx.reply(Response::RPL_LUSERUNKNOWN, |b| {
+            b.param(&unknown.to_string())
+                .trailing("unknown connection(s)")
+        });
+    }
+    if channels > 0 {
+        ctx.reply(Response::RPL_LUSERCHANNELS, |b| {
+            b.param(&channels.to_string()).trailing("channels formed")
+        });
+    }
+    ctx.reply(Response::RPL_LUSERME, |b| {
+        b.trailing(&format!("I have {users} clients and 0 servers"))
+    });
+    let (users, peak) = (users.to_string(), peak.to_string());
+    ctx.reply(Response::RPL_LOCALUSERS, |b| {
+        b.param(&users)
+            .param(&peak)
+            .trailing(&format!("Current local users {users}, max {peak}"))
+    });
+    ctx.reply(Response::RPL_GLOBALUSERS, |b| {
+        b.param(&users)
+            .param(&peak)
+            .trailing(&format!("Current global users {users}, max {peak}"))
+    });
+}
+
+pub fn motd(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
+    if names_this_server(ctx, msg, 0) {
+        send_motd(ctx);
+    }
+    Flow::Continue
+}
+
+pub fn send_motd(ctx: &Ctx<'_>) {
+    let server = ctx.server;
+    if server.motd.is_empty() {
+        ctx.reply(Response::ERR_NOMOTD, |b| b.trailing("MOTD File is missing"));
+        return;
+    }
+    ctx.reply(Response::RPL_MOTDSTART, |b| {
+        b.trailing(&format!("- {} Message of the day - ", server.name))
+    });
+    for line in &server.motd {
+        ctx.reply(Response::RPL_MOTD, |b| b.trailing(&format!("- {line}")));
+    }
+    ctx.reply(Response::RPL_ENDOFMOTD, |b| {
+        b.trailing("End of /MOTD command.")
+    });
+}

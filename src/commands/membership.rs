@@ -1,0 +1,332 @@
+//! Joining and leaving channels: JOIN, PART, KICK, INVITE.
+
+use super::listing::send_names;
+use super::topic::send_topic;
+use super::{is_channel_name, split_list, Ctx, Flow};
+use crate::proto::numeric::Response;
+use crate::proto::{LineBuilder, Message};
+use crate::server::channel::{Channel, Membership};
+use crate::server::unix_now;
+use crate::server::world::{ClientId, World};
+
+pub fn is_valid_channel_name(name: &str, max_len: usize) -> bool {
+    is_channel_name(name)
+        && name.len() > 1
+        && name.len() <= max_len
+        && !name
+            .chars()
+            .any(|c| c == ' ' || c == ',' || c == '\x07' || c.is_control())
+}
+
+pub fn join(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
+    if msg.params[0] == "0" {
+        part_all(ctx);
+        return Flow::Continue;
+    }
+    let mut keys = msg.param(1).unwrap_or("").split(',');
+    for name in split_list(msg.params[0]) {
+        let key = keys.next().filter(|k| !k.is_empty());
+        join_one(ctx, name, key);
+    }
+    Flow::Continue
+}
+
+/// Why a JOIN was refused: the numeric and the mode letter it names.
+fn join_refusal(
+    world: &World,
+    channel: &Channel,
+    id: ClientId,
+    key: Option<&str>,
+) -> Option<(Response, char)> {
+    let me = &world.clients[&id];
+    if me.modes.oper || channel.invited.contains(&id) {
+        return None;
+    }
+    let folded_mask = world.fold(&me.mask);
+    if channel.is_banned(&folded_mask) {
+        return Some((Response::ERR_BANNEDFROMCHAN, 'b'));
+    }
+    if channel.modes.invite_only && !channel.is_invite_excepted(&folded_mask) {
+        return Some((Response::ERR_INVITEONLYCHAN, 'i'));
+    }
+    if channel.modes.key.as_deref().is_some_and(|k| Some(k) != key) {
+        return Some((Response::ERR_BADCHANNELKEY, 'k'));
+    }
+    if channel
+        .modes
+        .limit
+        .is_some_and(|limit| channel.members.len() >= limit)
+    {
+        return Some((Response::ERR_CHANNELISFULL, 'l'));
+    }
+    None
+}
+
+fn join_one(ctx: &Ctx<'_>, name: &str, key: Option<&str>) {
+    let id = ctx.id();
+    let limits = &ctx.server.config.limits;
+    let mut world = ctx.world();
+    let folded = world.fold(name);
+    let me = &world.clients[&id];
+    let nick = me.nick.clone();
+    if !is_valid_channel_name(name, limits.channel_length) {
+        me.send(
+            &ctx.numeric(&nick, Response::ERR_NOSUCHCHANNEL)
+                .param(name)
+                .trailing("No such channel"),
+        );
+        return;
+    }
+    if me.channels.contains(&folded) {
+        return;
+    }
+    if me.channels.len() >= limits.channels_per_client {
+        me.send(
+            &ctx.numeric(&nick, Response::ERR_TOOMANYCHANNELS)
+                .param(name)
+                .trailing("You have joined too many channels"),
+        );
+        return;
+    }
+    let created = match world.channels.get(&folded) {
+        Some(channel) => {
+            if let Some((numeric, mode)) = join_refusal(&world, channel, id, key) {
+                let line = ctx
+                    .numeric(&nick, numeric)
+                    .param(&channel.name)
+                    .trailing(&format!("Cannot join channel (+{mode})"));
+                world.clients[&id].send(&line);
+                return;
+            }
+            false
+        }
+        None => {
+            world
+                .channels
+                .insert(folded.clone(), Channel::new(name.to_owned(), unix_now()));
+            true
+        }
+    };
+    let World {
+        channels, clients, ..
+    } = &mut *world;
+    let channel = channels.get_mut(&folded).expect("present or just created");
+    channel.invited.remove(&id);
+    channel.members.insert(
+        id,
+        Membership {
+            op: created,
+            voice: false,
+        },
+    );
+    let me = clients.get_mut(&id).expect("the session's own client");
+    me.channels.insert(folded.clone());
+    let line = LineBuilder::new(Some(&me.mask), "JOIN").last(&channel.name);
+    channel.broadcast(clients, &line, None);
+    send_topic(ctx, &world, &world.channels[&folded], &nick, false);
+    send_names(ctx, &world, &world.channels[&folded], id);
+}
+
+fn part_all(ctx: &Ctx<'_>) {
+    let id = ctx.id();
+    let mut world = ctx.world();
+    let names: Vec<String> = world.clients[&id].channels.iter().cloned().collect();
+    for folded in names {
+        part_one(&mut world, id, &folded, None);
+    }
+}
+
+/// Removes `id` from the channel after telling its members; the channel
+/// goes when its last member does.
+fn part_one(world: &mut World, id: ClientId, folded: &str, reason: Option<&str>) {
+    let World {
+        channels, clients, ..
+    } = world;
+    let Some(channel) = channels.get_mut(folded) else {
+        return;
+    };
+    let Some(me) = clients.get_mut(&id) else {
+        return;
+    };
+    let builder = LineBuilder::new(Some(&me.mask), "PART");
+    let line = match reason {
+        Some(reason) => builder.param(&channel.name).trailing(reason),
+        None => builder.last(&channel.name),
+    };
+    me.channels.remove(folded);
+    channel.broadcast(clients, &line, None);
+    channel.members.remove(&id);
+    if channel.members.is_empty() {
+        channels.remove(folded);
+    }
+}
+
+pub fn part(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
+    let id = ctx.id();
+    let reason = msg.param(1).filter(|r| !r.is_empty());
+    let mut world = ctx.world();
+    for name in split_list(msg.params[0]) {
+        let folded = world.fold(name);
+        let me = &world.clients[&id];
+        let refusal = match world.channels.get(&folded) {
+            None => Some((Response::ERR_NOSUCHCHANNEL, "No such channel")),
+            Some(channel) if !channel.is_member(id) => {
+                Some((Response::ERR_NOTONCHANNEL, "You're not on that channel"))
+            }
+            Some(_) => None,
+        };
+        if let Some((numeric, text)) = refusal {
+            me.send(&ctx.numeric(&me.nick, numeric).param(name).trailing(text));
+            continue;
+        }
+        part_one(&mut world, id, &folded, reason);
+    }
+    Flow::Continue
+}
+
+pub fn kick(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
+    let id = ctx.id();
+    let mut world = ctx.world();
+    let folded = world.fold(msg.params[0]);
+    let me = &world.clients[&id];
+    let nick = me.nick.clone();
+    let Some(channel) = world.channels.get(&folded) else {
+        me.send(
+            &ctx.numeric(&nick, Response::ERR_NOSUCHCHANNEL)
+                .param(msg.params[0])
+                .trailing("No such channel"),
+        );
+        return Flow::Continue;
+    };
+    if !channel.is_member(id) && !me.modes.oper {
+        me.send(
+            &ctx.numeric(&nick, Response::ERR_NOTONCHANNEL)
+                .param(&channel.name)
+                .trailing("You're not on that channel"),
+        );
+        return Flow::Continue;
+    }
+    if !channel.is_op(id) && !me.modes.oper {
+        me.send(
+            &ctx.numeric(&nick, Response::ERR_CHANOPRIVSNEEDED)
+                .param(&channel.name)
+                .trailing("You're not channel operator"),
+        );
+        return Flow::Continue;
+    }
+    let kick_length = ctx.server.config.limits.kick_length;
+    let reason: String = msg
+        .param(2)
+        .filter(|r| !r.is_empty())
+        .unwrap_or(&nick)
+        .chars()
+        .take(kick_length)
+        .collect();
+    let kicker_mask = me.mask.clone();
+    for target in split_list(msg.params[1]) {
+        let World {
+            channels,
+            clients,
+            nicks,
+            casemapping,
+            ..
+        } = &mut *world;
+        let channel = channels.get_mut(&folded).expect("checked above");
+        let target_id = nicks.get(&casemapping.fold(target)).copied();
+        let Some(target_id) = target_id.filter(|t| channel.is_member(*t)) else {
+            let line = ctx
+                .numeric(&nick, Response::ERR_USERNOTINCHANNEL)
+                .param(target)
+                .param(&channel.name)
+                .trailing("They aren't on that channel");
+            clients[&id].send(&line);
+            continue;
+        };
+        let line = LineBuilder::new(Some(&kicker_mask), "KICK")
+            .param(&channel.name)
+            .param(&clients[&target_id].nick)
+            .trailing(&reason);
+        channel.broadcast(clients, &line, None);
+        channel.members.remove(&target_id);
+        if let Some(kicked) = clients.get_mut(&target_id) {
+            kicked.channels.remove(&folded);
+        }
+        if channel.members.is_empty() {
+            channels.remove(&folded);
+            break;
+        }
+    }
+    Flow::Continue
+}
+
+pub fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
+    let (target_nick, channel_name) = (msg.params[0], msg.params[1]);
+    let id = ctx.id();
+    let mut world = ctx.world();
+    let folded = world.fold(channel_name);
+    let me = &world.clients[&id];
+    let nick = me.nick.clone();
+    let Some(target) = world.registered_by_nick(target_nick) else {
+        me.send(
+            &ctx.numeric(&nick, Response::ERR_NOSUCHNICK)
+                .param(target_nick)
+                .trailing("No such nick/channel"),
+        );
+        return Flow::Continue;
+    };
+    let Some(channel) = world.channels.get(&folded) else {
+        me.send(
+            &ctx.numeric(&nick, Response::ERR_NOSUCHCHANNEL)
+                .param(channel_name)
+                .trailing("No such channel"),
+        );
+        return Flow::Continue;
+    };
+    if !channel.is_member(id) && !me.modes.oper {
+        me.send(
+            &ctx.numeric(&nick, Response::ERR_NOTONCHANNEL)
+                .param(&channel.name)
+                .trailing("You're not on that channel"),
+        );
+        return Flow::Continue;
+    }
+    if channel.modes.invite_only && !channel.is_op(id) && !me.modes.oper {
+        me.send(
+            &ctx.numeric(&nick, Response::ERR_CHANOPRIVSNEEDED)
+                .param(&channel.name)
+                .trailing("You're not channel operator"),
+        );
+        return Flow::Continue;
+    }
+    if channel.is_member(target.id) {
+        me.send(
+            &ctx.numeric(&nick, Response::ERR_USERONCHANNEL)
+                .param(&target.nick)
+                .param(&channel.name)
+                .trailing("is already on channel"),
+        );
+        return Flow::Continue;
+    }
+    me.send(
+        &ctx.numeric(&nick, Response::RPL_INVITING)
+            .param(&target.nick)
+            .last(&channel.name),
+    );
+    if let Some(away) = &target.away {
+        me.send(
+            &ctx.numeric(&nick, Response::RPL_AWAY)
+                .param(&target.nick)
+                .trailing(away),
+        );
+    }
+    target.send(
+        &LineBuilder::new(Some(&me.mask), "INVITE")
+            .param(&target.nick)
+            .last(&channel.name),
+    );
+    let target_id = target.id;
+    if let Some(channel) = world.channels.get_mut(&folded) {
+        channel.invited.insert(target_id);
+    }
+    Flow::Continue
+}

@@ -1,0 +1,139 @@
+//! PRIVMSG and NOTICE, to channels (optionally to one status level only,
+//! STATUSMSG) and to nicks. The text, CTCP and DCC payloads included, is
+//! relayed byte for byte.
+
+use std::collections::HashSet;
+use std::time::Instant;
+
+use super::{is_channel_name, Ctx, Flow};
+use crate::proto::numeric::Response;
+use crate::proto::{LineBuilder, Message};
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Privmsg,
+    Notice,
+}
+
+impl Kind {
+    fn command(self) -> &'static str {
+        match self {
+            Kind::Privmsg => "PRIVMSG",
+            Kind::Notice => "NOTICE",
+        }
+    }
+}
+
+pub fn privmsg(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
+    relay(ctx, msg, Kind::Privmsg)
+}
+
+pub fn notice(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
+    relay(ctx, msg, Kind::Notice)
+}
+
+fn relay(ctx: &Ctx<'_>, msg: &Message<'_>, kind: Kind) -> Flow {
+    // NOTICE must never trigger an automatic reply, errors included.
+    let errors = kind == Kind::Privmsg;
+    let Some(targets) = msg.param(0).filter(|t| !t.is_empty()) else {
+        if errors {
+            ctx.reply(Response::ERR_NORECIPIENT, |b| {
+                b.trailing("No recipient given (PRIVMSG)")
+            });
+        }
+        return Flow::Continue;
+    };
+    let Some(text) = msg.param(1).filter(|t| !t.is_empty()) else {
+        if errors {
+            ctx.reply(Response::ERR_NOTEXTTOSEND, |b| {
+                b.trailing("No text to send")
+            });
+        }
+        return Flow::Continue;
+    };
+    let id = ctx.id();
+    let max_targets = ctx.server.config.limits.targets_per_message;
+    let mut world = ctx.world();
+    if kind == Kind::Privmsg {
+        if let Some(me) = world.clients.get_mut(&id) {
+            me.last_active = Instant::now();
+        }
+    }
+    let me = &world.clients[&id];
+    let mut seen = HashSet::new();
+    for (index, target) in targets.split(',').filter(|t| !t.is_empty()).enumerate() {
+        let folded_target = world.fold(target);
+        if !seen.insert(folded_target) {
+            continue;
+        }
+        if index >= max_targets {
+            if errors {
+                me.send(
+                    &ctx.numeric(&me.nick, Response::ERR_TOOMANYTARGETS)
+                        .param(target)
+                        .trailing("Too many targets"),
+                );
+            }
+            continue;
+        }
+        let status = target.chars().next().filter(|c| matches!(c, '@' | '+'));
+        let channel_name = if status.is_some() {
+            &target[1..]
+        } else {
+            target
+        };
+        if is_channel_name(channel_name) {
+            let Some(channel) = world.channel(channel_name) else {
+                if errors {
+                    me.send(
+                        &ctx.numeric(&me.nick, Response::ERR_NOSUCHCHANNEL)
+                            .param(channel_name)
+                            .trailing("No such channel"),
+                    );
+                }
+                continue;
+            };
+            let may_speak = me.modes.oper || channel.may_speak(id, &world.fold(&me.mask));
+            if !may_speak {
+                if errors {
+                    me.send(
+                        &ctx.numeric(&me.nick, Response::ERR_CANNOTSENDTOCHAN)
+                            .param(&channel.name)
+                            .trailing("Cannot send to channel"),
+                    );
+                }
+                continue;
+            }
+            let line = LineBuilder::new(Some(&me.mask), kind.command())
+                .param(target)
+                .trailing(text);
+            match status {
+                Some(min_status) => channel.broadcast_status(&world.clients, &line, id, min_status),
+                None => channel.broadcast(&world.clients, &line, Some(id)),
+            }
+            continue;
+        }
+        let Some(recipient) = world.registered_by_nick(target) else {
+            if errors {
+                me.send(
+                    &ctx.numeric(&me.nick, Response::ERR_NOSUCHNICK)
+                        .param(target)
+                        .trailing("No such nick/channel"),
+                );
+            }
+            continue;
+        };
+        let line = LineBuilder::new(Some(&me.mask), kind.command())
+            .param(&recipient.nick)
+            .trailing(text);
+        recipient.send(&line);
+        if let (Kind::Privmsg, Some(away)) = (kind, &recipient.away) {
+            me.send(
+                &ctx.numeric(&me.nick, Response::RPL_AWAY)
+                    .param(&recipient.nick)
+                    .trailing(away),
+            );
+        }
+    }
+    Flow::Continue
+}

@@ -1,0 +1,238 @@
+//! Command dispatch. One table names every command with its minimum
+//! parameter count and when it may be used, so `421`, `451`, `461` and `462`
+//! are answered here and never in a handler.
+
+mod cap;
+mod info;
+mod listing;
+mod membership;
+mod message;
+mod mode;
+mod oper;
+pub use oper::hash_password;
+mod presence;
+mod query;
+mod registration;
+mod topic;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use crate::proto::numeric::{Numeric, Response};
+use crate::proto::{LineBuilder, Message};
+use crate::server::outbox::Outbox;
+use crate::server::world::{ClientId, World};
+use crate::server::Server;
+
+/// Connection-local state that is not part of the shared network state.
+pub struct Session {
+    pub id: ClientId,
+    pub outbox: Outbox,
+    pub registered: bool,
+    /// `CAP LS`/`REQ` was sent and `CAP END` not yet: registration waits.
+    pub cap_negotiating: bool,
+    /// The password given with PASS, checked when registration completes.
+    pub pass: Option<String>,
+    pub got_user: bool,
+}
+
+impl Session {
+    pub fn new(id: ClientId, outbox: Outbox) -> Session {
+        Session {
+            id,
+            outbox,
+            registered: false,
+            cap_negotiating: false,
+            pass: None,
+            got_user: false,
+        }
+    }
+}
+
+/// What the connection does after a command.
+pub enum Flow {
+    Continue,
+    /// The client leaves with this reason, shown to others as given.
+    Quit(String),
+    /// Slow work (Argon2) that must finish before the next line is read,
+    /// so that a client's commands still take effect in order.
+    Wait(Pin<Box<dyn Future<Output = ()> + Send>>),
+}
+
+pub struct Ctx<'a> {
+    pub server: &'a Arc<Server>,
+    pub session: &'a mut Session,
+}
+
+type Handler = fn(&mut Ctx<'_>, &Message<'_>) -> Flow;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Allowed {
+    /// Before and after registration.
+    Always,
+    /// Only to register: afterwards `462`.
+    BeforeRegistration,
+    /// Only once registered: before, `451`.
+    Registered,
+}
+
+struct CommandSpec {
+    name: &'static str,
+    min_params: usize,
+    allowed: Allowed,
+    handler: Handler,
+}
+
+const fn spec(
+    name: &'static str,
+    min_params: usize,
+    allowed: Allowed,
+    handler: Handler,
+) -> CommandSpec {
+    CommandSpec {
+        name,
+        min_params,
+        allowed,
+        handler,
+    }
+}
+
+use Allowed::{Always, BeforeRegistration, Registered};
+
+/// Every command, sorted by name for binary search.
+static COMMANDS: &[CommandSpec] = &[
+    spec("ADMIN", 0, Registered, info::admin),
+    spec("AWAY", 0, Registered, presence::away),
+    spec("CAP", 1, Always, cap::cap),
+    spec("INFO", 0, Registered, info::info),
+    spec("INVITE", 2, Registered, membership::invite),
+    spec("ISON", 1, Registered, presence::ison),
+    spec("JOIN", 1, Registered, membership::join),
+    spec("KICK", 2, Registered, membership::kick),
+    spec("KILL", 1, Registered, oper::kill),
+    spec("LIST", 0, Registered, listing::list),
+    spec("LUSERS", 0, Registered, info::lusers),
+    spec("MODE", 1, Registered, mode::mode),
+    spec("MONITOR", 1, Registered, presence::monitor),
+    spec("MOTD", 0, Registered, info::motd),
+    spec("NAMES", 0, Registered, listing::names),
+    spec("NICK", 0, Always, registration::nick),
+    spec("NOTICE", 0, Registered, message::notice),
+    spec("OPER", 2, Registered, oper::oper),
+    spec("PART", 1, Registered, membership::part),
+    spec("PASS", 1, BeforeRegistration, registration::pass),
+    spec("PING", 1, Always, registration::ping),
+    spec("PONG", 0, Always, registration::pong),
+    spec("PRIVMSG", 0, Registered, message::privmsg),
+    spec("QUIT", 0, Always, registration::quit),
+    spec("TIME", 0, Registered, info::time),
+    spec("TOPIC", 1, Registered, topic::topic),
+    spec("USER", 4, BeforeRegistration, registration::user),
+    spec("USERHOST", 1, Registered, query::userhost),
+    spec("VERSION", 0, Registered, info::version),
+    spec("WALLOPS", 1, Registered, oper::wallops),
+    spec("WHO", 0, Registered, query::who),
+    spec("WHOIS", 1, Registered, query::whois),
+    spec("WHOWAS", 1, Registered, query::whowas),
+];
+
+fn find(command: &str) -> Option<&'static CommandSpec> {
+    COMMANDS
+        .binary_search_by(|spec| spec.name.cmp(command))
+        .ok()
+        .map(|i| &COMMANDS[i])
+}
+
+/// Runs one parsed message from a client.
+pub fn dispatch(server: &Arc<Server>, session: &mut Session, message: &Message<'_>) -> Flow {
+    let command = message.command.to_ascii_uppercase();
+    let Some(spec) = find(&command) else {
+        reply_numeric(server, session, Response::ERR_UNKNOWNCOMMAND, |b| {
+            b.param(&command).trailing("Unknown command")
+        });
+        return Flow::Continue;
+    };
+    match (spec.allowed, session.registered) {
+        (Registered, false) => {
+            reply_numeric(server, session, Response::ERR_NOTREGISTERED, |b| {
+                b.trailing("You have not registered")
+            });
+            return Flow::Continue;
+        }
+        (BeforeRegistration, true) => {
+            reply_numeric(server, session, Response::ERR_ALREADYREGISTRED, |b| {
+                b.trailing("You may not reregister")
+            });
+            return Flow::Continue;
+        }
+        _ => {}
+    }
+    // An empty trailing parameter counts as missing for the parameters a
+    // command needs: irssi sends `JOIN :` and `USER x 0 * :` is no name.
+    let present = message.params.len();
+    let last_empty = message.params.last().is_some_and(|p| p.is_empty());
+    if present < spec.min_params
+        || (present == spec.min_params && spec.min_params > 0 && last_empty)
+    {
+        reply_numeric(server, session, Response::ERR_NEEDMOREPARAMS, |b| {
+            b.param(spec.name).trailing("Not enough parameters")
+        });
+        return Flow::Continue;
+    }
+    let mut ctx = Ctx { server, session };
+    (spec.handler)(&mut ctx, message)
+}
+
+/// Sends a numeric to the session's own client, addressed to its nick.
+pub fn reply_numeric(
+    server: &Server,
+    session: &Session,
+    numeric: impl Numeric,
+    finish: impl FnOnce(LineBuilder) -> bytes::Bytes,
+) {
+    let nick = server
+        .world()
+        .clients
+        .get(&session.id)
+        .map(|c| c.nick.clone())
+        .unwrap_or_else(|| "*".to_owned());
+    session
+        .outbox
+        .send(&finish(LineBuilder::numeric(&server.name, numeric, &nick)));
+}
+
+impl Ctx<'_> {
+    pub fn id(&self) -> ClientId {
+        self.session.id
+    }
+
+    pub fn world(&self) -> std::sync::MutexGuard<'_, World> {
+        self.server.world()
+    }
+
+    /// Sends a line to this client.
+    pub fn send(&self, line: &bytes::Bytes) {
+        self.session.outbox.send(line);
+    }
+
+    /// Sends a numeric to this client; locks the state to read its nick.
+    pub fn reply(&self, numeric: impl Numeric, finish: impl FnOnce(LineBuilder) -> bytes::Bytes) {
+        reply_numeric(self.server, self.session, numeric, finish)
+    }
+
+    /// Starts a numeric for `nick` (for use while the state is locked).
+    pub fn numeric(&self, nick: &str, numeric: impl Numeric) -> LineBuilder {
+        LineBuilder::numeric(&self.server.name, numeric, nick)
+    }
+}
+
+/// Splits a comma-separated target list, dropping empty items.
+pub fn split_list(list: &str) -> impl Iterator<Item = &str> {
+    list.split(',').filter(|item| !item.is_empty())
+}
+
+/// Whether `name` could name a channel on this server.
+pub fn is_channel_name(name: &str) -> bool {
+    name.starts_with(|c| crate::server::isupport::CHANTYPES.contains(c))
+}

@@ -1,0 +1,196 @@
+//! Who is online: AWAY, ISON (irssi's /notify) and MONITOR (HexChat's and
+//! WeeChat's notify lists).
+
+use super::registration::is_valid_nick;
+use super::{split_list, Ctx, Flow};
+use crate::proto::numeric::Response;
+use crate::proto::Message;
+use crate::server::world::World;
+
+/// Entries per 730/731/732 line, keeping it well under 512 bytes.
+const MONITOR_LINE_BUDGET: usize = 400;
+
+pub fn away(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
+    let away_length = ctx.server.config.limits.away_length;
+    let text: Option<String> = msg
+        .param(0)
+        .filter(|t| !t.is_empty())
+        .map(|t| t.chars().take(away_length).collect());
+    let id = ctx.id();
+    let mut world = ctx.world();
+    let Some(me) = world.clients.get_mut(&id) else {
+        return Flow::Continue;
+    };
+    let (numeric, reply) = match text {
+        Some(_) => (Response::RPL_NOWAWAY, "You have been marked as being away"),
+        None => (
+            Response::RPL_UNAWAY,
+            "You are no longer marked as being away",
+        ),
+    };
+    me.away = text;
+    me.send(&ctx.numeric(&me.nick, numeric).trailing(reply));
+    Flow::Continue
+}
+
+pub fn ison(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
+    let id = ctx.id();
+    let world = ctx.world();
+    let me = &world.clients[&id];
+    let online: Vec<&str> = msg
+        .params
+        .iter()
+        .flat_map(|p| p.split(' '))
+        .filter(|n| !n.is_empty())
+        .filter_map(|nick| world.registered_by_nick(nick))
+        .map(|c| c.nick.as_str())
+        .collect();
+    me.send(
+        &ctx.numeric(&me.nick, Response::RPL_ISON)
+            .trailing(&online.join(" ")),
+    );
+    Flow::Continue
+}
+
+pub fn monitor(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
+    let id = ctx.id();
+    let limit = ctx.server.config.limits.monitor_entries;
+    let nick_length = ctx.server.config.limits.nick_length;
+    let mut world = ctx.world();
+    let targets = msg.param(1).unwrap_or("");
+    match msg.params[0] {
+        "+" => {
+            let mut added = Vec::new();
+            let mut refused = Vec::new();
+            for target in split_list(targets).filter(|t| is_valid_nick(t, nick_length)) {
+                let folded = world.fold(target);
+                let me = world
+                    .clients
+                    .get_mut(&id)
+                    .expect("the session's own client");
+                if me.monitoring.contains(&folded) {
+                    added.push(target);
+                    continue;
+                }
+                if me.monitoring.len() >= limit {
+                    refused.push(target);
+                    continue;
+                }
+                me.monitoring.insert(folded.clone());
+                world.monitors.entry(folded).or_default().insert(id);
+                added.push(target);
+            }
+            if !refused.is_empty() {
+                let me = &world.clients[&id];
+                me.send(
+                    &ctx.numeric(&me.nick, Response::ERR_MONLISTFULL)
+                        .param(&limit.to_string())
+                        .param(&refused.join(","))
+                        .trailing("Monitor list is full."),
+                );
+            }
+            send_status(ctx, &world, &added);
+        }
+        "-" => {
+            for target in split_list(targets) {
+                let folded = world.fold(target);
+                if let Some(me) = world.clients.get_mut(&id) {
+                    me.monitoring.remove(&folded);
+                }
+                remove_watcher(&mut world, &folded, id);
+            }
+        }
+        "C" | "c" => {
+            let watched: Vec<String> = world.clients[&id].monitoring.iter().cloned().collect();
+            for folded in &watched {
+                remove_watcher(&mut world, folded, id);
+            }
+            if let Some(me) = world.clients.get_mut(&id) {
+                me.monitoring.clear();
+            }
+        }
+        "L" | "l" => {
+            let me = &world.clients[&id];
+            let mut watched: Vec<&str> = me.monitoring.iter().map(String::as_str).collect();
+            watched.sort_unstable();
+            for chunk in chunk_list(&watched) {
+                me.send(
+                    &ctx.numeric(&me.nick, Response::RPL_MONLIST)
+                        .trailing(&chunk),
+                );
+            }
+            me.send(
+                &ctx.numeric(&me.nick, Response::RPL_ENDOFMONLIST)
+                    .trailing("End of MONITOR list"),
+            );
+        }
+        "S" | "s" => {
+            let watched: Vec<String> = world.clients[&id].monitoring.iter().cloned().collect();
+            let watched: Vec<&str> = watched.iter().map(String::as_str).collect();
+            send_status(ctx, &world, &watched);
+        }
+        other => {
+            let me = &world.clients[&id];
+            me.send(
+                &ctx.numeric(&me.nick, Response::ERR_UNKNOWNERROR)
+                    .param("MONITOR")
+                    .param(other)
+                    .trailing("Unknown MONITOR subcommand: use +, -, C, L or S"),
+            );
+        }
+    }
+    Flow::Continue
+}
+
+fn remove_watcher(world: &mut World, folded: &str, id: u64) {
+    if let Some(watchers) = world.monitors.get_mut(folded) {
+        watchers.remove(&id);
+        if watchers.is_empty() {
+            world.monitors.remove(folded);
+        }
+    }
+}
+
+/// 730 for those online (with their full mask), 731 for the others.
+fn send_status(ctx: &Ctx<'_>, world: &World, targets: &[&str]) {
+    let me = &world.clients[&ctx.id()];
+    let mut online = Vec::new();
+    let mut offline = Vec::new();
+    for target in targets {
+        match world.registered_by_nick(target) {
+            Some(client) => online.push(client.mask.as_str()),
+            None => offline.push(*target),
+        }
+    }
+    for chunk in chunk_list(&online) {
+        me.send(
+            &ctx.numeric(&me.nick, Response::RPL_MONONLINE)
+                .trailing(&chunk),
+        );
+    }
+    for chunk in chunk_list(&offline) {
+        me.send(
+            &ctx.numeric(&me.nick, Response::RPL_MONOFFLINE)
+                .trailing(&chunk),
+        );
+    }
+}
+
+/// Joins entries with commas into lines that fit a reply.
+fn chunk_list(entries: &[&str]) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for entry in entries {
+        if !line.is_empty() && line.len() + entry.len() + 1 > MONITOR_LINE_BUDGET {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(',');
+        }
+        line.push_str(entry);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
+}

@@ -1,0 +1,215 @@
+//! Connection registration: PASS, NICK, USER, and the welcome burst; plus
+//! the connection-level PING, PONG and QUIT.
+
+use super::{info, Ctx, Flow};
+use crate::proto::numeric::Response;
+use crate::proto::{LineBuilder, Message};
+
+/// Characters allowed in a nick besides letters and digits (RFC 2812).
+const NICK_SPECIALS: &str = "[]\\`_^{|}";
+const USER_LENGTH: usize = 18;
+
+pub fn is_valid_nick(nick: &str, max_len: usize) -> bool {
+    let mut chars = nick.chars();
+    let Some(first) = chars.next() else {
+        return false;
+    };
+    nick.len() <= max_len
+        && (first.is_ascii_alphabetic() || NICK_SPECIALS.contains(first))
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || NICK_SPECIALS.contains(c))
+}
+
+pub fn pass(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
+    ctx.session.pass = Some(msg.params[0].to_owned());
+    Flow::Continue
+}
+
+pub fn nick(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
+    let Some(new_nick) = msg.param(0).filter(|n| !n.is_empty()) else {
+        ctx.reply(Response::ERR_NONICKNAMEGIVEN, |b| {
+            b.trailing("No nickname given")
+        });
+        return Flow::Continue;
+    };
+    if !is_valid_nick(new_nick, ctx.server.config.limits.nick_length) {
+        ctx.reply(Response::ERR_ERRONEOUSNICKNAME, |b| {
+            b.param(new_nick).trailing("Erroneous nickname")
+        });
+        return Flow::Continue;
+    }
+    let id = ctx.id();
+    let mut world = ctx.world();
+    let folded = world.fold(new_nick);
+    let Some(me) = world.clients.get(&id) else {
+        return Flow::Continue;
+    };
+    if me.nick == new_nick {
+        return Flow::Continue;
+    }
+    if world.nicks.get(&folded).is_some_and(|&holder| holder != id) {
+        let line = ctx
+            .numeric(&me.nick, Response::ERR_NICKNAMEINUSE)
+            .param(new_nick)
+            .trailing("Nickname is already in use");
+        me.send(&line);
+        return Flow::Continue;
+    }
+    if me.registered {
+        let line = LineBuilder::new(Some(&me.mask), "NICK").last(new_nick);
+        world.send_to_peers(id, &line, true);
+        world.set_nick(id, new_nick);
+        return Flow::Continue;
+    }
+    world.set_nick(id, new_nick);
+    drop(world);
+    try_register(ctx)
+}
+
+pub fn user(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
+    if ctx.session.got_user {
+        ctx.reply(Response::ERR_ALREADYREGISTRED, |b| {
+            b.trailing("You may not reregister")
+        });
+        return Flow::Continue;
+    }
+    let username: String = msg.params[0]
+        .chars()
+        .filter(|c| !matches!(c, '@' | '!' | ':') && !c.is_control())
+        .take(USER_LENGTH - 1)
+        .collect();
+    if username.is_empty() {
+        ctx.reply(Response::ERR_NEEDMOREPARAMS, |b| {
+            b.param("USER").trailing("Not enough parameters")
+        });
+        return Flow::Continue;
+    }
+    let realname: String = msg.params[3]
+        .chars()
+        .take(ctx.server.config.limits.realname_length)
+        .collect();
+    {
+        let mut world = ctx.world();
+        let Some(me) = world.clients.get_mut(&ctx.id()) else {
+            return Flow::Continue;
+        };
+        // No ident lookup is done, so the username is marked unverified
+        // with `~`, as on most networks.
+        me.user = format!("~{username}");
+        me.realname = realname;
+        me.update_mask();
+    }
+    ctx.session.got_user = true;
+    try_register(ctx)
+}
+
+/// Completes registration once NICK, USER (and CAP END, and the right
+/// PASS) are in.
+pub fn try_register(ctx: &mut Ctx<'_>) -> Flow {
+    if ctx.session.registered || ctx.session.cap_negotiating || !ctx.session.got_user {
+        return Flow::Continue;
+    }
+    let id = ctx.id();
+    let server = ctx.server;
+    let mut world = server.world();
+    let Some(me) = world.clients.get_mut(&id) else {
+        return Flow::Continue;
+    };
+    if !me.has_nick() {
+        return Flow::Continue;
+    }
+    let password = &ctx.server.config.server.password;
+    if !password.is_empty() && ctx.session.pass.as_deref() != Some(password.as_str()) {
+        let line = LineBuilder::numeric(&ctx.server.name, Response::ERR_PASSWDMISMATCH, &me.nick)
+            .trailing("Password incorrect");
+        me.send(&line);
+        return Flow::Quit("Bad password".to_owned());
+    }
+    ctx.session.pass = None;
+    me.registered = true;
+    me.update_mask();
+    ctx.session.registered = true;
+    let users = world.registered_count();
+    world.peak_users = world.peak_users.max(users);
+    world.notify_monitors_online(id);
+    tracing::info!(client = id, nick = %world.clients[&id].nick, "registered");
+    drop(world);
+    welcome(ctx);
+    Flow::Continue
+}
+
+fn welcome(ctx: &mut Ctx<'_>) {
+    let server = ctx.server;
+    let (nick, mask) = {
+        let world = ctx.world();
+        let me = &world.clients[&ctx.id()];
+        (me.nick.clone(), me.mask.clone())
+    };
+    let n = |numeric| LineBuilder::numeric(&server.name, numeric, &nick);
+    let network = &server.config.server.network;
+    ctx.send(
+        &n(Response::RPL_WELCOME).trailing(&format!("Welcome to the {network} IRC Network {mask}")),
+    );
+    ctx.send(&n(Response::RPL_YOURHOST).trailing(&format!(
+        "Your host is {}, running version {}",
+        server.name, server.version
+    )));
+    ctx.send(&n(Response::RPL_CREATED).trailing(&format!(
+        "This server was created {}",
+        httpdate::fmt_http_date(server.created)
+    )));
+    ctx.send(
+        &n(Response::RPL_MYINFO)
+            .param(&server.name)
+            .param(server.version)
+            .param(crate::server::isupport::USER_MODES)
+            .param(crate::server::isupport::CHANNEL_MODES)
+            .last("beIklov"),
+    );
+    for chunk in server.isupport.chunks(12) {
+        ctx.send(
+            &n(Response::RPL_ISUPPORT)
+                .params(chunk.iter().map(String::as_str))
+                .trailing("are supported by this server"),
+        );
+    }
+    info::send_lusers(ctx);
+    info::send_motd(ctx);
+}
+
+pub fn ping(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
+    let line = LineBuilder::new(Some(&ctx.server.name), "PONG")
+        .param(&ctx.server.name)
+        .trailing(msg.params[0]);
+    ctx.send(&line);
+    Flow::Continue
+}
+
+/// Any line resets the keepalive timer, so a PONG needs no handling.
+pub fn pong(_ctx: &mut Ctx<'_>, _msg: &Message<'_>) -> Flow {
+    Flow::Continue
+}
+
+pub fn quit(_ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
+    let reason = match msg.param(0).filter(|r| !r.is_empty()) {
+        Some(reason) => format!("Quit: {reason}"),
+        None => "Client Quit".to_owned(),
+    };
+    Flow::Quit(reason)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nick_syntax() {
+        assert!(is_valid_nick("alice", 30));
+        assert!(is_valid_nick("[away]_-9", 30));
+        assert!(!is_valid_nick("9lives", 30));
+        assert!(!is_valid_nick("-dash", 30));
+        assert!(!is_valid_nick("a b", 30));
+        assert!(!is_valid_nick("#chan", 30));
+        assert!(!is_valid_nick("toolongnick", 5));
+        assert!(!is_valid_nick("", 30));
+    }
+}

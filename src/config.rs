@@ -1,0 +1,295 @@
+//! The TOML configuration: schema, embedded defaults, overlaying a user
+//! file on them, and validation with messages that name the key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::casemap::CaseMapping;
+
+/// The defaults, compiled in so the server runs with no file at all.
+pub const DEFAULT_CONFIG: &str = include_str!("../conf/default.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub admin: AdminConfig,
+    pub limits: Limits,
+    #[serde(default)]
+    pub oper: Vec<OperConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub name: String,
+    pub network: String,
+    pub description: String,
+    pub listen: Vec<String>,
+    pub data_dir: PathBuf,
+    pub casemapping: CaseMapping,
+    pub password: String,
+    pub motd: String,
+    pub motd_file: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    pub location: String,
+    pub contact: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    pub max_clients: usize,
+    pub max_clients_per_ip: usize,
+    pub nick_length: usize,
+    pub channel_length: usize,
+    pub topic_length: usize,
+    pub away_length: usize,
+    pub kick_length: usize,
+    pub realname_length: usize,
+    pub channels_per_client: usize,
+    pub targets_per_message: usize,
+    pub list_entries: usize,
+    pub modes_per_command: usize,
+    pub monitor_entries: usize,
+    pub whowas_entries: usize,
+    pub sendq_bytes: usize,
+    pub registration_timeout_secs: u64,
+    pub ping_interval_secs: u64,
+    pub ping_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperConfig {
+    pub name: String,
+    pub password_hash: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{origin}: {message}")]
+    Syntax { origin: String, message: String },
+    #[error("{origin}: key `{key}`: {message}")]
+    Invalid {
+        origin: String,
+        key: String,
+        message: String,
+    },
+}
+
+impl Config {
+    /// The embedded defaults.
+    pub fn embedded() -> Config {
+        Self::from_toml_str("", "defaults").expect("the embedded default configuration is valid")
+    }
+
+    /// Reads `path` and lays it over the embedded defaults.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml_str(&text, &path.display().to_string())
+    }
+
+    /// Parses `text` (named `origin` in errors) over the embedded defaults.
+    pub fn from_toml_str(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let syntax = |e: toml::de::Error| ConfigError::Syntax {
+            origin: origin.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        };
+        let mut merged: toml::Table = DEFAULT_CONFIG.parse().map_err(syntax)?;
+        let user: toml::Table = text.parse().map_err(syntax)?;
+        overlay(&mut merged, user);
+        let config: Config =
+            serde_path_to_error::deserialize(toml::Value::Table(merged)).map_err(|e| {
+                ConfigError::Invalid {
+                    origin: origin.to_owned(),
+                    key: e.path().to_string(),
+                    message: e.inner().to_string(),
+                }
+            })?;
+        config
+            .validate()
+            .map_err(|(key, message)| ConfigError::Invalid {
+                origin: origin.to_owned(),
+                key: key.to_owned(),
+                message,
+            })?;
+        Ok(config)
+    }
+
+    /// The listen addresses, parsed. Validation guarantees they parse.
+    pub fn listen_addrs(&self) -> Vec<SocketAddr> {
+        self.server
+            .listen
+            .iter()
+            .filter_map(|a| a.parse().ok())
+            .collect()
+    }
+
+    /// The MOTD lines, from the inline text or the file.
+    pub fn motd_lines(&self) -> std::io::Result<Vec<String>> {
+        let text = if self.server.motd_file.is_empty() {
+            self.server.motd.clone()
+        } else {
+            std::fs::read_to_string(&self.server.motd_file)?
+        };
+        Ok(text.lines().map(str::to_owned).collect())
+    }
+
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        let s = &self.server;
+        if !is_valid_server_name(&s.name) {
+            return Err((
+                "server.name",
+                format!("{:?} is not a server name: use letters, digits, '-' and '.', with at least one '.'", s.name),
+            ));
+        }
+        if s.network.is_empty() || s.network.contains(' ') {
+            return Err(("server.network", "must be one word, not empty".into()));
+        }
+        if s.listen.is_empty() {
+            return Err(("server.listen", "needs at least one address".into()));
+        }
+        for addr in &s.listen {
+            if addr.parse::<SocketAddr>().is_err() {
+                return Err((
+                    "server.listen",
+                    format!("{addr:?} is not an address: write IP:PORT, e.g. \"127.0.0.1:6667\" or \"[::1]:6667\""),
+                ));
+            }
+        }
+        if s.password.contains(' ') {
+            return Err(("server.password", "may not contain spaces".into()));
+        }
+        let l = &self.limits;
+        let ranges: [(&'static str, usize, usize, usize); 12] = [
+            ("limits.max_clients", l.max_clients, 1, 1_000_000),
+            ("limits.nick_length", l.nick_length, 9, 64),
+            ("limits.channel_length", l.channel_length, 2, 200),
+            ("limits.topic_length", l.topic_length, 1, 400),
+            ("limits.away_length", l.away_length, 1, 400),
+            ("limits.kick_length", l.kick_length, 1, 400),
+            ("limits.realname_length", l.realname_length, 1, 400),
+            (
+                "limits.channels_per_client",
+                l.channels_per_client,
+                1,
+                10_000,
+            ),
+            ("limits.targets_per_message", l.targets_per_message, 1, 100),
+            ("limits.modes_per_command", l.modes_per_command, 1, 100),
+            ("limits.sendq_bytes", l.sendq_bytes, 4096, 1 << 30),
+            ("limits.list_entries", l.list_entries, 1, 100_000),
+        ];
+        for (key, value, min, max) in ranges {
+            if !(min..=max).contains(&value) {
+                return Err((
+                    key,
+                    format!("{value} is out of range: allowed {min} to {max}"),
+                ));
+            }
+        }
+        let timers = [
+            (
+                "limits.registration_timeout_secs",
+                l.registration_timeout_secs,
+            ),
+            ("limits.ping_interval_secs", l.ping_interval_secs),
+            ("limits.ping_timeout_secs", l.ping_timeout_secs),
+        ];
+        for (key, value) in timers {
+            if !(1..=86_400).contains(&value) {
+                return Err((
+                    key,
+                    format!("{value} is out of range: allowed 1 to 86400 seconds"),
+                ));
+            }
+        }
+        for oper in &self.oper {
+            if oper.name.is_empty() || oper.name.contains(' ') {
+                return Err(("oper.name", format!("{:?} must be one word", oper.name)));
+            }
+            if argon2::PasswordHash::new(&oper.password_hash).is_err() {
+                return Err((
+                    "oper.password_hash",
+                    format!("the hash for oper {:?} is not a PHC string; make one with `parlor mkpasswd`", oper.name),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn is_valid_server_name(name: &str) -> bool {
+    name.contains('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+}
+
+/// Tables merge key by key; any other value (arrays included) replaces.
+fn overlay(base: &mut toml::Table, over: toml::Table) {
+    for (key, value) in over {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(base_table)), toml::Value::Table(over_table)) => {
+                overlay(base_table, over_table)
+            }
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_defaults_parse() {
+        let config = Config::embedded();
+        assert_eq!(config.server.listen, ["127.0.0.1:6667"]);
+        assert_eq!(config.server.casemapping, CaseMapping::Rfc1459);
+    }
+
+    #[test]
+    fn a_partial_file_keeps_the_other_defaults() {
+        let config = Config::from_toml_str("[limits]\nnick_length = 20\n", "t").unwrap();
+        assert_eq!(config.limits.nick_length, 20);
+        assert_eq!(config.limits.topic_length, 390);
+    }
+
+    #[test]
+    fn unknown_keys_name_their_path() {
+        let err = Config::from_toml_str("[limits]\nnick_lenght = 20\n", "t").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("limits"), "{text}");
+        assert!(text.contains("nick_lenght"), "{text}");
+    }
+
+    #[test]
+    fn bad_values_say_what_is_allowed() {
+        let err = Config::from_toml_str("[server]\ncasemapping = \"utf8\"\n", "t").unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("server.casemapping") && text.contains("rfc1459"),
+            "{text}"
+        );
+        let err = Config::from_toml_str("[server]\nlisten = [\"nope\"]\n", "t").unwrap_err();
+        assert!(err.to_string().contains("server.listen"), "{err}");
+    }
+}

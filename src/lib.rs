@@ -1,0 +1,16 @@
+//! Parlor: an IRC-compatible community chat server.
+//!
+//! Data flows one way: socket → [`proto::codec`] → [`proto::Message`] →
+//! [`commands::dispatch`] → handler → state change and replies → each
+//! client's [`server::outbox`] → socket.
+
+pub mod casemap;
+pub mod commands;
+pub mod config;
+pub mod proto;
+pub mod server;
+
+pub use config::Config;
+pub use server::{run, spawn, ServerHandle};
+
+pub use commands::hash_password;

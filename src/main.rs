@@ -1,0 +1,126 @@
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use parlor::Config;
+
+/// Parlor: an IRC-compatible community chat server.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Configuration file, laid over the embedded defaults.
+    #[arg(long, short, global = true)]
+    config: Option<PathBuf>,
+    /// Address to listen on (IP:PORT); repeat for several. Replaces
+    /// server.listen.
+    #[arg(long, global = true)]
+    listen: Vec<String>,
+    /// Data directory. Replaces server.data_dir.
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Check a configuration file and exit: 0 if valid, 1 with the reason.
+    CheckConfig { file: PathBuf },
+    /// Read a password from standard input and print its Argon2 hash, for
+    /// `[[oper]] password_hash`.
+    Mkpasswd,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::CheckConfig { ref file }) => match Config::from_file(file) {
+            Ok(_) => {
+                println!("{}: OK", file.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        },
+        Some(Command::Mkpasswd) => mkpasswd(),
+        Some(Command::Serve) | None => serve(cli),
+    }
+}
+
+fn load_config(cli: &Cli) -> Result<Config, String> {
+    let mut config = match &cli.config {
+        Some(path) => Config::from_file(path).map_err(|e| e.to_string())?,
+        None => Config::embedded(),
+    };
+    if !cli.listen.is_empty() {
+        let overrides = cli
+            .listen
+            .iter()
+            .map(|a| format!("{a:?}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        // Re-validated through the same path as a file, so a bad address
+        // gets the same message.
+        Config::from_toml_str(&format!("[server]\nlisten = [{overrides}]\n"), "--listen")
+            .map_err(|e| e.to_string())?;
+        config.server.listen = cli.listen.clone();
+    }
+    if let Some(dir) = &cli.data_dir {
+        config.server.data_dir = dir.clone();
+    }
+    Ok(config)
+}
+
+fn serve(cli: Cli) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let config = match load_config(&cli) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(parlor::run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("parlor: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn mkpasswd() -> ExitCode {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprint!("Password (shown as you type): ");
+        let _ = std::io::stderr().flush();
+    }
+    let mut password = String::new();
+    if stdin.lock().read_line(&mut password).is_err() {
+        eprintln!("cannot read the password from standard input");
+        return ExitCode::FAILURE;
+    }
+    let password = password.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        eprintln!("the password is empty");
+        return ExitCode::FAILURE;
+    }
+    println!("{}", parlor::hash_password(password));
+    ExitCode::SUCCESS
+}

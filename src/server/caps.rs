@@ -1,0 +1,55 @@
+//! IRCv3 capabilities Parlor offers, as a small bit set per client.
+
+/// One capability.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cap {
+    MultiPrefix,
+    UserhostInNames,
+    CapNotify,
+}
+
+impl Cap {
+    /// Every capability offered, in the order `CAP LS` lists them.
+    pub const ALL: [Cap; 3] = [Cap::CapNotify, Cap::MultiPrefix, Cap::UserhostInNames];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Cap::MultiPrefix => "multi-prefix",
+            Cap::UserhostInNames => "userhost-in-names",
+            Cap::CapNotify => "cap-notify",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Cap> {
+        Cap::ALL.into_iter().find(|cap| cap.name() == name)
+    }
+
+    fn bit(self) -> u32 {
+        1 << (self as u32)
+    }
+}
+
+/// The capabilities one client has enabled.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Caps(u32);
+
+impl Caps {
+    pub fn has(self, cap: Cap) -> bool {
+        self.0 & cap.bit() != 0
+    }
+
+    pub fn set(&mut self, cap: Cap, enabled: bool) {
+        if enabled {
+            self.0 |= cap.bit();
+        } else {
+            self.0 &= !cap.bit();
+        }
+    }
+
+    pub fn names(self) -> impl Iterator<Item = &'static str> {
+        Cap::ALL
+            .into_iter()
+            .filter(move |c| self.has(*c))
+            .map(Cap::name)
+    }
+}

@@ -1,0 +1,201 @@
+//! A channel's state: members with their prefixes, modes, lists and topic.
+
+use std::collections::{HashMap, HashSet};
+
+use bytes::Bytes;
+
+use super::world::{ClientId, Clients};
+use crate::proto::mask::wildcard_match;
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Membership {
+    pub op: bool,
+    pub voice: bool,
+}
+
+impl Membership {
+    /// The prefix shown before a nick: the highest one, or all of them for
+    /// clients with `multi-prefix`.
+    pub fn prefix(self, multi_prefix: bool) -> &'static str {
+        match (self.op, self.voice, multi_prefix) {
+            (true, true, true) => "@+",
+            (true, _, _) => "@",
+            (false, true, _) => "+",
+            (false, false, _) => "",
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ChannelModes {
+    pub invite_only: bool,
+    pub moderated: bool,
+    pub no_external: bool,
+    pub topic_lock: bool,
+    pub secret: bool,
+    pub private: bool,
+    pub key: Option<String>,
+    pub limit: Option<usize>,
+}
+
+impl ChannelModes {
+    /// Modes a new channel starts with.
+    pub fn new_channel() -> ChannelModes {
+        ChannelModes {
+            no_external: true,
+            topic_lock: true,
+            ..ChannelModes::default()
+        }
+    }
+
+    /// `+ntk key` style: the mode word followed by its parameters. The key
+    /// is only shown to members.
+    pub fn describe(&self, show_key: bool) -> Vec<String> {
+        let mut word = String::from("+");
+        let flags = [
+            (self.invite_only, 'i'),
+            (self.moderated, 'm'),
+            (self.no_external, 'n'),
+            (self.private, 'p'),
+            (self.secret, 's'),
+            (self.topic_lock, 't'),
+        ];
+        word.extend(flags.iter().filter(|(on, _)| *on).map(|(_, c)| c));
+        let mut params = Vec::new();
+        if let Some(key) = &self.key {
+            word.push('k');
+            params.push(if show_key {
+                key.clone()
+            } else {
+                "*".to_owned()
+            });
+        }
+        if let Some(limit) = self.limit {
+            word.push('l');
+            params.push(limit.to_string());
+        }
+        let mut out = vec![word];
+        out.extend(params);
+        out
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Topic {
+    pub text: String,
+    pub set_by: String,
+    pub set_at: u64,
+}
+
+/// One entry of a ban, exception or invite-exception list.
+#[derive(Debug, Clone)]
+pub struct ListEntry {
+    pub mask: String,
+    /// The casefolded mask, matched against casefolded `nick!user@host`.
+    pub folded: String,
+    pub set_by: String,
+    pub set_at: u64,
+}
+
+#[derive(Debug)]
+pub struct Channel {
+    pub name: String,
+    pub created: u64,
+    pub topic: Option<Topic>,
+    pub members: HashMap<ClientId, Membership>,
+    pub modes: ChannelModes,
+    pub bans: Vec<ListEntry>,
+    pub excepts: Vec<ListEntry>,
+    pub invex: Vec<ListEntry>,
+    /// Clients invited with INVITE; used once, on their next JOIN.
+    pub invited: HashSet<ClientId>,
+}
+
+impl Channel {
+    pub fn new(name: String, created: u64) -> Channel {
+        Channel {
+            name,
+            created,
+            topic: None,
+            members: HashMap::new(),
+            modes: ChannelModes::new_channel(),
+            bans: Vec::new(),
+            excepts: Vec::new(),
+            invex: Vec::new(),
+            invited: HashSet::new(),
+        }
+    }
+
+    pub fn is_member(&self, id: ClientId) -> bool {
+        self.members.contains_key(&id)
+    }
+
+    pub fn is_op(&self, id: ClientId) -> bool {
+        self.members.get(&id).is_some_and(|m| m.op)
+    }
+
+    /// Whether a client with this casefolded mask is banned (and not
+    /// excepted).
+    pub fn is_banned(&self, folded_mask: &str) -> bool {
+        let matches =
+            |list: &[ListEntry]| list.iter().any(|e| wildcard_match(&e.folded, folded_mask));
+        matches(&self.bans) && !matches(&self.excepts)
+    }
+
+    pub fn is_invite_excepted(&self, folded_mask: &str) -> bool {
+        self.invex
+            .iter()
+            .any(|e| wildcard_match(&e.folded, folded_mask))
+    }
+
+    /// Whether the channel is hidden from people outside it.
+    pub fn is_hidden(&self) -> bool {
+        self.modes.secret || self.modes.private
+    }
+
+    /// Whether `id` may speak here: members unless `+m` (then only voiced
+    /// and ops), outsiders only without `+n`; banned members may not.
+    pub fn may_speak(&self, id: ClientId, folded_mask: &str) -> bool {
+        match self.members.get(&id) {
+            Some(m) if m.op || m.voice => true,
+            Some(_) => !self.modes.moderated && !self.is_banned(folded_mask),
+            None => {
+                !self.modes.no_external && !self.modes.moderated && !self.is_banned(folded_mask)
+            }
+        }
+    }
+
+    /// Queues `line` for every member but `except`, in one pass.
+    pub fn broadcast(&self, clients: &Clients, line: &Bytes, except: Option<ClientId>) {
+        for &member in self.members.keys() {
+            if Some(member) == except {
+                continue;
+            }
+            if let Some(client) = clients.get(&member) {
+                client.outbox.send(line);
+            }
+        }
+    }
+
+    /// Like [`Channel::broadcast`], limited to members with at least the
+    /// given status (`@` ops, `+` voiced and ops): STATUSMSG.
+    pub fn broadcast_status(
+        &self,
+        clients: &Clients,
+        line: &Bytes,
+        except: ClientId,
+        min_status: char,
+    ) {
+        for (&member, m) in &self.members {
+            let qualifies = match min_status {
+                '@' => m.op,
+                _ => m.op || m.voice,
+            };
+            if member != except && qualifies {
+                if let Some(client) = clients.get(&member) {
+                    client.outbox.send(line);
+                }
+            }
+        }
+    }
+}

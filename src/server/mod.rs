@@ -1,0 +1,197 @@
+//! The running server: listeners, connections, shared state and shutdown.
+
+pub mod caps;
+pub mod channel;
+mod connection;
+pub mod isupport;
+pub mod outbox;
+pub mod world;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use world::World;
+
+/// How long a shutdown waits for clients to take their last lines.
+const SHUTDOWN_FLUSH: Duration = Duration::from_secs(5);
+
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Everything the connections share.
+pub struct Server {
+    pub config: Config,
+    pub name: String,
+    // One lock for the network state. Critical sections are short and
+    // synchronous (no `.await` inside), so a blocking mutex is the right
+    // tool; it also gives every channel one order of events.
+    world: Mutex<World>,
+    pub isupport: Vec<String>,
+    pub motd: Vec<String>,
+    pub created: SystemTime,
+    pub version: &'static str,
+    next_client_id: AtomicU64,
+    connections: AtomicUsize,
+    shutdown: CancellationToken,
+}
+
+impl Server {
+    pub fn new(config: Config) -> anyhow::Result<Server> {
+        let motd = config.motd_lines().with_context(|| {
+            format!("cannot read server.motd_file {:?}", config.server.motd_file)
+        })?;
+        let world = World::new(
+            config.server.casemapping,
+            config.server.name.clone(),
+            config.limits.whowas_entries,
+        );
+        Ok(Server {
+            name: config.server.name.clone(),
+            isupport: isupport::tokens(&config),
+            motd,
+            world: Mutex::new(world),
+            created: SystemTime::now(),
+            version: concat!("parlor-", env!("CARGO_PKG_VERSION")),
+            next_client_id: AtomicU64::new(1),
+            connections: AtomicUsize::new(0),
+            shutdown: CancellationToken::new(),
+            config,
+        })
+    }
+
+    /// Locks the network state. Never hold the guard across an `.await`.
+    pub fn world(&self) -> MutexGuard<'_, World> {
+        // Handlers keep the state consistent at every step that can panic,
+        // so the state behind a poisoned lock is still usable; refusing it
+        // would take the whole server down with one bad command.
+        self.world.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutdown.is_cancelled()
+    }
+}
+
+/// A server started in this process.
+pub struct ServerHandle {
+    server: Arc<Server>,
+    addrs: Vec<SocketAddr>,
+    tracker: TaskTracker,
+}
+
+impl ServerHandle {
+    /// The addresses actually bound (port 0 resolved).
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addrs[0]
+    }
+
+    pub fn server(&self) -> &Arc<Server> {
+        &self.server
+    }
+
+    /// Stops accepting, tells every client `ERROR`, and waits (bounded) for
+    /// their queued output to be written.
+    pub async fn shutdown(self) {
+        info!("shutting down");
+        self.server.shutdown.cancel();
+        self.tracker.close();
+        if tokio::time::timeout(SHUTDOWN_FLUSH, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            warn!("some clients did not take their last lines in time");
+        }
+    }
+}
+
+/// Binds every listen address, creates the data directory and starts
+/// accepting connections.
+pub async fn spawn(config: Config) -> anyhow::Result<ServerHandle> {
+    std::fs::create_dir_all(&config.server.data_dir).with_context(|| {
+        format!(
+            "cannot create data directory {}",
+            config.server.data_dir.display()
+        )
+    })?;
+    let server = Arc::new(Server::new(config)?);
+    let tracker = TaskTracker::new();
+    let mut addrs = Vec::new();
+    for addr in server.config.listen_addrs() {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        let local = listener.local_addr()?;
+        info!(address = %local, "listening for IRC");
+        addrs.push(local);
+        tracker.spawn(accept_loop(server.clone(), listener, tracker.clone()));
+    }
+    Ok(ServerHandle {
+        server,
+        addrs,
+        tracker,
+    })
+}
+
+async fn accept_loop(server: Arc<Server>, listener: TcpListener, tracker: TaskTracker) {
+    loop {
+        let accepted = tokio::select! {
+            () = server.shutdown.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                // Usually EMFILE; back off instead of spinning.
+                warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let count = server.connections.fetch_add(1, Ordering::Relaxed) + 1;
+        let server = server.clone();
+        tracker.spawn(async move {
+            if count > server.config.limits.max_clients {
+                connection::refuse(stream, "Server is full").await;
+            } else {
+                connection::serve(server.clone(), stream, peer).await;
+            }
+            server.connections.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+}
+
+/// Runs the server until SIGINT or SIGTERM, then shuts down cleanly.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let handle = spawn(config).await?;
+    wait_for_signal().await?;
+    handle.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate())?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result?,
+        _ = terminate.recv() => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,231 @@
+//! A client's outbound queue (its "sendq") and the task that drains it.
+//!
+//! Senders push shared `Bytes` handles without waiting; the writer task takes
+//! everything queued at once and writes it in one syscall. A client whose
+//! queue passes its byte limit is cut off instead of growing memory or
+//! slowing down the sender.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// Largest batch copied into one write; bigger batches go out in pieces.
+const MAX_WRITE_BATCH: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Open,
+    /// Closed by the server: queued lines are still flushed.
+    Closing,
+    /// The sendq limit was passed: queued lines are dropped.
+    Overflowed,
+}
+
+#[derive(Debug)]
+struct Queue {
+    lines: VecDeque<Bytes>,
+    bytes: usize,
+    state: State,
+}
+
+#[derive(Debug)]
+struct Shared {
+    // A blocking mutex: every critical section is a push or a swap and never
+    // crosses an `.await`.
+    queue: Mutex<Queue>,
+    wake_writer: Notify,
+    limit: usize,
+    /// Cancelled when the connection must end (closed or overflowed); the
+    /// connection's reader watches it.
+    ended: CancellationToken,
+}
+
+/// The sending side of a client's queue. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    shared: Arc<Shared>,
+}
+
+impl Outbox {
+    pub fn new(limit: usize) -> Outbox {
+        Outbox {
+            shared: Arc::new(Shared {
+                queue: Mutex::new(Queue {
+                    lines: VecDeque::new(),
+                    bytes: 0,
+                    state: State::Open,
+                }),
+                wake_writer: Notify::new(),
+                limit,
+                ended: CancellationToken::new(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        // A panic while holding this lock cannot leave the queue half-updated
+        // (each section is one push or swap), so a poisoned lock is usable.
+        self.shared.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues one line. Returns `false` if the client is gone or this line
+    /// passed its sendq limit (the connection is then being cut off).
+    pub fn send(&self, line: &Bytes) -> bool {
+        let mut queue = self.lock();
+        if queue.state != State::Open {
+            return false;
+        }
+        if queue.bytes + line.len() > self.shared.limit {
+            queue.state = State::Overflowed;
+            queue.lines.clear();
+            queue.bytes = 0;
+            drop(queue);
+            self.shared.ended.cancel();
+            self.shared.wake_writer.notify_one();
+            return false;
+        }
+        queue.bytes += line.len();
+        queue.lines.push_back(line.clone());
+        drop(queue);
+        self.shared.wake_writer.notify_one();
+        true
+    }
+
+    /// Queues a last line (typically `ERROR`), then closes: the writer
+    /// flushes what is queued and shuts the socket.
+    pub fn close_with(&self, last_line: Bytes) {
+        let mut queue = self.lock();
+        if queue.state == State::Open {
+            queue.bytes += last_line.len();
+            queue.lines.push_back(last_line);
+            queue.state = State::Closing;
+        }
+        drop(queue);
+        self.shared.ended.cancel();
+        self.shared.wake_writer.notify_one();
+    }
+
+    pub fn is_overflowed(&self) -> bool {
+        self.lock().state == State::Overflowed
+    }
+
+    /// Resolves when the connection must end.
+    pub fn ended(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
+        self.shared.ended.cancelled()
+    }
+
+    pub fn is_ended(&self) -> bool {
+        self.shared.ended.is_cancelled()
+    }
+
+    /// Bytes waiting to be written.
+    pub fn queued_bytes(&self) -> usize {
+        self.lock().bytes
+    }
+
+    /// Drains the queue into `socket` until the outbox is closed. Returns
+    /// when everything queued before the close was written, the sendq
+    /// overflowed, or the socket failed.
+    pub async fn run_writer<W: AsyncWrite + Unpin>(&self, mut socket: W) {
+        let mut batch: Vec<u8> = Vec::new();
+        loop {
+            let (lines, state) = {
+                let mut queue = self.lock();
+                let lines = std::mem::take(&mut queue.lines);
+                (lines, queue.state)
+            };
+            if state == State::Overflowed {
+                let error = b"ERROR :SendQ exceeded\r\n";
+                let _ = tokio::time::timeout(Duration::from_secs(1), socket.write_all(error)).await;
+                break;
+            }
+            if lines.is_empty() {
+                if state == State::Closing {
+                    break;
+                }
+                self.shared.wake_writer.notified().await;
+                continue;
+            }
+            if self
+                .write_lines(&mut socket, lines, &mut batch)
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(1), socket.shutdown()).await;
+    }
+
+    async fn write_lines<W: AsyncWrite + Unpin>(
+        &self,
+        socket: &mut W,
+        lines: VecDeque<Bytes>,
+        batch: &mut Vec<u8>,
+    ) -> std::io::Result<()> {
+        let mut written = 0;
+        let mut lines = lines.into_iter().peekable();
+        while lines.peek().is_some() {
+            batch.clear();
+            while let Some(line) =
+                lines.next_if(|l| batch.is_empty() || batch.len() + l.len() <= MAX_WRITE_BATCH)
+            {
+                batch.extend_from_slice(&line);
+            }
+            // The write is raced against an overflow so that a client that
+            // stopped reading cannot keep this task blocked forever.
+            tokio::select! {
+                result = socket.write_all(batch) => result?,
+                () = self.overflowed() => return Err(std::io::ErrorKind::BrokenPipe.into()),
+            }
+            written += batch.len();
+        }
+        let mut queue = self.lock();
+        queue.bytes = queue.bytes.saturating_sub(written);
+        drop(queue);
+        if batch.capacity() > MAX_WRITE_BATCH {
+            // Keep idle clients small after a burst.
+            *batch = Vec::new();
+        }
+        Ok(())
+    }
+
+    async fn overflowed(&self) {
+        self.shared.ended.cancelled().await;
+        if !self.is_overflowed() {
+            // Closed normally: the writer keeps flushing.
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passing_the_limit_overflows_and_ends_the_connection() {
+        let outbox = Outbox::new(10);
+        assert!(outbox.send(&Bytes::from_static(b"12345\r\n")));
+        assert!(!outbox.send(&Bytes::from_static(b"12345\r\n")));
+        assert!(outbox.is_overflowed());
+        assert!(outbox.is_ended());
+        assert_eq!(outbox.queued_bytes(), 0);
+    }
+
+    #[tokio::test]
+    async fn closing_flushes_what_was_queued() {
+        let outbox = Outbox::new(1024);
+        outbox.send(&Bytes::from_static(b"A\r\n"));
+        outbox.close_with(Bytes::from_static(b"ERROR :bye\r\n"));
+        assert!(!outbox.send(&Bytes::from_static(b"late\r\n")));
+        let mut written = Vec::new();
+        outbox.run_writer(&mut written).await;
+        assert_eq!(written, b"A\r\nERROR :bye\r\n");
+    }
+}

@@ -1,0 +1,338 @@
+//! The network's state: clients, the nick index, channels, WHOWAS and
+//! MONITOR. It lives behind one mutex in [`super::Server`]; every operation
+//! here is synchronous, so the lock is never held across an `.await`, and
+//! because each fan-out happens under it, every member of a channel sees
+//! that channel's events in the same order.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::IpAddr;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::caps::Caps;
+use super::channel::Channel;
+use super::outbox::Outbox;
+use crate::casemap::CaseMapping;
+use crate::proto::numeric::Response;
+use crate::proto::LineBuilder;
+
+pub type ClientId = u64;
+pub type Clients = HashMap<ClientId, Client>;
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct UserModes {
+    pub invisible: bool,
+    pub oper: bool,
+    pub wallops: bool,
+}
+
+impl UserModes {
+    pub fn describe(self) -> String {
+        let mut out = String::from("+");
+        for (on, c) in [(self.invisible, 'i'), (self.oper, 'o'), (self.wallops, 'w')] {
+            if on {
+                out.push(c);
+            }
+        }
+        out
+    }
+}
+
+#[derive(Debug)]
+pub struct Client {
+    pub id: ClientId,
+    /// `*` until the client picks one.
+    pub nick: String,
+    pub user: String,
+    pub realname: String,
+    pub host: String,
+    pub ip: IpAddr,
+    /// `nick!user@host`, kept current so each message needs no formatting
+    /// of its source.
+    pub mask: String,
+    pub registered: bool,
+    pub modes: UserModes,
+    pub away: Option<String>,
+    /// Casefolded names of the channels the client is in.
+    pub channels: HashSet<String>,
+    /// Casefolded nicks the client watches with MONITOR.
+    pub monitoring: HashSet<String>,
+    pub caps: Caps,
+    pub outbox: Outbox,
+    /// Unix time of connection.
+    pub signon: u64,
+    /// Last time the client sent a message, for WHOIS idle time.
+    pub last_active: Instant,
+}
+
+impl Client {
+    pub fn new(id: ClientId, ip: IpAddr, outbox: Outbox, signon: u64) -> Client {
+        let host = ip.to_string();
+        Client {
+            id,
+            nick: "*".to_owned(),
+            user: String::new(),
+            realname: String::new(),
+            mask: String::new(),
+            host,
+            ip,
+            registered: false,
+            modes: UserModes::default(),
+            away: None,
+            channels: HashSet::new(),
+            monitoring: HashSet::new(),
+            caps: Caps::default(),
+            outbox,
+            signon,
+            last_active: Instant::now(),
+        }
+    }
+
+    pub fn has_nick(&self) -> bool {
+        self.nick != "*"
+    }
+
+    pub fn update_mask(&mut self) {
+        self.mask = format!("{}!{}@{}", self.nick, self.user, self.host);
+    }
+
+    pub fn send(&self, line: &Bytes) {
+        self.outbox.send(line);
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct WhowasEntry {
+    pub folded: String,
+    pub nick: String,
+    pub user: String,
+    pub host: String,
+    pub realname: String,
+    pub server: String,
+    pub left_at: u64,
+}
+
+#[derive(Debug)]
+pub struct World {
+    pub casemapping: CaseMapping,
+    pub server_name: String,
+    pub clients: Clients,
+    /// Casefolded nick → client, registered or not.
+    pub nicks: HashMap<String, ClientId>,
+    /// Casefolded name → channel.
+    pub channels: HashMap<String, Channel>,
+    pub whowas: VecDeque<WhowasEntry>,
+    whowas_limit: usize,
+    /// Casefolded nick → clients watching it.
+    pub monitors: HashMap<String, HashSet<ClientId>>,
+    pub connections_per_ip: HashMap<IpAddr, usize>,
+    /// Most registered users seen at once, for LUSERS.
+    pub peak_users: usize,
+}
+
+impl World {
+    pub fn new(casemapping: CaseMapping, server_name: String, whowas_limit: usize) -> World {
+        World {
+            casemapping,
+            server_name,
+            clients: HashMap::new(),
+            nicks: HashMap::new(),
+            channels: HashMap::new(),
+            whowas: VecDeque::new(),
+            whowas_limit,
+            monitors: HashMap::new(),
+            connections_per_ip: HashMap::new(),
+            peak_users: 0,
+        }
+    }
+
+    pub fn fold(&self, name: &str) -> String {
+        self.casemapping.fold(name)
+    }
+
+    pub fn add_client(&mut self, client: Client) {
+        *self.connections_per_ip.entry(client.ip).or_default() += 1;
+        self.clients.insert(client.id, client);
+    }
+
+    pub fn client_by_nick(&self, nick: &str) -> Option<&Client> {
+        let id = self.nicks.get(&self.fold(nick))?;
+        self.clients.get(id)
+    }
+
+    /// Registered clients only: an unregistered connection holding a nick is
+    /// not someone you can message or look up.
+    pub fn registered_by_nick(&self, nick: &str) -> Option<&Client> {
+        self.client_by_nick(nick).filter(|c| c.registered)
+    }
+
+    pub fn channel(&self, name: &str) -> Option<&Channel> {
+        self.channels.get(&self.fold(name))
+    }
+
+    /// Everyone who shares at least one channel with `id`, each once.
+    pub fn peers(&self, id: ClientId) -> HashSet<ClientId> {
+        let mut peers = HashSet::new();
+        if let Some(client) = self.clients.get(&id) {
+            for name in &client.channels {
+                if let Some(channel) = self.channels.get(name) {
+                    peers.extend(channel.members.keys().copied());
+                }
+            }
+        }
+        peers.remove(&id);
+        peers
+    }
+
+    /// Queues `line` for every peer of `id` once, and for `id` itself when
+    /// `include_self`.
+    pub fn send_to_peers(&self, id: ClientId, line: &Bytes, include_self: bool) {
+        for peer in self.peers(id) {
+            if let Some(client) = self.clients.get(&peer) {
+                client.send(line);
+            }
+        }
+        if include_self {
+            if let Some(client) = self.clients.get(&id) {
+                client.send(line);
+            }
+        }
+    }
+
+    /// Gives `id` the nick `new_nick` (already validated and known free).
+    pub fn set_nick(&mut self, id: ClientId, new_nick: &str) {
+        let folded_new = self.fold(new_nick);
+        let Some(client) = self.clients.get_mut(&id) else {
+            return;
+        };
+        let old_nick = std::mem::replace(&mut client.nick, new_nick.to_owned());
+        client.update_mask();
+        let registered = client.registered;
+        let old_folded = (old_nick != "*").then(|| self.casemapping.fold(&old_nick));
+        if let Some(old_folded) = &old_folded {
+            if self.nicks.get(old_folded) == Some(&id) {
+                self.nicks.remove(old_folded);
+            }
+        }
+        self.nicks.insert(folded_new.clone(), id);
+        if registered && old_folded.as_deref() != Some(folded_new.as_str()) {
+            if let Some(old_folded) = &old_folded {
+                self.remember_whowas(id, &old_nick, old_folded.clone());
+                self.notify_monitors_offline(old_folded, &old_nick);
+            }
+            self.notify_monitors_online(id);
+        }
+    }
+
+    /// Records a nick that is going away for WHOWAS.
+    fn remember_whowas(&mut self, id: ClientId, nick: &str, folded: String) {
+        let Some(client) = self.clients.get(&id) else {
+            return;
+        };
+        let entry = WhowasEntry {
+            folded,
+            nick: nick.to_owned(),
+            user: client.user.clone(),
+            host: client.host.clone(),
+            realname: client.realname.clone(),
+            server: self.server_name.clone(),
+            left_at: super::unix_now(),
+        };
+        if self.whowas_limit == 0 {
+            return;
+        }
+        if self.whowas.len() >= self.whowas_limit {
+            self.whowas.pop_back();
+        }
+        self.whowas.push_front(entry);
+    }
+
+    /// 730 to everyone watching the nick `id` now has.
+    pub fn notify_monitors_online(&self, id: ClientId) {
+        let Some(client) = self.clients.get(&id) else {
+            return;
+        };
+        let Some(watchers) = self.monitors.get(&self.fold(&client.nick)) else {
+            return;
+        };
+        for watcher in watchers.iter().filter_map(|w| self.clients.get(w)) {
+            let line =
+                LineBuilder::numeric(&self.server_name, Response::RPL_MONONLINE, &watcher.nick)
+                    .trailing(&client.mask);
+            watcher.send(&line);
+        }
+    }
+
+    fn notify_monitors_offline(&self, folded: &str, nick: &str) {
+        let Some(watchers) = self.monitors.get(folded) else {
+            return;
+        };
+        for watcher in watchers.iter().filter_map(|w| self.clients.get(w)) {
+            let line =
+                LineBuilder::numeric(&self.server_name, Response::RPL_MONOFFLINE, &watcher.nick)
+                    .trailing(nick);
+            watcher.send(&line);
+        }
+    }
+
+    /// Removes a client from the network: its peers see `QUIT :reason` once
+    /// each (`reason` is shown as given: the QUIT command passes
+    /// `Quit: text`), WHOWAS remembers it, watchers hear it went offline,
+    /// its channels forget it, and its connection is closed after `ERROR`.
+    /// Returns `false` if the client was already gone.
+    pub fn remove_client(&mut self, id: ClientId, reason: &str) -> bool {
+        let Some(client) = self.clients.get(&id) else {
+            return false;
+        };
+        let error = LineBuilder::new(None, "ERROR")
+            .trailing(&format!("Closing link: {} ({reason})", client.host));
+        client.outbox.close_with(error);
+        if client.registered {
+            let quit = LineBuilder::new(Some(&client.mask), "QUIT").trailing(reason);
+            let nick = client.nick.clone();
+            let folded = self.fold(&nick);
+            self.send_to_peers(id, &quit, false);
+            self.remember_whowas(id, &nick, folded.clone());
+            self.notify_monitors_offline(&folded, &nick);
+        }
+
+        let client = self.clients.remove(&id).expect("checked above");
+        for name in &client.channels {
+            if let Some(channel) = self.channels.get_mut(name) {
+                channel.members.remove(&id);
+                if channel.members.is_empty() {
+                    self.channels.remove(name);
+                }
+            }
+        }
+        for channel in self.channels.values_mut() {
+            channel.invited.remove(&id);
+        }
+        for watched in &client.monitoring {
+            if let Some(watchers) = self.monitors.get_mut(watched) {
+                watchers.remove(&id);
+                if watchers.is_empty() {
+                    self.monitors.remove(watched);
+                }
+            }
+        }
+        if let Some(count) = self.connections_per_ip.get_mut(&client.ip) {
+            *count -= 1;
+            if *count == 0 {
+                self.connections_per_ip.remove(&client.ip);
+            }
+        }
+        if client.has_nick() {
+            let folded = self.fold(&client.nick);
+            if self.nicks.get(&folded) == Some(&id) {
+                self.nicks.remove(&folded);
+            }
+        }
+        true
+    }
+
+    pub fn registered_count(&self) -> usize {
+        self.clients.values().filter(|c| c.registered).count()
+    }
+}
