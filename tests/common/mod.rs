@@ -1,0 +1,232 @@
+//! Test support: a server started in-process on 127.0.0.1:0 with its own
+//! data directory, and a raw TCP client that reads lines with timeouts and
+//! shows everything it received when an expectation fails.
+//!
+//! Every line a test client receives is also parsed by `irc-proto`, an
+//! independent parser, so malformed output fails the test that caused it.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+use parlor::{Config, ServerHandle};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+
+/// How long any single expectation waits before failing.
+pub const WAIT: Duration = Duration::from_secs(10);
+/// The server name every test server uses.
+pub const SERVER: &str = "irc.test";
+
+pub struct TestServer {
+    handle: Option<ServerHandle>,
+    pub addr: SocketAddr,
+    pub data_dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    /// A server on the defaults, named `irc.test`.
+    pub async fn start() -> TestServer {
+        TestServer::start_with("").await
+    }
+
+    /// A server with `extra` TOML laid over the test defaults.
+    pub async fn start_with(extra: &str) -> TestServer {
+        let data_dir = tempfile::tempdir().expect("temporary data directory");
+        let base = format!(
+            "[server]\nname = \"{SERVER}\"\nlisten = [\"127.0.0.1:0\"]\ndata_dir = {:?}\n",
+            data_dir.path().display().to_string()
+        );
+        let config = Config::from_toml_str(&merge_toml(&base, extra), "test").expect("test configuration is valid");
+        let handle = parlor::spawn(config).await.expect("server starts");
+        let addr = handle.local_addr();
+        TestServer {
+            handle: Some(handle),
+            addr,
+            data_dir,
+        }
+    }
+
+    pub fn handle(&self) -> &ServerHandle {
+        self.handle.as_ref().expect("server running")
+    }
+
+    /// A raw, unregistered connection.
+    pub async fn connect(&self) -> Client {
+        Client::connect(self.addr).await
+    }
+
+    /// A connection registered as `nick` (user `nick`, realname `Real
+    /// nick`), with the welcome burst already read up to the end of MOTD.
+    pub async fn client(&self, nick: &str) -> Client {
+        let mut client = self.connect().await;
+        client.register(nick).await;
+        client
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(handle) = self.handle.take() {
+            handle.shutdown().await;
+        }
+    }
+}
+
+/// Lays `extra` over `base` as TOML tables, so tests can set keys in
+/// `[server]` too.
+fn merge_toml(base: &str, extra: &str) -> String {
+    let mut base: toml::Table = base.parse().expect("base TOML");
+    let extra: toml::Table = extra.parse().expect("test TOML is valid");
+    for (key, value) in extra {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(e)) => b.extend(e),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+    toml::to_string(&base).expect("TOML serializes")
+}
+
+pub struct Client {
+    reader: BufReader<OwnedReadHalf>,
+    writer: OwnedWriteHalf,
+    pub nick: String,
+    /// Every line received so far, for failure messages.
+    pub log: Vec<String>,
+    sync_counter: u32,
+}
+
+impl Client {
+    pub async fn connect(addr: SocketAddr) -> Client {
+        let stream = tokio::time::timeout(WAIT, TcpStream::connect(addr))
+            .await
+            .expect("connect in time")
+            .expect("connect");
+        let (read, writer) = stream.into_split();
+        Client {
+            reader: BufReader::new(read),
+            writer,
+            nick: "*".to_owned(),
+            log: Vec::new(),
+            sync_counter: 0,
+        }
+    }
+
+    pub async fn register(&mut self, nick: &str) {
+        self.send(&format!("NICK {nick}")).await;
+        self.send(&format!("USER {nick} 0 * :Real {nick}")).await;
+        self.nick = nick.to_owned();
+        self.expect_numeric("001").await;
+        self.skip_until(|l| l.contains(" 376 ") || l.contains(" 422 ")).await;
+    }
+
+    /// `nick!~nick@127.0.0.1`, the source other clients see.
+    pub fn mask(&self) -> String {
+        format!("{0}!~{0}@127.0.0.1", self.nick)
+    }
+
+    pub async fn send(&mut self, line: &str) {
+        self.send_raw(format!("{line}\r\n").as_bytes()).await;
+    }
+
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).await.expect("write to server");
+    }
+
+    /// The next line, without its line ending; `None` at end of stream.
+    pub async fn try_next_line(&mut self) -> Option<String> {
+        let mut buf = Vec::new();
+        let read = tokio::time::timeout(WAIT, self.reader.read_until(b'\n', &mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("no line within {WAIT:?}; received so far:\n{}", self.log.join("\n")));
+        match read {
+            Ok(0) | Err(_) => None,
+            Ok(_) => {
+                assert!(buf.ends_with(b"\r\n"), "line not ended by CRLF: {buf:?}");
+                buf.truncate(buf.len() - 2);
+                let line = String::from_utf8(buf).expect("server sends UTF-8");
+                if let Err(e) = irc_proto::Message::from_str(&line) {
+                    panic!("irc-proto cannot parse {line:?}: {e}");
+                }
+                self.log.push(line.clone());
+                Some(line)
+            }
+        }
+    }
+
+    pub async fn next_line(&mut self) -> String {
+        match self.try_next_line().await {
+            Some(line) => line,
+            None => panic!("connection closed; received so far:\n{}", self.log.join("\n")),
+        }
+    }
+
+    /// Asserts the next line is exactly `expected`.
+    pub async fn expect_line(&mut self, expected: &str) {
+        let line = self.next_line().await;
+        assert_eq!(line, expected, "unexpected line; received so far:\n{}", self.log.join("\n"));
+    }
+
+    /// Reads until a line satisfies `pred`, returning it.
+    pub async fn skip_until(&mut self, pred: impl Fn(&str) -> bool) -> String {
+        loop {
+            let line = self.next_line().await;
+            if pred(&line) {
+                return line;
+            }
+        }
+    }
+
+    /// Reads until a numeric `code` addressed to this client arrives.
+    pub async fn expect_numeric(&mut self, code: &str) -> String {
+        let pattern = format!(" {code} ");
+        self.skip_until(|l| l.starts_with(&format!(":{SERVER}")) && l.contains(&pattern)).await
+    }
+
+    /// Sends a PING and returns every line received before its PONG: the
+    /// complete answer to everything sent earlier, since the server handles
+    /// a client's lines in order.
+    pub async fn sync(&mut self) -> Vec<String> {
+        self.sync_counter += 1;
+        let token = format!("sync-{}", self.sync_counter);
+        self.send(&format!("PING {token}")).await;
+        let pong = format!(":{SERVER} PONG {SERVER} :{token}");
+        let mut lines = Vec::new();
+        loop {
+            let line = self.next_line().await;
+            if line == pong {
+                return lines;
+            }
+            lines.push(line);
+        }
+    }
+
+    /// Sends `line` and returns exactly what came back for it.
+    pub async fn exchange(&mut self, line: &str) -> Vec<String> {
+        self.send(line).await;
+        self.sync().await
+    }
+
+    /// Asserts nothing arrived that was not read yet.
+    pub async fn expect_nothing(&mut self) {
+        let lines = self.sync().await;
+        assert!(lines.is_empty(), "expected nothing, got:\n{}", lines.join("\n"));
+    }
+
+    /// Reads until the server closes the connection, returning the lines.
+    pub async fn read_to_end(&mut self) -> Vec<String> {
+        let mut lines = Vec::new();
+        while let Some(line) = self.try_next_line().await {
+            lines.push(line);
+        }
+        lines
+    }
+}
+
+/// `:irc.test CODE nick rest` — a numeric as a test expects it.
+pub fn numeric(code: &str, nick: &str, rest: &str) -> String {
+    format!(":{SERVER} {code} {nick} {rest}")
+}
