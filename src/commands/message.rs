@@ -93,7 +93,7 @@ fn relay(ctx: &Ctx<'_>, msg: &Message<'_>, kind: Kind) -> Flow {
                 }
                 continue;
             };
-            let may_speak = me.modes.oper || channel.may_speak(id, &world.fold(&me.mask));
+            let may_speak = me.modes.oper || channel.may_speak(id, || world.fold(&me.mask));
             if !may_speak {
                 if errors {
                     me.send(

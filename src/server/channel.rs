@@ -155,13 +155,14 @@ impl Channel {
 
     /// Whether `id` may speak here: members unless `+m` (then only voiced
     /// and ops), outsiders only without `+n`; banned members may not.
-    pub fn may_speak(&self, id: ClientId, folded_mask: &str) -> bool {
+    /// `folded_mask` is only called when there are bans to check, which
+    /// keeps the common case free of allocation.
+    pub fn may_speak(&self, id: ClientId, folded_mask: impl FnOnce() -> String) -> bool {
+        let banned = || !self.bans.is_empty() && self.is_banned(&folded_mask());
         match self.members.get(&id) {
             Some(m) if m.op || m.voice => true,
-            Some(_) => !self.modes.moderated && !self.is_banned(folded_mask),
-            None => {
-                !self.modes.no_external && !self.modes.moderated && !self.is_banned(folded_mask)
-            }
+            Some(_) => !self.modes.moderated && !banned(),
+            None => !self.modes.no_external && !self.modes.moderated && !banned(),
         }
     }
 

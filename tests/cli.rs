@@ -1,0 +1,235 @@
+//! The command line: check-config, mkpasswd, and running the real binary
+//! with --listen and --data-dir overrides.
+
+mod common;
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_parlor");
+
+fn run(args: &[&str], stdin: &str) -> (i32, String, String) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run parlor");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn write_config(dir: &tempfile::TempDir, text: &str) -> String {
+    let path = dir.path().join("parlor.toml");
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn check_config_accepts_a_partial_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(
+        &dir,
+        "[server]\nname = \"irc.example.org\"\n[limits]\nnick_length = 20\n",
+    );
+    let (code, stdout, _) = run(&["check-config", &path], "");
+    assert_eq!(code, 0);
+    assert_eq!(stdout, format!("{path}: OK\n"));
+}
+
+#[test]
+fn check_config_names_the_bad_key_and_what_is_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "[limits]\nnick_lenght = 20\n",
+            "limits",
+            "unknown field `nick_lenght`",
+        ),
+        (
+            "[server]\ncasemapping = \"utf8\"\n",
+            "server.casemapping",
+            "`rfc1459`",
+        ),
+        (
+            "[server]\nlisten = [\"localhost\"]\n",
+            "server.listen",
+            "IP:PORT",
+        ),
+        (
+            "[limits]\nnick_length = 3\n",
+            "limits.nick_length",
+            "allowed 9 to 64",
+        ),
+        (
+            "[limits]\nsendq_bytes = \"big\"\n",
+            "limits.sendq_bytes",
+            "invalid type",
+        ),
+        (
+            "[[oper]]\nname = \"x\"\npassword_hash = \"plain\"\n",
+            "oper.password_hash",
+            "mkpasswd",
+        ),
+        ("[server\n", "", "TOML parse error"),
+    ];
+    for (text, key, allowed) in cases {
+        let path = write_config(&dir, text);
+        let (code, _, stderr) = run(&["check-config", &path], "");
+        assert_eq!(code, 1, "{text:?} should be refused");
+        assert!(
+            stderr.contains(&path),
+            "{text:?}: message names the file: {stderr}"
+        );
+        assert!(
+            stderr.contains(key),
+            "{text:?}: message names `{key}`: {stderr}"
+        );
+        assert!(
+            stderr.contains(allowed),
+            "{text:?}: message says `{allowed}`: {stderr}"
+        );
+    }
+    let (code, _, stderr) = run(&["check-config", "/nonexistent/parlor.toml"], "");
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("cannot read /nonexistent/parlor.toml"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn mkpasswd_prints_an_argon2id_hash_that_the_config_accepts() {
+    let (code, stdout, _) = run(&["mkpasswd"], "correct horse\n");
+    assert_eq!(code, 0);
+    let hash = stdout.trim();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(
+        &dir,
+        &format!("[[oper]]\nname = \"root\"\npassword_hash = \"{hash}\"\n"),
+    );
+    assert_eq!(run(&["check-config", &path], "").0, 0);
+    // A fresh salt each time.
+    let (_, again, _) = run(&["mkpasswd"], "correct horse\n");
+    assert_ne!(again.trim(), hash);
+    assert_eq!(
+        run(&["mkpasswd"], "\n").0,
+        1,
+        "an empty password is refused"
+    );
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Kills the server if a test fails before stopping it.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn connect_with_retry(addr: SocketAddr) -> Client {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return Client::connect(addr).await;
+        }
+        assert!(Instant::now() < deadline, "server did not listen on {addr}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn listen_and_data_dir_override_the_file_and_the_data_dir_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("nested").join("data");
+    let config = write_config(
+        &dir,
+        "[server]\nname = \"irc.test\"\nlisten = [\"127.0.0.1:1\"]\n",
+    );
+    let (first, second) = (free_port(), free_port());
+    let child = Command::new(BIN)
+        .args(["--config", &config])
+        .args(["--listen", &format!("127.0.0.1:{first}")])
+        .args(["--listen", &format!("127.0.0.1:{second}")])
+        .args(["--data-dir", &data_dir.display().to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut running = Running(child);
+    for port in [first, second] {
+        let mut client = connect_with_retry(format!("127.0.0.1:{port}").parse().unwrap()).await;
+        client.register(&format!("user{port}")).await;
+    }
+    assert!(data_dir.is_dir(), "the data directory is created on start");
+    let status = Command::new("kill")
+        .args(["-TERM", &running.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + WAIT;
+    let exit = loop {
+        if let Some(exit) = running.0.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "server did not stop on SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exit.success(), "{exit:?}");
+}
+
+#[tokio::test]
+async fn a_bad_listen_override_is_refused_with_the_reason() {
+    let (code, _, stderr) = run(&["--listen", "nowhere"], "");
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("server.listen") && stderr.contains("IP:PORT"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn connections_past_max_clients_are_told_the_server_is_full() {
+    let server = TestServer::start_with("[limits]\nmax_clients = 2\n").await;
+    let _a = server.client("a1").await;
+    let _b = server.client("b1").await;
+    let mut c = server.connect().await;
+    assert_eq!(c.read_to_end().await, ["ERROR :Server is full"]);
+}
+
+#[tokio::test]
+async fn connections_past_the_per_address_limit_are_refused() {
+    let server = TestServer::start_with("[limits]\nmax_clients_per_ip = 1\n").await;
+    let _a = server.client("a1").await;
+    let mut c = server.connect().await;
+    assert_eq!(
+        c.read_to_end().await,
+        ["ERROR :Too many connections from your address"]
+    );
+}
