@@ -9,15 +9,36 @@ async fn welcome_burst_is_complete_and_in_order() {
     let mut c = server.connect().await;
     c.send("NICK alice").await;
     c.send("USER alice 0 * :Alice Liddell").await;
-    c.expect_line(&numeric("001", "alice", ":Welcome to the Parlor IRC Network alice!~alice@127.0.0.1")).await;
-    c.expect_line(&numeric("002", "alice", &format!(":Your host is {SERVER}, running version parlor-0.1.0"))).await;
-    assert!(c.next_line().await.starts_with(&numeric("003", "alice", ":This server was created ")));
-    c.expect_line(&numeric("004", "alice", &format!("{SERVER} parlor-0.1.0 iow beIiklmnopstv beIklov"))).await;
+    c.expect_line(&numeric(
+        "001",
+        "alice",
+        ":Welcome to the Parlor IRC Network alice!~alice@127.0.0.1",
+    ))
+    .await;
+    c.expect_line(&numeric(
+        "002",
+        "alice",
+        &format!(":Your host is {SERVER}, running version parlor-0.1.0"),
+    ))
+    .await;
+    assert!(c
+        .next_line()
+        .await
+        .starts_with(&numeric("003", "alice", ":This server was created ")));
+    c.expect_line(&numeric(
+        "004",
+        "alice",
+        &format!("{SERVER} parlor-0.1.0 iow beIiklmnopstv beIklov"),
+    ))
+    .await;
     let mut tokens = Vec::new();
     loop {
         let line = c.next_line().await;
         let Some(rest) = line.strip_prefix(&numeric("005", "alice", "")) else {
-            assert!(line.contains(" 251 "), "005 lines are followed by LUSERS: {line}");
+            assert!(
+                line.contains(" 251 "),
+                "005 lines are followed by LUSERS: {line}"
+            );
             break;
         };
         let (params, text) = rest.split_once(" :").expect("005 ends with its text");
@@ -42,15 +63,39 @@ async fn welcome_burst_is_complete_and_in_order() {
         "STATUSMSG=@+",
         "MONITOR=100",
     ] {
-        assert!(tokens.iter().any(|t| t == expected), "ISUPPORT lacks {expected}: {tokens:?}");
+        assert!(
+            tokens.iter().any(|t| t == expected),
+            "ISUPPORT lacks {expected}: {tokens:?}"
+        );
     }
-    assert!(tokens.iter().any(|t| t.starts_with("TARGMAX=")), "{tokens:?}");
-    c.expect_line(&numeric("255", "alice", ":I have 1 clients and 0 servers")).await;
-    c.expect_line(&numeric("265", "alice", "1 1 :Current local users 1, max 1")).await;
-    c.expect_line(&numeric("266", "alice", "1 1 :Current global users 1, max 1")).await;
-    c.expect_line(&numeric("375", "alice", &format!(":- {SERVER} Message of the day - "))).await;
-    c.expect_line(&numeric("372", "alice", ":- Welcome to Parlor.")).await;
-    c.skip_until(|l| l == numeric("376", "alice", ":End of /MOTD command.")).await;
+    assert!(
+        tokens.iter().any(|t| t.starts_with("TARGMAX=")),
+        "{tokens:?}"
+    );
+    c.expect_line(&numeric("255", "alice", ":I have 1 clients and 0 servers"))
+        .await;
+    c.expect_line(&numeric(
+        "265",
+        "alice",
+        "1 1 :Current local users 1, max 1",
+    ))
+    .await;
+    c.expect_line(&numeric(
+        "266",
+        "alice",
+        "1 1 :Current global users 1, max 1",
+    ))
+    .await;
+    c.expect_line(&numeric(
+        "375",
+        "alice",
+        &format!(":- {SERVER} Message of the day - "),
+    ))
+    .await;
+    c.expect_line(&numeric("372", "alice", ":- Welcome to Parlor."))
+        .await;
+    c.skip_until(|l| l == numeric("376", "alice", ":End of /MOTD command."))
+        .await;
     c.expect_nothing().await;
 }
 
@@ -61,7 +106,10 @@ async fn an_empty_motd_is_reported_missing() {
     c.send("NICK bob").await;
     c.send("USER bob 0 * :Bob").await;
     c.skip_until(|l| l.contains(" 422 ")).await;
-    assert_eq!(c.log.last().unwrap(), &numeric("422", "bob", ":MOTD File is missing"));
+    assert_eq!(
+        c.log.last().unwrap(),
+        &numeric("422", "bob", ":MOTD File is missing")
+    );
 }
 
 #[tokio::test]
@@ -69,20 +117,36 @@ async fn cap_negotiation_holds_registration_until_end() {
     let server = TestServer::start().await;
     let mut c = server.connect().await;
     c.send("CAP LS 302").await;
-    c.expect_line(&format!(":{SERVER} CAP * LS :cap-notify multi-prefix userhost-in-names")).await;
+    c.expect_line(&format!(
+        ":{SERVER} CAP * LS :cap-notify multi-prefix userhost-in-names"
+    ))
+    .await;
     c.send("NICK carol").await;
     c.send("USER carol 0 * :Carol").await;
     c.send("CAP REQ :multi-prefix bogus-cap").await;
-    c.expect_line(&format!(":{SERVER} CAP carol NAK :multi-prefix bogus-cap")).await;
+    c.expect_line(&format!(":{SERVER} CAP carol NAK :multi-prefix bogus-cap"))
+        .await;
     c.send("CAP REQ :multi-prefix").await;
-    c.expect_line(&format!(":{SERVER} CAP carol ACK :multi-prefix")).await;
+    c.expect_line(&format!(":{SERVER} CAP carol ACK :multi-prefix"))
+        .await;
     c.send("CAP LIST").await;
-    c.expect_line(&format!(":{SERVER} CAP carol LIST :cap-notify multi-prefix")).await;
+    c.expect_line(&format!(
+        ":{SERVER} CAP carol LIST :cap-notify multi-prefix"
+    ))
+    .await;
     // Nothing of the welcome yet: registration waits for CAP END.
     c.send("CAP END").await;
-    c.expect_line(&numeric("001", "carol", ":Welcome to the Parlor IRC Network carol!~carol@127.0.0.1")).await;
+    c.expect_line(&numeric(
+        "001",
+        "carol",
+        ":Welcome to the Parlor IRC Network carol!~carol@127.0.0.1",
+    ))
+    .await;
     let lines = c.exchange("CAP FOO").await;
-    assert!(lines.contains(&numeric("410", "carol", "FOO :Invalid CAP command")), "{lines:?}");
+    assert!(
+        lines.contains(&numeric("410", "carol", "FOO :Invalid CAP command")),
+        "{lines:?}"
+    );
 }
 
 #[tokio::test]
@@ -90,16 +154,38 @@ async fn nick_errors() {
     let server = TestServer::start().await;
     let mut alice = server.client("alice").await;
     let mut c = server.connect().await;
-    assert_eq!(c.exchange("NICK").await, [numeric("431", "*", ":No nickname given")]);
-    assert_eq!(c.exchange("NICK 9lives").await, [numeric("432", "*", "9lives :Erroneous nickname")]);
-    assert_eq!(c.exchange("NICK a,b").await, [numeric("432", "*", "a,b :Erroneous nickname")]);
+    assert_eq!(
+        c.exchange("NICK").await,
+        [numeric("431", "*", ":No nickname given")]
+    );
+    assert_eq!(
+        c.exchange("NICK 9lives").await,
+        [numeric("432", "*", "9lives :Erroneous nickname")]
+    );
+    assert_eq!(
+        c.exchange("NICK a,b").await,
+        [numeric("432", "*", "a,b :Erroneous nickname")]
+    );
     let too_long = "n".repeat(31);
-    assert_eq!(c.exchange(&format!("NICK {too_long}")).await, [numeric("432", "*", &format!("{too_long} :Erroneous nickname"))]);
+    assert_eq!(
+        c.exchange(&format!("NICK {too_long}")).await,
+        [numeric(
+            "432",
+            "*",
+            &format!("{too_long} :Erroneous nickname")
+        )]
+    );
     // Collisions follow the casemapping: ALICE and alice are one nick.
-    assert_eq!(c.exchange("NICK ALICE").await, [numeric("433", "*", "ALICE :Nickname is already in use")]);
+    assert_eq!(
+        c.exchange("NICK ALICE").await,
+        [numeric("433", "*", "ALICE :Nickname is already in use")]
+    );
     // Under rfc1459, [ and { are the same letter.
     alice.exchange("NICK al[ce").await;
-    assert_eq!(c.exchange("NICK AL{CE").await, [numeric("433", "*", "AL{CE :Nickname is already in use")]);
+    assert_eq!(
+        c.exchange("NICK AL{CE").await,
+        [numeric("433", "*", "AL{CE :Nickname is already in use")]
+    );
     c.register("bob").await;
 }
 
@@ -108,9 +194,18 @@ async fn commands_before_registration_get_451_and_the_connection_lives() {
     let server = TestServer::start().await;
     let mut c = server.connect().await;
     // irssi sends an empty JOIN before it is registered.
-    assert_eq!(c.exchange("JOIN :").await, [numeric("451", "*", ":You have not registered")]);
-    assert_eq!(c.exchange("PRIVMSG x :hi").await, [numeric("451", "*", ":You have not registered")]);
-    assert_eq!(c.exchange("FROBNICATE").await, [numeric("421", "*", "FROBNICATE :Unknown command")]);
+    assert_eq!(
+        c.exchange("JOIN :").await,
+        [numeric("451", "*", ":You have not registered")]
+    );
+    assert_eq!(
+        c.exchange("PRIVMSG x :hi").await,
+        [numeric("451", "*", ":You have not registered")]
+    );
+    assert_eq!(
+        c.exchange("FROBNICATE").await,
+        [numeric("421", "*", "FROBNICATE :Unknown command")]
+    );
     c.register("dave").await;
 }
 
@@ -118,14 +213,35 @@ async fn commands_before_registration_get_451_and_the_connection_lives() {
 async fn missing_parameters_and_reregistration() {
     let server = TestServer::start().await;
     let mut c = server.connect().await;
-    assert_eq!(c.exchange("USER onlyone").await, [numeric("461", "*", "USER :Not enough parameters")]);
+    assert_eq!(
+        c.exchange("USER onlyone").await,
+        [numeric("461", "*", "USER :Not enough parameters")]
+    );
     c.register("erin").await;
-    assert_eq!(c.exchange("USER a 0 * :b").await, [numeric("462", "erin", ":You may not reregister")]);
-    assert_eq!(c.exchange("PASS secret").await, [numeric("462", "erin", ":You may not reregister")]);
-    assert_eq!(c.exchange("JOIN").await, [numeric("461", "erin", "JOIN :Not enough parameters")]);
-    assert_eq!(c.exchange("JOIN :").await, [numeric("461", "erin", "JOIN :Not enough parameters")]);
-    assert_eq!(c.exchange("MODE").await, [numeric("461", "erin", "MODE :Not enough parameters")]);
-    assert_eq!(c.exchange("frobnicate x").await, [numeric("421", "erin", "FROBNICATE :Unknown command")]);
+    assert_eq!(
+        c.exchange("USER a 0 * :b").await,
+        [numeric("462", "erin", ":You may not reregister")]
+    );
+    assert_eq!(
+        c.exchange("PASS secret").await,
+        [numeric("462", "erin", ":You may not reregister")]
+    );
+    assert_eq!(
+        c.exchange("JOIN").await,
+        [numeric("461", "erin", "JOIN :Not enough parameters")]
+    );
+    assert_eq!(
+        c.exchange("JOIN :").await,
+        [numeric("461", "erin", "JOIN :Not enough parameters")]
+    );
+    assert_eq!(
+        c.exchange("MODE").await,
+        [numeric("461", "erin", "MODE :Not enough parameters")]
+    );
+    assert_eq!(
+        c.exchange("frobnicate x").await,
+        [numeric("421", "erin", "FROBNICATE :Unknown command")]
+    );
 }
 
 #[tokio::test]
@@ -148,16 +264,26 @@ async fn server_password_is_required_when_set() {
 async fn ping_pong_and_quit() {
     let server = TestServer::start().await;
     let mut c = server.client("fred").await;
-    assert_eq!(c.exchange("PING :hello there").await, [format!(":{SERVER} PONG {SERVER} :hello there")]);
-    assert_eq!(c.exchange("PING").await, [numeric("461", "fred", "PING :Not enough parameters")]);
+    assert_eq!(
+        c.exchange("PING :hello there").await,
+        [format!(":{SERVER} PONG {SERVER} :hello there")]
+    );
+    assert_eq!(
+        c.exchange("PING").await,
+        [numeric("461", "fred", "PING :Not enough parameters")]
+    );
     assert!(c.exchange("PONG :whatever").await.is_empty());
     c.send("QUIT :gone fishing").await;
-    assert_eq!(c.read_to_end().await, ["ERROR :Closing link: 127.0.0.1 (Quit: gone fishing)"]);
+    assert_eq!(
+        c.read_to_end().await,
+        ["ERROR :Closing link: 127.0.0.1 (Quit: gone fishing)"]
+    );
 }
 
 #[tokio::test]
 async fn idle_clients_are_pinged_and_dropped_when_silent() {
-    let server = TestServer::start_with("[limits]\nping_interval_secs = 1\nping_timeout_secs = 1\n").await;
+    let server =
+        TestServer::start_with("[limits]\nping_interval_secs = 1\nping_timeout_secs = 1\n").await;
     let mut c = server.client("gina").await;
     c.expect_line(&format!("PING {SERVER}")).await;
     c.send(&format!("PONG {SERVER}")).await;
@@ -165,7 +291,10 @@ async fn idle_clients_are_pinged_and_dropped_when_silent() {
     // This time no answer.
     let rest = c.read_to_end().await;
     assert_eq!(rest.len(), 1, "{rest:?}");
-    assert!(rest[0].starts_with("ERROR :Closing link: 127.0.0.1 (Ping timeout: "), "{rest:?}");
+    assert!(
+        rest[0].starts_with("ERROR :Closing link: 127.0.0.1 (Ping timeout: "),
+        "{rest:?}"
+    );
 }
 
 #[tokio::test]
@@ -173,7 +302,10 @@ async fn registration_times_out() {
     let server = TestServer::start_with("[limits]\nregistration_timeout_secs = 1\n").await;
     let mut c = server.connect().await;
     c.send("NICK slow").await;
-    assert_eq!(c.read_to_end().await, ["ERROR :Closing link: 127.0.0.1 (Registration timed out)"]);
+    assert_eq!(
+        c.read_to_end().await,
+        ["ERROR :Closing link: 127.0.0.1 (Registration timed out)"]
+    );
 }
 
 #[tokio::test]
@@ -181,11 +313,15 @@ async fn overlong_lines_get_417_and_the_connection_lives() {
     let server = TestServer::start().await;
     let mut c = server.client("hank").await;
     let long = format!("PRIVMSG hank :{}", "x".repeat(600));
-    assert_eq!(c.exchange(&long).await, [numeric("417", "hank", ":Input line was too long")]);
+    assert_eq!(
+        c.exchange(&long).await,
+        [numeric("417", "hank", ":Input line was too long")]
+    );
     // Tags have their own, larger budget.
     let tagged = format!("@+example={} PING :tagged", "v".repeat(4000));
     c.send(&tagged).await;
-    c.expect_line(&format!(":{SERVER} PONG {SERVER} :tagged")).await;
+    c.expect_line(&format!(":{SERVER} PONG {SERVER} :tagged"))
+        .await;
 }
 
 #[tokio::test]

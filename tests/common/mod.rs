@@ -40,7 +40,8 @@ impl TestServer {
             "[server]\nname = \"{SERVER}\"\nlisten = [\"127.0.0.1:0\"]\ndata_dir = {:?}\n",
             data_dir.path().display().to_string()
         );
-        let config = Config::from_toml_str(&merge_toml(&base, extra), "test").expect("test configuration is valid");
+        let config = Config::from_toml_str(&merge_toml(&base, extra), "test")
+            .expect("test configuration is valid");
         let handle = parlor::spawn(config).await.expect("server starts");
         let addr = handle.local_addr();
         TestServer {
@@ -120,7 +121,8 @@ impl Client {
         self.send(&format!("USER {nick} 0 * :Real {nick}")).await;
         self.nick = nick.to_owned();
         self.expect_numeric("001").await;
-        self.skip_until(|l| l.contains(" 376 ") || l.contains(" 422 ")).await;
+        self.skip_until(|l| l.contains(" 376 ") || l.contains(" 422 "))
+            .await;
     }
 
     /// `nick!~nick@127.0.0.1`, the source other clients see.
@@ -141,7 +143,12 @@ impl Client {
         let mut buf = Vec::new();
         let read = tokio::time::timeout(WAIT, self.reader.read_until(b'\n', &mut buf))
             .await
-            .unwrap_or_else(|_| panic!("no line within {WAIT:?}; received so far:\n{}", self.log.join("\n")));
+            .unwrap_or_else(|_| {
+                panic!(
+                    "no line within {WAIT:?}; received so far:\n{}",
+                    self.log.join("\n")
+                )
+            });
         match read {
             Ok(0) | Err(_) => None,
             Ok(_) => {
@@ -160,14 +167,22 @@ impl Client {
     pub async fn next_line(&mut self) -> String {
         match self.try_next_line().await {
             Some(line) => line,
-            None => panic!("connection closed; received so far:\n{}", self.log.join("\n")),
+            None => panic!(
+                "connection closed; received so far:\n{}",
+                self.log.join("\n")
+            ),
         }
     }
 
     /// Asserts the next line is exactly `expected`.
     pub async fn expect_line(&mut self, expected: &str) {
         let line = self.next_line().await;
-        assert_eq!(line, expected, "unexpected line; received so far:\n{}", self.log.join("\n"));
+        assert_eq!(
+            line,
+            expected,
+            "unexpected line; received so far:\n{}",
+            self.log.join("\n")
+        );
     }
 
     /// Reads until a line satisfies `pred`, returning it.
@@ -183,7 +198,8 @@ impl Client {
     /// Reads until a numeric `code` addressed to this client arrives.
     pub async fn expect_numeric(&mut self, code: &str) -> String {
         let pattern = format!(" {code} ");
-        self.skip_until(|l| l.starts_with(&format!(":{SERVER}")) && l.contains(&pattern)).await
+        self.skip_until(|l| l.starts_with(&format!(":{SERVER}")) && l.contains(&pattern))
+            .await
     }
 
     /// Sends a PING and returns every line received before its PONG: the
@@ -213,7 +229,11 @@ impl Client {
     /// Asserts nothing arrived that was not read yet.
     pub async fn expect_nothing(&mut self) {
         let lines = self.sync().await;
-        assert!(lines.is_empty(), "expected nothing, got:\n{}", lines.join("\n"));
+        assert!(
+            lines.is_empty(),
+            "expected nothing, got:\n{}",
+            lines.join("\n")
+        );
     }
 
     /// Reads until the server closes the connection, returning the lines.
