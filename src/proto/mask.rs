@@ -2,33 +2,39 @@
 //! LIST and MONITOR. Matching is done on casefolded text.
 
 /// Whether `text` matches the glob `mask`. Both must already be casefolded.
+/// `?` matches one character, not one byte, so masks work on UTF-8 text.
 pub fn wildcard_match(mask: &str, text: &str) -> bool {
-    let mask = mask.as_bytes();
-    let text = text.as_bytes();
+    let char_len = |s: &str, at: usize| s[at..].chars().next().map_or(1, char::len_utf8);
+    let (mask_bytes, text_bytes) = (mask.as_bytes(), text.as_bytes());
     let (mut m, mut t) = (0, 0);
     // Where to resume after the last `*`: (mask index after it, text index).
     let mut backtrack: Option<(usize, usize)> = None;
     while t < text.len() {
-        match mask.get(m) {
+        match mask_bytes.get(m) {
             Some(b'*') => {
                 backtrack = Some((m + 1, t));
                 m += 1;
             }
-            Some(&c) if c == b'?' || c == text[t] => {
+            Some(b'?') => {
+                m += 1;
+                t += char_len(text, t);
+            }
+            Some(&c) if c == text_bytes[t] => {
                 m += 1;
                 t += 1;
             }
             _ => match backtrack {
                 Some((after_star, from)) => {
+                    let next = from + char_len(text, from);
                     m = after_star;
-                    t = from + 1;
-                    backtrack = Some((after_star, from + 1));
+                    t = next;
+                    backtrack = Some((after_star, next));
                 }
                 None => return false,
             },
         }
     }
-    mask[m..].iter().all(|&c| c == b'*')
+    mask_bytes[m..].iter().all(|&c| c == b'*')
 }
 
 /// Turns a partial ban mask into a full `nick!user@host` mask, as users type
@@ -60,6 +66,9 @@ mod tests {
         assert!(wildcard_match("*!*@*.example", "n!u@host.example"));
         assert!(!wildcard_match("*!*@*.example", "n!u@example"));
         assert!(wildcard_match("**a", "bba"));
+        assert!(wildcard_match("caf?", "café"));
+        assert!(wildcard_match("*?", "é"));
+        assert!(!wildcard_match("caf??", "café"));
     }
 
     #[test]
