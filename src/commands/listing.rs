@@ -133,10 +133,15 @@ pub fn list(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
     let id = ctx.id();
     let world = ctx.world();
     let me = &world.clients[&id];
-    let filters = match msg.param(0).filter(|s| !s.is_empty()) {
-        Some(spec) => parse_filters(&world, spec),
-        None => Some(Vec::new()),
-    };
+    // `LIST [channels-or-masks] [conditions]`; clients also put
+    // conditions in the first parameter (`/list >5`), so both are read
+    // the same way.
+    let spec = [msg.param(0), msg.param(1)]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(",");
+    let filters = parse_filters(&world, &spec);
     me.send(
         &ctx.numeric(&me.nick, Response::RPL_LISTSTART)
             .param("Channel")

@@ -3,11 +3,32 @@
 use super::listing::send_names;
 use super::topic::send_topic;
 use super::{is_channel_name, split_list, Ctx, Flow};
-use crate::proto::numeric::Response;
+use crate::proto::numeric::{Extra, Response};
 use crate::proto::{LineBuilder, Message};
 use crate::server::channel::{Channel, Membership};
 use crate::server::unix_now;
 use crate::server::world::{ClientId, World};
+
+/// `INVITE` alone: the channels this client is invited to (336/337).
+fn list_invites(ctx: &Ctx<'_>) -> Flow {
+    let world = ctx.world();
+    let me = &world.clients[&ctx.id()];
+    let mut invited: Vec<&str> = world
+        .channels
+        .values()
+        .filter(|c| c.invited.contains(&me.id))
+        .map(|c| c.name.as_str())
+        .collect();
+    invited.sort_unstable();
+    for name in invited {
+        me.send(&ctx.numeric(&me.nick, Extra::RPL_PENDINGINVITE).last(name));
+    }
+    me.send(
+        &ctx.numeric(&me.nick, Extra::RPL_ENDOFPENDINGINVITES)
+            .trailing("End of /INVITE list"),
+    );
+    Flow::Continue
+}
 
 pub fn is_valid_channel_name(name: &str, max_len: usize) -> bool {
     is_channel_name(name)
@@ -246,7 +267,7 @@ pub fn kick(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
             .param(&channel.name)
             .param(&clients[&target_id].nick)
             .trailing(&reason);
-        channel.broadcast(clients, &line, None);
+        channel.broadcast_and_echo(clients, &line, id);
         channel.members.remove(&target_id);
         if let Some(kicked) = clients.get_mut(&target_id) {
             kicked.channels.remove(&folded);
@@ -260,6 +281,16 @@ pub fn kick(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
 }
 
 pub fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
+    match msg.params.len() {
+        0 => return list_invites(ctx),
+        1 => {
+            ctx.reply(Response::ERR_NEEDMOREPARAMS, |b| {
+                b.param("INVITE").trailing("Not enough parameters")
+            });
+            return Flow::Continue;
+        }
+        _ => {}
+    }
     let (target_nick, channel_name) = (msg.params[0], msg.params[1]);
     let id = ctx.id();
     let mut world = ctx.world();

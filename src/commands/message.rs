@@ -61,12 +61,12 @@ fn relay(ctx: &Ctx<'_>, msg: &Message<'_>, kind: Kind) -> Flow {
     }
     let me = &world.clients[&id];
     let mut seen = HashSet::new();
-    for (index, target) in targets.split(',').filter(|t| !t.is_empty()).enumerate() {
+    for target in targets.split(',').filter(|t| !t.is_empty()) {
         let folded_target = world.fold(target);
         if !seen.insert(folded_target) {
             continue;
         }
-        if index >= max_targets {
+        if seen.len() > max_targets {
             if errors {
                 me.send(
                     &ctx.numeric(&me.nick, Response::ERR_TOOMANYTARGETS)
@@ -76,11 +76,16 @@ fn relay(ctx: &Ctx<'_>, msg: &Message<'_>, kind: Kind) -> Flow {
             }
             continue;
         }
-        let status = target.chars().next().filter(|c| matches!(c, '@' | '+'));
-        let channel_name = if status.is_some() {
-            &target[1..]
+        // STATUSMSG: one or more prefixes; the lowest of them decides who
+        // receives the message (`@+#c` reaches voiced users and ops).
+        let channel_name = target.trim_start_matches(['@', '+']);
+        let prefixes = &target[..target.len() - channel_name.len()];
+        let status = if prefixes.contains('+') {
+            Some('+')
+        } else if prefixes.contains('@') {
+            Some('@')
         } else {
-            target
+            None
         };
         if is_channel_name(channel_name) {
             let Some(channel) = world.channel(channel_name) else {

@@ -129,7 +129,8 @@ fn channel_mode(ctx: &Ctx<'_>, msg: &Message<'_>) -> Flow {
             '+' => adding = true,
             '-' => adding = false,
             'b' | 'e' | 'I' => {
-                let Some(mask) = params.next() else {
+                // An empty mask asks for the list, like no mask at all.
+                let Some(mask) = params.next().filter(|m| !m.is_empty()) else {
                     let (entry_numeric, end_numeric, end_text) = list_numerics(letter);
                     let channel = &world.channels[&folded];
                     let list = match letter {
@@ -349,7 +350,7 @@ fn channel_mode(ctx: &Ctx<'_>, msg: &Message<'_>) -> Flow {
         me.send(line);
     }
     if let Some(line) = applied.line(&setter, &channel_name) {
-        world.channels[&folded].broadcast(&world.clients, &line, None);
+        world.channels[&folded].broadcast_and_echo(&world.clients, &line, id);
     }
     Flow::Continue
 }

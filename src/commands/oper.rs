@@ -111,10 +111,7 @@ pub fn kill(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
         );
         return Flow::Continue;
     };
-    let comment = msg
-        .param(1)
-        .filter(|c| !c.is_empty())
-        .unwrap_or("No reason given");
+    let comment = msg.params[1];
     target.send(
         &LineBuilder::new(Some(&me.mask), "KILL")
             .param(&target.nick)

@@ -1,6 +1,6 @@
 //! Looking people up: WHO (with WHOX), WHOIS, WHOWAS, USERHOST.
 
-use super::{is_channel_name, Ctx, Flow};
+use super::{is_channel_name, split_list, Ctx, Flow};
 use crate::proto::mask::wildcard_match;
 use crate::proto::numeric::{Extra, Response};
 use crate::proto::Message;
@@ -162,30 +162,37 @@ fn visible_channels(world: &World, viewer: &Client, target: &Client) -> Vec<Stri
 }
 
 pub fn whois(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
-    // `WHOIS server nick` asks a given server; there is only this one.
+    // `WHOIS server nicks` asks a given server; there is only this one.
     let requested = if msg.params.len() >= 2 {
         msg.params[1]
     } else {
         msg.params[0]
     };
-    let nick_query = requested.split(',').next().unwrap_or(requested);
+    let max_targets = ctx.server.config.limits.targets_per_message;
     let id = ctx.id();
     let world = ctx.world();
     let me = &world.clients[&id];
+    for nick_query in split_list(requested).take(max_targets) {
+        match world.registered_by_nick(nick_query) {
+            Some(target) => send_whois(ctx, &world, me, target),
+            None => me.send(
+                &ctx.numeric(&me.nick, Response::ERR_NOSUCHNICK)
+                    .param(nick_query)
+                    .trailing("No such nick/channel"),
+            ),
+        }
+    }
+    // 318 echoes the parameter exactly as sent, case and commas included.
+    me.send(
+        &ctx.numeric(&me.nick, Response::RPL_ENDOFWHOIS)
+            .param(requested)
+            .trailing("End of /WHOIS list"),
+    );
+    Flow::Continue
+}
+
+fn send_whois(ctx: &Ctx<'_>, world: &World, me: &Client, target: &Client) {
     let reply = |numeric| ctx.numeric(&me.nick, numeric);
-    let Some(target) = world.registered_by_nick(nick_query) else {
-        me.send(
-            &reply(Response::ERR_NOSUCHNICK)
-                .param(nick_query)
-                .trailing("No such nick/channel"),
-        );
-        me.send(
-            &reply(Response::RPL_ENDOFWHOIS)
-                .param(nick_query)
-                .trailing("End of /WHOIS list"),
-        );
-        return Flow::Continue;
-    };
     let nick = target.nick.as_str();
     me.send(
         &reply(Response::RPL_WHOISUSER)
@@ -195,7 +202,7 @@ pub fn whois(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
             .param("*")
             .trailing(&target.realname),
     );
-    let channels = visible_channels(&world, me, target);
+    let channels = visible_channels(world, me, target);
     if !channels.is_empty() {
         me.send(
             &reply(Response::RPL_WHOISCHANNELS)
@@ -234,12 +241,6 @@ pub fn whois(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
             .param(&target.signon.to_string())
             .trailing("seconds idle, signon time"),
     );
-    me.send(
-        &reply(Response::RPL_ENDOFWHOIS)
-            .param(nick)
-            .trailing("End of /WHOIS list"),
-    );
-    Flow::Continue
 }
 
 pub fn whowas(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {

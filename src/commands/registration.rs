@@ -192,7 +192,8 @@ pub fn pong(_ctx: &mut Ctx<'_>, _msg: &Message<'_>) -> Flow {
 pub fn quit(_ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
     let reason = match msg.param(0).filter(|r| !r.is_empty()) {
         Some(reason) => format!("Quit: {reason}"),
-        None => "Client Quit".to_owned(),
+        // Modern IRC: with no reason given, the reason is just "Quit: ".
+        None => "Quit: ".to_owned(),
     };
     Flow::Quit(reason)
 }

@@ -96,6 +96,6 @@ pub fn topic(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
     } = &mut *world;
     let channel = channels.get_mut(&folded).expect("checked above");
     channel.topic = topic;
-    channel.broadcast(clients, &line, None);
+    channel.broadcast_and_echo(clients, &line, ctx.id());
     Flow::Continue
 }

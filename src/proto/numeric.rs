@@ -11,6 +11,11 @@ pub use irc_proto::Response;
 #[repr(u16)]
 pub enum Extra {
     RPL_CREATIONTIME = 329,
+    /// Modern IRC's RPL_INVITELIST (336): a pending invitation. Renamed
+    /// because `irc_proto` gives that name to 346, the `+I` list.
+    RPL_PENDINGINVITE = 336,
+    /// Modern IRC's RPL_ENDOFINVITELIST (337).
+    RPL_ENDOFPENDINGINVITES = 337,
     RPL_WHOISACCOUNT = 330,
     RPL_WHOISACTUALLY = 338,
     RPL_WHOSPCRPL = 354,

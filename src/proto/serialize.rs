@@ -57,15 +57,19 @@ impl LineBuilder {
         LineBuilder::new(Some(server), code).param(target)
     }
 
-    /// A middle parameter: must be non-empty, contain no space and not start
-    /// with a colon.
+    /// A middle parameter. Replies often echo what a client sent (`432
+    /// <nick>` for `NICK :a b`), so a value that cannot stand in the middle
+    /// is cut at its first space, and an empty one (or one starting with a
+    /// colon) becomes `*`: the line stays well-formed whatever the input.
     pub fn param(mut self, param: &str) -> Self {
-        debug_assert!(
-            is_middle_safe(param),
-            "parameter {param:?} cannot be a middle parameter"
-        );
+        let word = param.split(' ').next().unwrap_or("");
+        let word = if word.is_empty() || word.starts_with(':') {
+            "*"
+        } else {
+            word
+        };
         self.buf.put_u8(b' ');
-        self.buf.put_slice(param.as_bytes());
+        self.buf.put_slice(word.as_bytes());
         self
     }
 
@@ -143,6 +147,16 @@ mod tests {
         assert_eq!(&line[..], b"PRIVMSG #c :a b\r\n");
         let line = LineBuilder::new(None, "X").last("");
         assert_eq!(&line[..], b"X :\r\n");
+    }
+
+    #[test]
+    fn unsafe_middle_parameters_are_made_safe() {
+        let line = LineBuilder::new(None, "432")
+            .param("a b")
+            .param("")
+            .param(":x")
+            .last("t");
+        assert_eq!(&line[..], b"432 a * * t\r\n");
     }
 
     #[test]

@@ -178,6 +178,18 @@ impl Channel {
         }
     }
 
+    /// Queues `line` for every member and for `actor`, who may be an
+    /// operator acting from outside: a granted request is always echoed to
+    /// whoever made it.
+    pub fn broadcast_and_echo(&self, clients: &Clients, line: &Bytes, actor: ClientId) {
+        self.broadcast(clients, line, None);
+        if !self.is_member(actor) {
+            if let Some(client) = clients.get(&actor) {
+                client.outbox.send(line);
+            }
+        }
+    }
+
     /// Like [`Channel::broadcast`], limited to members with at least the
     /// given status (`@` ops, `+` voiced and ops): STATUSMSG.
     pub fn broadcast_status(

@@ -15,7 +15,7 @@ use tokio_util::codec::FramedRead;
 use tracing::{debug, info};
 
 use super::outbox::Outbox;
-use super::world::Client;
+use super::world::{Client, ClientId};
 use super::{unix_now, Server};
 use crate::commands::{self, Flow, Session};
 use crate::proto::codec::{Frame, LineCodec};
@@ -62,10 +62,32 @@ pub(super) async fn serve(server: Arc<Server>, stream: TcpStream, peer: SocketAd
         async move { outbox.run_writer(writer).await }
     });
     let mut session = Session::new(id, outbox.clone());
+    let cleanup = RemoveOnDrop {
+        server: &server,
+        id,
+    };
     let reason = read_loop(&server, &mut session, reader).await;
     server.world().remove_client(id, &reason);
+    drop(cleanup);
     info!(client = id, %peer, reason, "disconnected");
     let _ = writer_task.await;
+}
+
+/// Takes the client out of the network even if its task unwinds from a
+/// panic, so a bug in one handler can never leave a ghost behind.
+struct RemoveOnDrop<'a> {
+    server: &'a Server,
+    id: ClientId,
+}
+
+impl Drop for RemoveOnDrop<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            tracing::error!(client = self.id, "connection task panicked");
+        }
+        // A no-op when the normal path already removed the client.
+        self.server.world().remove_client(self.id, "Internal error");
+    }
 }
 
 async fn read_loop(server: &Arc<Server>, session: &mut Session, reader: OwnedReadHalf) -> String {

@@ -24,7 +24,8 @@ pub fn tokens(config: &Config) -> Vec<String> {
         "EXCEPTS=e".to_owned(),
         "INVEX=I".to_owned(),
         format!("KICKLEN={}", l.kick_length),
-        format!("MAXLIST=beI:{}", l.list_entries),
+        // Each list has its own limit, so they are advertised one by one.
+        format!("MAXLIST=b:{0},e:{0},I:{0}", l.list_entries),
         format!("MAXTARGETS={targets}"),
         format!("MODES={}", l.modes_per_command),
         format!("MONITOR={}", l.monitor_entries),
@@ -34,7 +35,7 @@ pub fn tokens(config: &Config) -> Vec<String> {
         "SAFELIST".to_owned(),
         "STATUSMSG=@+".to_owned(),
         format!(
-            "TARGMAX=ISON:,JOIN:,KICK:1,LIST:,MONITOR:,NAMES:1,NOTICE:{targets},PART:,PRIVMSG:{targets},WHOIS:1"
+            "TARGMAX=ISON:,JOIN:,KICK:{targets},LIST:,MONITOR:,NAMES:,NOTICE:{targets},PART:,PRIVMSG:{targets},WHOIS:{targets}"
         ),
         format!("TOPICLEN={}", l.topic_length),
         "USERLEN=18".to_owned(),

@@ -1,0 +1,1105 @@
+//! Channels: JOIN, INVITE, PART, KICK, TOPIC, NAMES and LIST, with every
+//! refusal they can give.
+//!
+//! The server keeps channel members and channels in unordered maps, so where
+//! several members (353) or several channels (322) appear in one reply the
+//! tests compare them as sets; everything else is compared line for line.
+
+mod common;
+use common::*;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Joins `channel` with each client in turn (the first creates it), then
+/// reads every client's pending lines so each test starts from silence.
+async fn setup_channel(channel: &str, members: &mut [&mut Client]) {
+    for member in members.iter_mut() {
+        member.exchange(&format!("JOIN {channel}")).await;
+    }
+    for member in members.iter_mut() {
+        member.sync().await;
+    }
+}
+
+/// Asserts `line` is a 353 for `viewer` on `channel` with `symbol`, listing
+/// exactly `entries` in any order.
+fn assert_names(line: &str, viewer: &str, symbol: &str, channel: &str, entries: &[&str]) {
+    let prefix = numeric("353", viewer, &format!("{symbol} {channel} :"));
+    let rest = line
+        .strip_prefix(&prefix)
+        .unwrap_or_else(|| panic!("expected {prefix:?}…, got {line:?}"));
+    let mut got: Vec<&str> = rest.split(' ').collect();
+    let mut want = entries.to_vec();
+    got.sort_unstable();
+    want.sort_unstable();
+    assert_eq!(got, want, "in {line:?}");
+}
+
+/// Asserts `line` is `prefix` followed by a Unix time from the last minute.
+fn assert_timestamped(line: &str, prefix: &str) {
+    let rest = line
+        .strip_prefix(prefix)
+        .unwrap_or_else(|| panic!("expected {prefix:?}<time>, got {line:?}"));
+    let ts: u64 = rest
+        .parse()
+        .unwrap_or_else(|_| panic!("not a timestamp in {line:?}"));
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(
+        ts <= now && now - ts < 60,
+        "timestamp not recent in {line:?}"
+    );
+}
+
+/// Asserts `lines` is exactly one numeric `code` for `nick` with `middles`
+/// well-formed middle parameters (non-empty, no space, no leading colon)
+/// before ` :text`. Used where the server echoes text the client chose.
+fn assert_wellformed(lines: &[String], code: &str, nick: &str, middles: usize, text: &str) {
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let line = &lines[0];
+    let rest = line
+        .strip_prefix(&numeric(code, nick, ""))
+        .and_then(|r| r.strip_suffix(&format!(" :{text}")))
+        .unwrap_or_else(|| panic!("expected {code} for {nick} ending in {text:?}, got {line:?}"));
+    let params: Vec<&str> = rest.split(' ').collect();
+    assert_eq!(params.len(), middles, "middle parameters of {line:?}");
+    for p in params {
+        assert!(
+            !p.is_empty() && !p.starts_with(':'),
+            "malformed parameter {p:?} in {line:?}"
+        );
+    }
+}
+
+fn end_of_names(nick: &str, channel: &str) -> String {
+    numeric("366", nick, &format!("{channel} :End of /NAMES list"))
+}
+
+/// The 322 lines of a LIST reply, sorted, after checking 321 and 323 around them.
+fn list_entries(lines: &[String], nick: &str) -> Vec<String> {
+    assert!(lines.len() >= 2, "{lines:?}");
+    assert_eq!(lines[0], numeric("321", nick, "Channel :Users  Name"));
+    assert_eq!(
+        lines[lines.len() - 1],
+        numeric("323", nick, ":End of /LIST")
+    );
+    let mut entries = lines[1..lines.len() - 1].to_vec();
+    entries.sort();
+    entries
+}
+
+// ---------------------------------------------------------------- JOIN
+
+#[tokio::test]
+async fn join_creates_channel_with_creator_as_op() {
+    let server = TestServer::start().await;
+    let mut alice = server.client("alice").await;
+    assert_eq!(
+        alice.exchange("JOIN #parlor").await,
+        [
+            ":alice!~alice@127.0.0.1 JOIN #parlor".to_owned(),
+            numeric("353", "alice", "= #parlor :@alice"),
+            end_of_names("alice", "#parlor"),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn second_joiner_sees_both_and_members_see_the_join() {
+    let server = TestServer::start().await;
+    let mut alice = server.client("alice").await;
+    let mut bob = server.client("bob").await;
+    alice.exchange("JOIN #parlor").await;
+    let lines = bob.exchange("JOIN #parlor").await;
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(lines[0], ":bob!~bob@127.0.0.1 JOIN #parlor");
+    assert_names(&lines[1], "bob", "=", "#parlor", &["@alice", "bob"]);
+    assert_eq!(lines[2], end_of_names("bob", "#parlor"));
+    assert_eq!(alice.sync().await, [":bob!~bob@127.0.0.1 JOIN #parlor"]);
+}
+
+#[tokio::test]
+async fn join_several_channels_with_keys() {
+    let server = TestServer::start().await;
+    let mut alice = server.client("alice").await;
+    let mut bob = server.client("bob").await;
+    setup_channel("#a", &mut [&mut alice]).await;
+    alice.exchange("MODE #a +k key1").await;
+    // The first key goes with the first channel; #b needs none.
+    let lines = bob.exchange("JOIN #a,#b key1").await;
+    assert_eq!(lines.len(), 6, "{lines:?}");
+    assert_eq!(lines[0], ":bob!~bob@127.0.0.1 JOIN #a");
+    assert_names(&lines[1], "bob", "=", "#a", &["@alice", "bob"]);
+    assert_eq!(lines[2], end_of_names("bob", "#a"));
+    assert_eq!(lines[3], ":bob!~bob@127.0.0.1 JOIN #b");
+    assert_eq!(lines[4], numeric("353", "bob", "= #b :@bob"));
+    assert_eq!(lines[5], end_of_names("bob", "#b"));
+    assert_eq!(alice.sync().await, [":bob!~bob@127.0.0.1 JOIN #a"]);
+}
+
+#[tokio::test]
+async fn join_zero_parts_every_channel() {
+    let server = TestServer::start().await;
+    let mut alice = server.client("alice").await;
+    let mut bob = server.client("bob").await;
+    setup_channel("#a", &mut [&mut alice, &mut bob]).await;
+    setup_channel("#b", &mut [&mut alice]).await;
+    let mut lines = alice.exchange("JOIN 0").await;
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            ":alice!~alice@127.0.0.1 PART #a",
+            ":alice!~alice@127.0.0.1 PART #b"
+        ]
+    );
+    assert_eq!(bob.sync().await, [":alice!~alice@127.0.0.1 PART #a"]);
+    // Nothing left to part.
+    alice.send("JOIN 0").await;
+    alice.expect_nothing().await;
+    let lines = alice.exchange("NAMES #a").await;
+    // Bob stays, without becoming op.
+    assert_eq!(
+        lines,
+        [
+            numeric("353", "alice", "= #a :bob"),
+            end_of_names("alice", "#a")
+        ]
+    );
+}
+
+#[tokio::test]
+async fn invalid_channel_names_get_403() {
+    let server = TestServer::start().await;
+    let mut alice = server.client("alice").await;
+    assert_eq!(
+        alice.exchange("JOIN parlor").await,
+        [numeric("403", "alice", "parlor :No such channel")]
+    );
+    assert_eq!(
+        alice.exchange("JOIN #").await,
+        [numeric("403", "alice", "# :No such channel")]
+    );
+    assert_eq!(
+        alice.exchange("JOIN #a\x07b").await,
+        [numeric("403", "alice", "#a\x07b :No such channel")]
+    );
+    let long = format!("#{}", "x".repeat(64));
+    assert_eq!(
+        alice.exchange(&format!("JOIN {long}")).await,
+        [numeric("403", "alice", &format!("{long} :No such channel"))]
+    );
+    // A 64-byte name (CHANNELLEN=64) is fine.
+    let longest = format!("#{}", "x".repeat(63));
+    let lines = alice.exchange(&format!("JOIN {longest}")).await;
+    assert_eq!(lines[0], format!(":alice!~alice@127.0.0.1 JOIN {longest}"));
+    // Valid and invalid names in one JOIN are handled one by one.
+    assert_eq!(
+        alice.exchange("JOIN bad,&local").await,
+        [
+            numeric("403", "alice", "bad :No such channel"),
+            ":alice!~alice@127.0.0.1 JOIN &local".to_owned(),
+            numeric("353", "alice", "= &local :@alice"),
+            end_of_names("alice", "&local"),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn joining_a_channel_again_is_silent() {
+    let server = TestServer::start().await;
+    let mut alice = server.client("alice").await;
+    let mut bob = server.client("bob").await;
+    setup_channel("#parlor", &mut [&mut alice, &mut bob]).await;
+    bob.send("JOIN #parlor").await;
+    bob.expect_nothing().await;
+    // Casemapping: #PARLOR is the same channel.
+    bob.send("JOIN #PARLOR").await;
+    bob.expect_nothing().await;
+    alice.expect_nothing().await;
+}
+
+#[tokio::test]
+async fn channel_names_are_case_insensitive_and_keep_their_first_spelling() {
+    let server = TestServer::start().await;
+    let mut alice = server.client("alice").await;
+    let mut bob = server.client("bob").await;
+    setup_channel("#Parlor", &mut [&mut alice]).await;
+    let lines = bob.exchange("JOIN #PARLOR").await;
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(lines[0], ":bob!~bob@127.0.0.1 JOIN #Parlor");
+    assert_names(&lines[1], "bob", "=", "#Parlor", &["@alice", "bob"]);
+    assert_eq!(lines[2], end_of_names("bob", "#Parlor"));
+    assert_eq!(alice.sync().await, [":bob!~bob@127.0.0.1 JOIN #Parlor"]);
+}
+
+#[tokio::test]
+async fn channels_per_client_limit_gives_405() {
+    let server = TestServer::start_with("[limits]\nchannels_per_client = 2\n").await;
+    let mut alice = server.client("alice").await;
+    setup_channel("#a", &mut [&mut alice]).await;
+    setup_channel("#b", &mut [&mut alice]).await;
+    assert_eq!(
+        alice.exchange("JOIN #c").await,
+        [numeric(
+            "405",
+            "alice",
+            "#c :You have joined too many channels"
+        )]
+    );
+    // Parting frees a slot.
+    alice.exchange("PART #a").await;
+    assert_eq!(
+        alice.exchange("JOIN #c").await[0],
+        ":alice!~alice@127.0.0.1 JOIN #c"
+    );
+}
+
+// ------------------------------------------------------- JOIN refusals
+
+#[tokio::test]
+async fn join_refused_when_full() {
+    let server = TestServer::start().await;
+    let mut alice = server.client("alice").await;
+    let mut bob = server.client("bob").await;
+    setup_channel("#c", &mut [&mut alice]).await;
+    alice.exchange("MODE #c +l 1").await;
+    assert_eq!(
+        bob.exchange("JOIN #c").await,
+        [numeric("471", "bob", "#c :Cannot join channel (+l)")]
+    );
+    alice.expect_nothing().await;
+}
+
+#[tokio::test]
+async fn join_refused_when_invite_only() {
+    let server = TestServer::start().await;
+    let mut alice = server.client("alice").await;
+    let mut bob = server.client("bob").await;
+    setup_channel("#c", &mut [&mut alice]).await;
+    alice.exchange("MODE #c +i").await;
+    assert_eq!(
+        bob.exchange("JOIN #c").await,
+        [numeric("473", "bob", "#c :Cannot join channel (+i)")]
+    );
+    alice.expect_nothing().await;
+}
+
+#[tokio::test]
+async fn join_refused_when_banned() {
+    let server = TestServer::start().await;
+    let mut alice = server.client("alice").await;
+    let mut bob = server.client("bob").await;
+    setup_channel("#c", &mut [&mut alice]).await;
+    alice.exchange("MODE #c +b bob!*@*").await;
+    assert_eq!(
+        bob.exchange("JOIN #c").await,
+        [numeric("474", "bob", "#c :Cannot join channel (+b)")]
+    );
+    alice.expect_nothing().await;
+    // Masks match case-insensitively.
+    alice.exchange("MODE #c -b+b bob!*@* BOB!*@*").await;
+    assert_eq!(
+        bob.exchange("JOIN #c").await,
+        [numeric("474", "bob", "#c :Cannot join channel (+b)")]
+    );
+}
+
+#[tokio::test]
+async fn join_refused_with_wrong_or_missing_key() {
+    let server = TestServer::start().await;
+    let mut alice = server.client("alice").await;
+    let mut bob = server.client("bob").await;
+    setup_channel("#c", &mut [&mut alice]).await;
+    alice.exchange("MODE #c +k sesame").await;
+    assert_eq!(
+        bob.exchange("JOIN #c").await,
+        [numeric("475", "bob", "#c :Cannot join channel (+k)")]
+    );
+    assert_eq!(
+        bob.exchange("JOIN #c wrong").await,
+        [numeric("475", "bob", "#c :Cannot join channel (+k)")]
+    );
+    assert_eq!(
+        bob.exchange("JOIN #c sesame").await[0],
+        ":bob!~bob@127.0.0.1 JOIN #c"
+    );
+}
+
+// -------------------------------------------------------------- INVITE
+
+#[tokio::test]
+async fn invite_lets_the_target_into_an_invite_only_channel() {
+    let server = TestServer::start().await;
+    let mut alice = server.client("alice").await;
+    let mut bob = server.client("bob").await;
+    setup_channel("#c", &mut [&mut alice]).await;
+    alice.exchange("MODE #c +i").await;
+    assert_eq!(
+        alice.exchange("INVITE bob #c").await,
+        [numeric("341", "alice", "bob #c")]
+    );
+    assert_eq!(bob.sync().await, [":alice!~alice@127.0.0.1 INVITE bob #c"]);
+    let lines = bob.exchange("JOIN #c").await;
+    assert_eq!(lines[0], ":bob!~bob@127.0.0.1 JOIN #c");
+    assert_eq!(alice.sync().await, [":bob!~bob@127.0.0.1 JOIN #c"]);
+}
+
+#[tokio::test]
+async fn an_invitation_is_used_up_by_joining() {
+    let server = TestServer::start().await;
+    let mut alice = server.client("alice").await;
+    let mut bob = server.client("bob").await;
+    setup_channel("#c", &mut [&mut alice]).await;
+    alice.exchange("MODE #c +i").await;
+    alice.exchange("INVITE bob #c").await;
+    bob.exchange("JOIN #c").await;
+    bob.exchange("PART #c").await;
+    assert_eq!(
+        bob.exchange("JOIN #c").await,
+        [numeric("473", "bob", "#c :Cannot join channel (+i)")]
+    );
+}
+
+#[tokio::test]
+async fn invite_is_not_announced_to_the_channel() {
+    let server = TestServer::start().await;
+    let mut alice = server.client("alice").await;
+    let mut bob = server.client("bob").await;
+    let mut carol = server.client("carol").await;
+    setup_channel("#c", &mut [&mut alice, &mut carol]).await;
+    // Without +i any member may invite.
+    assert_eq!(
+        carol.exchange("INVITE bob #c").await,
+        [numeric("341", "carol", "bob #c")]
+    );
+    assert_eq!(bob.sync().await, [":carol!~carol@127.0.0.1 INVITE bob #c"]);
+    alice.expect_nothing().await;
+}
+
+#[tokio::test]
+async fn invite_errors() {
+    let server = TestServer::start().await;
+    let mut alice = server.client("alice").await;
+    let mut bob = server.client("bob").await;
+    let mut carol = server.client("carol").await;
+    let mut dave = server.client("dave").await;
+    setup_channel("#c", &mut [&mut alice, &mut bob]).await;
+    assert_eq!(
+        alice.exchange("INVITE bob #c").await,
+        [numeric("443", "alice", "bob #c :is already on channel")]
+    );
+    assert_eq!(
+        dave.exchange("INVITE carol #c").await,
+        [numeric("442", "dave", "#c :You're not on that channel")]
+    );
+    assert_eq!(
+        alice.exchange("INVITE nobody #c").await,
+        [numeric("401", "alice", "nobody :No such nick/channel")]
+    );
+    assert_eq!(
+        alice.exchange("INVITE carol #nowhere").await,
+        [numeric("403", "alice", "#nowhere :No such channel")]
+    );
+    alice.exchange("MODE #c +i").await;
+    bob.sync().await;
+    assert_eq!(
+        bob.exchange("INVITE carol #c").await,
+        [numeric("482", "bob", "#c :You're not channel operator")]
+    );
+    assert_eq!(
+        alice.exchange("INVITE carol").await,
+        [numeric("461", "alice", "INVITE :Not enough parameters")]
+    );
+    // INVITE alone lists one's own pending invitations: alice has none.
+    assert_eq!(
+        alice.exchange("INVITE").await,
+        [numeric("337", "alice", ":End of /INVITE list")]
+    );
+    // None of those reached carol.
+    carol.expect_nothing().await;
+}
+
+#[tokio::test]
+async fn invite_to_an_away_user_says_so() {
+    let server = TestServer::start().await;
+    let mut alice = server.client("alice").await;
+    let mut bob = server.client("bob").await;
+    setup_channel("#c", &mut [&mut alice]).await;
+    bob.exchange("AWAY :out to lunch").await;
+    assert_eq!(
+        alice.exchange("INVITE bob #c").await,
+        [
+            numeric("341", "alice", "bob #c"),
+            numeric("301", "alice", "bob :out to lunch")
+        ]
+    );
+    assert_eq!(bob.sync().await, [":alice!~alice@127.0.0.1 INVITE bob #c"]);
+}
+
+// ---------------------------------------------------------------- PART
+
+#[tokio::test]
+async fn part_with_and_without_reason_is_seen_by_members() {
+    let server = TestServer::start().await;
+    let mut alice = server.client("alice").await;
+    let mut bob = server.client("bob").await;
+    let mut carol = server.client("carol").await;
+    setup_channel("#c", &mut [&mut alice, &mut bob, &mut carol]).await;
+    assert_eq!(
+        bob.exchange("PART #c").await,
+        [":bob!~bob@127.0.0.1 PART #c"]
+    );
+    assert_eq!(alice.sync().await, [":bob!~bob@127.0.0.1 PART #c"]);
+    assert_eq!(carol.sync().await, [":bob!~bob@127.0.0.1 PART #c"]);
+    assert_eq!(
+        carol.exchange("PART #c :see you all").await,
+        [":carol!~carol@127.0.0.1 PART #c :see you all"]
+    );
+    assert_eq!(
+        alice.sync().await,
+        [":carol!~carol@127.0.0.1 PART #c :see you all"]
+    );
+    // Bob has left: he hears nothing more.
+    bob.expect_nothing().await;
+}
+
+#[tokio::test]
+async fn part_errors() {
+    let server = TestServer::start().await;
+    let mut alice = server.client("alice").await;
+    let mut bob = server.client("bob").await;
+    setup_channel("#c", &mut [&mut alice]).await;
+    assert_eq!(
+        bob.exchange("PART #nowhere").await,
+        [numeric("403", "bob", "#nowhere :No such channel")]
+    );
+    assert_eq!(
+        bob.exchange("PART #c").await,
+        [numeric("442", "bob", "#c :You're not on that channel")]
+    );
+    assert_eq!(
+        bob.exchange("PART").await,
+        [numeric("461", "bob", "PART :Not enough parameters")]
+    );
+    alice.expect_nothing().await;
+}
+
+#[tokio::test]
+async fn part_several_channels_at_once() {
+    let server = TestServer::start().await;
+    let mut alice = server.client("alice").await;
+    setup_channel("#a", &mut [&mut alice]).await;
+    setup_channel("#b", &mut [&mut alice]).await;
+    assert_eq!(
+        alice.exchange("PART #a,#nowhere,#b :bye").await,
+        [
+            ":alice!~alice@127.0.0.1 PART #a :bye".to_owned(),
+            numeric("403", "alice", "#nowhere :No such channel"),
+            ":alice!~alice@127.0.0.1 PART #b :bye".to_owned(),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn channel_disappears_when_the_last_member_leaves() {
+    let server = TestServer::start().await;
+    let mut alice = server.client("alice").await;
+    let mut bob = server.client("bob").await;
+    setup_channel("#c", &mut [&mut alice]).await;
+    alice.exchange("TOPIC #c :remember me").await;
+    alice.exchange("PART #c").await;
+    assert_eq!(bob.exchange("NAMES #c").await, [end_of_names("bob", "#c")]);
+    assert!(list_entries(&bob.exchange("LIST").await, "bob").is_empty());
+    // Joining again creates a new channel: bob is its op and the topic is gone.
+    assert_eq!(
+        bob.exchange("JOIN #c").await,
+        [
+            ":bob!~bob@127.0.0.1 JOIN #c".to_owned(),
+            numeric("353", "bob", "= #c :@bob"),
+            end_of_names("bob", "#c"),
+        ]
+    );
+}
+
+// ---------------------------------------------------------------- KICK
+
+#[tokio::test]
+async fn kick_with_default_reason_is_seen_by_all_including_the_kicked() {
+    let server = TestServer::start().await;
+    let mut alice = server.client("alice").await;
+    let mut bob = server.client("bob").await;
+    let mut carol = server.client("carol").await;
+    setup_channel("#c", &mut [&mut alice, &mut bob, &mut carol]).await;
+    // The default reason is the kicker's nick.
+    let kick = ":alice!~alice@127.0.0.1 KICK #c bob :alice";
+    assert_eq!(alice.exchange("KICK #c bob").await, [kick]);
+    assert_eq!(bob.sync().await, [kick]);
+    assert_eq!(carol.sync().await, [kick]);
+    let lines = alice.exchange("NAMES #c").await;
+    assert_names(&lines[0], "alice", "=", "#c", &["@alice", "carol"]);
+    // Bob is out: channel traffic no longer reaches him.
+    alice.exchange("PRIVMSG #c :hello").await;
+    bob.expect_nothing().await;
+}
+
+#[tokio::test]
+async fn kick_with_custom_reason() {
+    let server = TestServer::start().await;
+    let mut alice = server.client("alice").await;
+    let mut bob = server.client("bob").await;
+    let mut carol = server.client("carol").await;
+    setup_channel("#c", &mut [&mut alice, &mut bob, &mut carol]).await;
+    let kick = ":alice!~alice@127.0.0.1 KICK #c carol :Speaking English";
+    assert_eq!(
+        alice.exchange("KICK #c carol :Speaking English").await,
+        [kick]
+    );
+    assert_eq!(bob.sync().await, [kick]);
+    assert_eq!(carol.sync().await, [kick]);
+}
+
+#[tokio::test]
+async fn long_kick_reasons_are_truncated_to_kicklen() {
+    let server = TestServer::start_with("[limits]\nkick_length = 5\n").await;
+    let mut alice = server.client("alice").await;
+    let mut bob = server.client("bob").await;
+    setup_channel("#c", &mut [&mut alice, &mut bob]).await;
+    let kick = ":alice!~alice@127.0.0.1 KICK #c bob :12345";
+    assert_eq!(alice.exchange("KICK #c bob :1234567890").await, [kick]);
+    assert_eq!(bob.sync().await, [kick]);
+}
+
+#[tokio::test]
+async fn kick_several_users_sends_one_kick_each() {
+    let server = TestServer::start().await;
+    let mut alice = server.client("alice").await;
+    let mut bob = server.client("bob").await;
+    let mut carol = server.client("carol").await;
+    setup_channel("#c", &mut [&mut alice, &mut bob, &mut carol]).await;
+    assert_eq!(
+        alice.exchange("KICK #c bob,carol :out").await,
+        [
+            ":alice!~alice@127.0.0.1 KICK #c bob :out",
+            ":alice!~alice@127.0.0.1 KICK #c carol :out"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn kick_errors() {
+    let server = TestServer::start().await;
+    let mut alice = server.client("alice").await;
+    let mut bob = server.client("bob").await;
+    let mut dave = server.client("dave").await;
+    setup_channel("#c", &mut [&mut alice, &mut bob]).await;
+    assert_eq!(
+        bob.exchange("KICK #c alice").await,
+        [numeric("482", "bob", "#c :You're not channel operator")]
+    );
+    assert_eq!(
+        alice.exchange("KICK #c dave").await,
+        [numeric(
+            "441",
+            "alice",
+            "dave #c :They aren't on that channel"
+        )]
+    );
+    assert_eq!(
+        dave.exchange("KICK #c bob").await,
+        [numeric("442", "dave", "#c :You're not on that channel")]
+    );
+    assert_eq!(
+        alice.exchange("KICK #nowhere bob").await,
+        [numeric("403", "alice", "#nowhere :No such channel")]
+    );
+    assert_eq!(
+        alice.exchange("KICK #c").await,
+        [numeric("461", "alice", "KICK :Not enough parameters")]
+    );
+    // Nobody was kicked.
+    alice.expect_nothing().await;
+    bob.expect_nothing().await;
+}
+
+// --------------------------------------------------------------- TOPIC
+
+#[tokio::test]
+async fn topic_query_set_and_shown_on_join() {
+    let server = TestServer::start().await;
+    let mut alice = server.client("alice").await;
+    let mut bob = server.client("bob").await;
+    let mut carol = server.client("carol").await;
+    setup_channel("#c", &mut [&mut alice, &mut bob]).await;
+    assert_eq!(
+        alice.exchange("TOPIC #c").await,
+        [numeric("331", "alice", "#c :No topic is set")]
+    );
+
+    let change = ":alice!~alice@127.0.0.1 TOPIC #c :Welcome to the parlor";
+    assert_eq!(
+        alice.exchange("TOPIC #c :Welcome to the parlor").await,
+        [change]
+    );
+    assert_eq!(bob.sync().await, [change]);
+
+    let lines = bob.exchange("TOPIC #c").await;
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0], numeric("332", "bob", "#c :Welcome to the parlor"));
+    // 333 names the setter by full mask; Modern writes `<nick>` but servers
+    // commonly send the mask, and Parlor does.
+    assert_timestamped(
+        &lines[1],
+        &numeric("333", "bob", "#c alice!~alice@127.0.0.1 "),
+    );
+
+    let lines = carol.exchange("JOIN #c").await;
+    assert_eq!(lines.len(), 5, "{lines:?}");
+    assert_eq!(lines[0], ":carol!~carol@127.0.0.1 JOIN #c");
+    assert_eq!(
+        lines[1],
+        numeric("332", "carol", "#c :Welcome to the parlor")
+    );
+    assert_timestamped(
+        &lines[2],
+        &numeric("333", "carol", "#c alice!~alice@127.0.0.1 "),
+    );
+    assert_names(&lines[3], "carol", "=", "#c", &["@alice", "bob", "carol"]);
+    assert_eq!(lines[4], end_of_names("carol", "#c"));
+}
+
+#[tokio::test]
+async fn protected_topic_needs_op_and_minus_t_lets_anyone_set_it() {
+    let server = TestServer::start().await;
+    let mut alice = server.client("alice").await;
+    let mut bob = server.client("bob").await;
+    setup_channel("#c", &mut [&mut alice, &mut bob]).await;
+    // New channels are +t.
+    assert_eq!(
+        bob.exchange("TOPIC #c :bob was here").await,
+        [numeric("482", "bob", "#c :You're not channel operator")]
+    );
+    alice.expect_nothing().await;
+    alice.exchange("MODE #c -t").await;
+    bob.sync().await;
+    let change = ":bob!~bob@127.0.0.1 TOPIC #c :bob was here";
+    assert_eq!(bob.exchange("TOPIC #c :bob was here").await, [change]);
+    assert_eq!(alice.sync().await, [change]);
+}
+
+#[tokio::test]
+async fn empty_topic_clears_it() {
+    let server = TestServer::start().await;
+    let mut alice = server.client("alice").await;
+    let mut bob = server.client("bob").await;
+    setup_channel("#c", &mut [&mut alice, &mut bob]).await;
+    alice.exchange("TOPIC #c :something").await;
+    bob.sync().await;
+    assert_eq!(
+        alice.exchange("TOPIC #c :").await,
+        [":alice!~alice@127.0.0.1 TOPIC #c :"]
+    );
+    assert_eq!(bob.sync().await, [":alice!~alice@127.0.0.1 TOPIC #c :"]);
+    assert_eq!(
+        bob.exchange("TOPIC #c").await,
+        [numeric("331", "bob", "#c :No topic is set")]
+    );
+}
+
+#[tokio::test]
+async fn long_topics_are_truncated_to_topiclen() {
+    let server = TestServer::start_with("[limits]\ntopic_length = 10\n").await;
+    let mut alice = server.client("alice").await;
+    setup_channel("#c", &mut [&mut alice]).await;
+    assert_eq!(
+        alice.exchange("TOPIC #c :0123456789abcdef").await,
+        [":alice!~alice@127.0.0.1 TOPIC #c :0123456789"]
+    );
+    assert_eq!(
+        alice.exchange("TOPIC #c").await[0],
+        numeric("332", "alice", "#c :0123456789")
+    );
+}
+
+#[tokio::test]
+async fn topic_errors() {
+    let server = TestServer::start().await;
+    let mut alice = server.client("alice").await;
+    let mut dave = server.client("dave").await;
+    setup_channel("#c", &mut [&mut alice]).await;
+    alice.exchange("MODE #c -t").await;
+    assert_eq!(
+        dave.exchange("TOPIC #c :outsider topic").await,
+        [numeric("442", "dave", "#c :You're not on that channel")]
+    );
+    assert_eq!(
+        dave.exchange("TOPIC #nowhere").await,
+        [numeric("403", "dave", "#nowhere :No such channel")]
+    );
+    assert_eq!(
+        dave.exchange("TOPIC").await,
+        [numeric("461", "dave", "TOPIC :Not enough parameters")]
+    );
+    // An outsider may read the topic of a public channel (Modern leaves 442
+    // here optional), but not of a secret one.
+    assert_eq!(
+        dave.exchange("TOPIC #c").await,
+        [numeric("331", "dave", "#c :No topic is set")]
+    );
+    alice.exchange("MODE #c +s").await;
+    assert_eq!(
+        dave.exchange("TOPIC #c").await,
+        [numeric("442", "dave", "#c :You're not on that channel")]
+    );
+    alice.expect_nothing().await;
+}
+
+// --------------------------------------------------------------- NAMES
+
+#[tokio::test]
+async fn names_lists_members_with_prefixes() {
+    let server = TestServer::start().await;
+    let mut alice = server.client("alice").await;
+    let mut bob = server.client("bob").await;
+    let mut carol = server.client("carol").await;
+    let mut dave = server.client("dave").await;
+    setup_channel("#c", &mut [&mut alice, &mut bob, &mut carol]).await;
+    alice.exchange("MODE #c +v bob").await;
+    let lines = dave.exchange("NAMES #c").await;
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_names(&lines[0], "dave", "=", "#c", &["@alice", "+bob", "carol"]);
+    assert_eq!(lines[1], end_of_names("dave", "#c"));
+    // Unknown channels and no parameter give only the end.
+    assert_eq!(
+        dave.exchange("NAMES #nowhere").await,
+        [end_of_names("dave", "#nowhere")]
+    );
+    assert_eq!(dave.exchange("NAMES").await, [end_of_names("dave", "*")]);
+}
+
+#[tokio::test]
+async fn names_of_a_secret_channel_is_empty_for_outsiders() {
+    let server = TestServer::start().await;
+    let mut alice = server.client("alice").await;
+    let mut dave = server.client("dave").await;
+    setup_channel("#hidden", &mut [&mut alice]).await;
+    alice.exchange("MODE #hidden +s").await;
+    assert_eq!(
+        dave.exchange("NAMES #hidden").await,
+        [end_of_names("dave", "#hidden")]
+    );
+    // Members see it, marked secret with `@`.
+    assert_eq!(
+        alice.exchange("NAMES #hidden").await,
+        [
+            numeric("353", "alice", "@ #hidden :@alice"),
+            end_of_names("alice", "#hidden")
+        ]
+    );
+}
+
+#[tokio::test]
+async fn names_of_a_private_channel_is_marked_with_a_star() {
+    let server = TestServer::start().await;
+    let mut alice = server.client("alice").await;
+    let mut dave = server.client("dave").await;
+    setup_channel("#p", &mut [&mut alice]).await;
+    alice.exchange("MODE #p +p").await;
+    assert_eq!(
+        alice.exchange("NAMES #p").await,
+        [
+            numeric("353", "alice", "* #p :@alice"),
+            end_of_names("alice", "#p")
+        ]
+    );
+    assert_eq!(
+        dave.exchange("NAMES #p").await,
+        [end_of_names("dave", "#p")]
+    );
+}
+
+#[tokio::test]
+async fn invisible_users_are_hidden_from_outsiders_only() {
+    let server = TestServer::start().await;
+    let mut alice = server.client("alice").await;
+    let mut bob = server.client("bob").await;
+    let mut dave = server.client("dave").await;
+    setup_channel("#c", &mut [&mut alice, &mut bob]).await;
+    bob.exchange("MODE bob +i").await;
+    assert_eq!(
+        dave.exchange("NAMES #c").await,
+        [
+            numeric("353", "dave", "= #c :@alice"),
+            end_of_names("dave", "#c")
+        ]
+    );
+    let lines = alice.exchange("NAMES #c").await;
+    assert_names(&lines[0], "alice", "=", "#c", &["@alice", "bob"]);
+}
+
+#[tokio::test]
+async fn multi_prefix_and_userhost_in_names_change_353() {
+    let server = TestServer::start().await;
+    let mut alice = server.client("alice").await;
+    let mut bob = server.client("bob").await;
+    setup_channel("#c", &mut [&mut alice, &mut bob]).await;
+    alice.exchange("MODE #c +v alice").await;
+    bob.sync().await;
+    let lines = bob.exchange("NAMES #c").await;
+    assert_names(&lines[0], "bob", "=", "#c", &["@alice", "bob"]);
+
+    assert_eq!(
+        bob.exchange("CAP REQ :multi-prefix").await,
+        [format!(":{SERVER} CAP bob ACK :multi-prefix")]
+    );
+    let lines = bob.exchange("NAMES #c").await;
+    assert_names(&lines[0], "bob", "=", "#c", &["@+alice", "bob"]);
+
+    assert_eq!(
+        bob.exchange("CAP REQ :userhost-in-names").await,
+        [format!(":{SERVER} CAP bob ACK :userhost-in-names")]
+    );
+    let lines = bob.exchange("NAMES #c").await;
+    assert_names(
+        &lines[0],
+        "bob",
+        "=",
+        "#c",
+        &["@+alice!~alice@127.0.0.1", "bob!~bob@127.0.0.1"],
+    );
+
+    bob.exchange("CAP REQ :-multi-prefix").await;
+    let lines = bob.exchange("NAMES #c").await;
+    assert_names(
+        &lines[0],
+        "bob",
+        "=",
+        "#c",
+        &["@alice!~alice@127.0.0.1", "bob!~bob@127.0.0.1"],
+    );
+    // Alice, without the capabilities, still sees plain nicks.
+    let lines = alice.exchange("NAMES #c").await;
+    assert_names(&lines[0], "alice", "=", "#c", &["@alice", "bob"]);
+}
+
+#[tokio::test]
+async fn long_names_replies_are_split() {
+    let server = TestServer::start().await;
+    let mut clients = Vec::new();
+    for i in 0..40 {
+        let mut c = server.client(&format!("member{i:02}_with_long_nick")).await;
+        c.exchange("JOIN #big").await;
+        clients.push(c);
+    }
+    let mut dave = server.client("dave").await;
+    let lines = dave.exchange("NAMES #big").await;
+    assert!(
+        lines.len() > 2,
+        "40 long nicks need more than one 353: {lines:?}"
+    );
+    let mut seen = Vec::new();
+    for line in &lines[..lines.len() - 1] {
+        assert!(line.len() + 2 <= 512, "line too long: {line}");
+        let rest = line
+            .strip_prefix(&numeric("353", "dave", "= #big :"))
+            .expect("353");
+        seen.extend(
+            rest.split(' ')
+                .map(|n| n.trim_start_matches('@').to_owned()),
+        );
+    }
+    assert_eq!(lines[lines.len() - 1], end_of_names("dave", "#big"));
+    seen.sort();
+    let want: Vec<String> = (0..40)
+        .map(|i| format!("member{i:02}_with_long_nick"))
+        .collect();
+    assert_eq!(seen, want);
+}
+
+// ---------------------------------------------------------------- LIST
+
+/// #apple (2 users, with a topic), #avocado, #banana, and a secret
+/// #hidden; dave is on none of them.
+async fn list_fixture(server: &TestServer) -> (Client, Client, Client) {
+    let mut alice = server.client("alice").await;
+    let mut bob = server.client("bob").await;
+    let dave = server.client("dave").await;
+    setup_channel("#apple", &mut [&mut alice, &mut bob]).await;
+    alice.exchange("TOPIC #apple :Fruit talk").await;
+    setup_channel("#avocado", &mut [&mut alice]).await;
+    setup_channel("#banana", &mut [&mut bob]).await;
+    setup_channel("#hidden", &mut [&mut alice]).await;
+    alice.exchange("MODE #hidden +s").await;
+    bob.sync().await;
+    (alice, bob, dave)
+}
+
+#[tokio::test]
+async fn list_shows_visible_channels_with_topics() {
+    let server = TestServer::start().await;
+    let (mut alice, _bob, mut dave) = list_fixture(&server).await;
+    assert_eq!(
+        list_entries(&dave.exchange("LIST").await, "dave"),
+        [
+            numeric("322", "dave", "#apple 2 :Fruit talk"),
+            numeric("322", "dave", "#avocado 1 :"),
+            numeric("322", "dave", "#banana 1 :"),
+        ]
+    );
+    // A member sees the secret channel too.
+    assert_eq!(
+        list_entries(&alice.exchange("LIST").await, "alice"),
+        [
+            numeric("322", "alice", "#apple 2 :Fruit talk"),
+            numeric("322", "alice", "#avocado 1 :"),
+            numeric("322", "alice", "#banana 1 :"),
+            numeric("322", "alice", "#hidden 1 :"),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn list_filters_by_mask_and_user_count() {
+    let server = TestServer::start().await;
+    let (_alice, _bob, mut dave) = list_fixture(&server).await;
+    assert_eq!(
+        list_entries(&dave.exchange("LIST #a*").await, "dave"),
+        [
+            numeric("322", "dave", "#apple 2 :Fruit talk"),
+            numeric("322", "dave", "#avocado 1 :")
+        ]
+    );
+    assert_eq!(
+        list_entries(&dave.exchange("LIST #banana").await, "dave"),
+        [numeric("322", "dave", "#banana 1 :")]
+    );
+    assert_eq!(
+        list_entries(&dave.exchange("LIST >1").await, "dave"),
+        [numeric("322", "dave", "#apple 2 :Fruit talk")]
+    );
+    assert_eq!(
+        list_entries(&dave.exchange("LIST <2").await, "dave"),
+        [
+            numeric("322", "dave", "#avocado 1 :"),
+            numeric("322", "dave", "#banana 1 :")
+        ]
+    );
+    assert_eq!(
+        list_entries(&dave.exchange("LIST !#a*").await, "dave"),
+        [numeric("322", "dave", "#banana 1 :")]
+    );
+    // A secret channel stays hidden even when named.
+    assert!(list_entries(&dave.exchange("LIST #hidden").await, "dave").is_empty());
+}
+
+#[tokio::test]
+async fn list_takes_conditions_as_a_second_parameter() {
+    // Modern, LIST: "Parameters: [<channel>{,<channel>}]
+    // [<elistcond>{,<elistcond>}]" — "The second possible parameter to this
+    // command is a list of conditions as defined in the ELIST RPL_ISUPPORT
+    // parameter", and "the server filters the returned list of channels
+    // with the given conditions".
+    let server = TestServer::start().await;
+    let (_alice, _bob, mut dave) = list_fixture(&server).await;
+    assert_eq!(
+        list_entries(&dave.exchange("LIST #a* >1").await, "dave"),
+        [numeric("322", "dave", "#apple 2 :Fruit talk")]
+    );
+    assert_eq!(
+        list_entries(&dave.exchange("LIST #apple,#banana <2").await, "dave"),
+        [numeric("322", "dave", "#banana 1 :")]
+    );
+}
+
+// ------------------------------------------- replies echoing client text
+//
+// Error numerics repeat the name the client gave. A name that cannot be a
+// middle parameter (sent as a trailing one: empty, with a space, or
+// starting with a colon) must still give a well-formed reply, and the
+// connection must go on answering.
+
+#[tokio::test]
+async fn join_with_a_name_that_is_not_a_middle_parameter() {
+    let server = TestServer::start().await;
+    let mut alice = server.client("alice").await;
+    assert_wellformed(
+        &alice.exchange("JOIN :#a b").await,
+        "403",
+        "alice",
+        1,
+        "No such channel",
+    );
+    let lines = alice.exchange("JOIN #ok,:bad").await;
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert_eq!(lines[0], ":alice!~alice@127.0.0.1 JOIN #ok");
+    assert_wellformed(&lines[3..], "403", "alice", 1, "No such channel");
+}
+
+#[tokio::test]
+async fn part_with_a_name_that_is_not_a_middle_parameter() {
+    let server = TestServer::start().await;
+    let mut alice = server.client("alice").await;
+    assert_wellformed(
+        &alice.exchange("PART :#a b").await,
+        "403",
+        "alice",
+        1,
+        "No such channel",
+    );
+}
+
+#[tokio::test]
+async fn topic_with_a_name_that_is_not_a_middle_parameter() {
+    let server = TestServer::start().await;
+    let mut alice = server.client("alice").await;
+    assert_wellformed(
+        &alice.exchange("TOPIC :#a b").await,
+        "403",
+        "alice",
+        1,
+        "No such channel",
+    );
+}
+
+#[tokio::test]
+async fn invite_with_a_name_that_is_not_a_middle_parameter() {
+    let server = TestServer::start().await;
+    let mut alice = server.client("alice").await;
+    let _bob = server.client("bob").await;
+    assert_wellformed(
+        &alice.exchange("INVITE bob :#a b").await,
+        "403",
+        "alice",
+        1,
+        "No such channel",
+    );
+}
+
+#[tokio::test]
+async fn kick_with_a_nick_that_is_not_a_middle_parameter() {
+    let server = TestServer::start().await;
+    let mut alice = server.client("alice").await;
+    setup_channel("#c", &mut [&mut alice]).await;
+    assert_wellformed(
+        &alice.exchange("KICK #c :a b").await,
+        "441",
+        "alice",
+        2,
+        "They aren't on that channel",
+    );
+}
+
+#[tokio::test]
+async fn names_with_a_name_that_is_not_a_middle_parameter() {
+    let server = TestServer::start().await;
+    let mut alice = server.client("alice").await;
+    assert_wellformed(
+        &alice.exchange("NAMES :#a b").await,
+        "366",
+        "alice",
+        1,
+        "End of /NAMES list",
+    );
+}
