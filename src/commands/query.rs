@@ -1,5 +1,6 @@
 //! Looking people up: WHO (with WHOX), WHOIS, WHOWAS, USERHOST.
 
+use super::info::names_this_server;
 use super::{is_channel_name, split_list, Ctx, Flow};
 use crate::proto::mask::wildcard_match;
 use crate::proto::numeric::{Extra, Response};
@@ -162,8 +163,12 @@ fn visible_channels(world: &World, viewer: &Client, target: &Client) -> Vec<Stri
 }
 
 pub fn whois(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
-    // `WHOIS server nicks` asks a given server; there is only this one.
+    // `WHOIS server nicks` asks a given server: this one (by name, mask or
+    // the nick of a user on it), or 402.
     let requested = if msg.params.len() >= 2 {
+        if !names_this_server(ctx, msg, 0) {
+            return Flow::Continue;
+        }
         msg.params[1]
     } else {
         msg.params[0]
