@@ -423,17 +423,29 @@ async fn full_lists_give_478() {
 }
 
 #[tokio::test]
-async fn maxlist_counts_the_three_lists_together() {
-    // ISUPPORT advertises MAXLIST=beI:<list_entries>. Modern, MAXLIST:
-    // "MAXLIST=beI:25 ; indicates that a client may set up to a total of 25
-    // of a combination of "b", "e", and "I" modes."
+async fn maxlist_limits_each_list_as_advertised() {
+    // ISUPPORT advertises MAXLIST=b:N,e:N,I:N: each list has its own limit
+    // (Modern, MAXLIST: "MAXLIST=b:25,eI:50" gives separate limits).
     let server = TestServer::start_with("[limits]\nlist_entries = 2\n").await;
-    let mut alice = server.client("alice").await;
+    let mut alice = server.connect().await;
+    alice.send("NICK alice").await;
+    alice.send("USER alice 0 * :Real alice").await;
+    let isupport = alice
+        .skip_until(|l| l.contains(" 005 ") && l.contains("MAXLIST="))
+        .await;
+    assert!(isupport.contains(" MAXLIST=b:2,e:2,I:2 "), "{isupport}");
+    alice.skip_until(|l| l.contains(" 376 ")).await;
+    alice.nick = "alice".to_owned();
     setup_channel("#c", &mut [&mut alice]).await;
-    alice.exchange("MODE #c +be one two").await;
+    alice.exchange("MODE #c +bb one two").await;
     assert_eq!(
-        alice.exchange("MODE #c +I three").await,
-        [numeric("478", "alice", "#c I :Channel list is full")]
+        alice.exchange("MODE #c +b three").await,
+        [numeric("478", "alice", "#c b :Channel list is full")]
+    );
+    // The other lists are not affected by a full ban list.
+    assert_eq!(
+        alice.exchange("MODE #c +eI one two").await,
+        [":alice!~alice@127.0.0.1 MODE #c +eI one!*@* two!*@*"]
     );
 }
 

@@ -180,6 +180,10 @@ pub fn ping(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
     let line = LineBuilder::new(Some(&ctx.server.name), "PONG")
         .param(&ctx.server.name)
         .trailing(msg.params[0]);
+    // Sent under the state lock so that the PONG queues after any broadcast
+    // still being delivered: a client may rely on having received, before
+    // the PONG, everything caused before its PING.
+    let _world = ctx.world();
     ctx.send(&line);
     Flow::Continue
 }

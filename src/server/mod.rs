@@ -180,18 +180,17 @@ async fn accept_loop(server: Arc<Server>, listener: TcpListener, tracker: TaskTr
 
 /// Runs the server until SIGINT or SIGTERM, then shuts down cleanly.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    let handle = spawn(config).await?;
-    wait_for_signal().await?;
-    handle.shutdown().await;
-    Ok(())
-}
-
-async fn wait_for_signal() -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
+    // The handlers go in before the ports open: a signal sent as soon as
+    // the server listens must still mean a clean shutdown, not the
+    // default action of dying on the spot.
+    let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
+    let handle = spawn(config).await?;
     tokio::select! {
-        result = tokio::signal::ctrl_c() => result?,
+        _ = interrupt.recv() => {}
         _ = terminate.recv() => {}
     }
+    handle.shutdown().await;
     Ok(())
 }

@@ -140,7 +140,8 @@ impl Outbox {
                 (lines, queue.state)
             };
             if state == State::Overflowed {
-                let error = b"ERROR :SendQ exceeded\r\n";
+                // The leading CRLF ends any line cut short by the overflow.
+                let error = b"\r\nERROR :SendQ exceeded\r\n";
                 let _ = tokio::time::timeout(Duration::from_secs(1), socket.write_all(error)).await;
                 break;
             }
@@ -155,7 +156,10 @@ impl Outbox {
                 .write_lines(&mut socket, lines, &mut batch)
                 .await
                 .is_err()
+                && !self.is_overflowed()
             {
+                // The socket failed; an overflow instead loops round to
+                // send its ERROR.
                 break;
             }
         }
@@ -168,7 +172,6 @@ impl Outbox {
         lines: VecDeque<Bytes>,
         batch: &mut Vec<u8>,
     ) -> std::io::Result<()> {
-        let mut written = 0;
         let mut lines = lines.into_iter().peekable();
         while lines.peek().is_some() {
             batch.clear();
@@ -183,11 +186,11 @@ impl Outbox {
                 result = socket.write_all(batch) => result?,
                 () = self.overflowed() => return Err(std::io::ErrorKind::BrokenPipe.into()),
             }
-            written += batch.len();
+            // Credited batch by batch, so bytes the client already has never
+            // count against its sendq.
+            let mut queue = self.lock();
+            queue.bytes = queue.bytes.saturating_sub(batch.len());
         }
-        let mut queue = self.lock();
-        queue.bytes = queue.bytes.saturating_sub(written);
-        drop(queue);
         if batch.capacity() > MAX_WRITE_BATCH {
             // Keep idle clients small after a burst.
             *batch = Vec::new();

@@ -285,9 +285,6 @@ impl World {
         let Some(client) = self.clients.get(&id) else {
             return false;
         };
-        let error = LineBuilder::new(None, "ERROR")
-            .trailing(&format!("Closing link: {} ({reason})", client.host));
-        client.outbox.close_with(error);
         if client.registered {
             let quit = LineBuilder::new(Some(&client.mask), "QUIT").trailing(reason);
             let nick = client.nick.clone();
@@ -296,6 +293,12 @@ impl World {
             self.remember_whowas(id, &nick, folded.clone());
             self.notify_monitors_offline(&folded, &nick);
         }
+        // Closed after the peers were told, so that by the time the quitter
+        // sees its connection end, everyone else has the QUIT queued.
+        let client = &self.clients[&id];
+        let error = LineBuilder::new(None, "ERROR")
+            .trailing(&format!("Closing link: {} ({reason})", client.host));
+        client.outbox.close_with(error);
 
         let client = self.clients.remove(&id).expect("checked above");
         for name in &client.channels {
