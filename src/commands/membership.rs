@@ -1,8 +1,8 @@
 //! Joining and leaving channels: JOIN, PART, KICK, INVITE.
 
 use super::listing::send_names;
+use super::{existing_channel, is_channel_name, replies, split_list, Ctx, Flow};
 use super::topic::send_topic;
-use super::{is_channel_name, split_list, Ctx, Flow};
 use crate::proto::numeric::{Extra, Response};
 use crate::proto::{LineBuilder, Message};
 use crate::server::channel::{Channel, Membership};
@@ -91,11 +91,7 @@ fn join_one(ctx: &Ctx<'_>, name: &str, key: Option<&str>) {
     let me = &world.clients[&id];
     let nick = me.nick.clone();
     if !is_valid_channel_name(name, limits.channel_length) {
-        me.send(
-            &ctx.numeric(&nick, Response::ERR_NOSUCHCHANNEL)
-                .param(name)
-                .trailing("No such channel"),
-        );
+        me.send(&replies::no_such_channel(ctx, &nick, name));
         return;
     }
     if me.channels.contains(&folded) {
@@ -190,14 +186,14 @@ pub fn part(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
         let folded = world.fold(name);
         let me = &world.clients[&id];
         let refusal = match world.channels.get(&folded) {
-            None => Some((Response::ERR_NOSUCHCHANNEL, "No such channel")),
+            None => Some(replies::no_such_channel(ctx, &me.nick, name)),
             Some(channel) if !channel.is_member(id) => {
-                Some((Response::ERR_NOTONCHANNEL, "You're not on that channel"))
+                Some(replies::not_on_channel(ctx, &me.nick, name))
             }
             Some(_) => None,
         };
-        if let Some((numeric, text)) = refusal {
-            me.send(&ctx.numeric(&me.nick, numeric).param(name).trailing(text));
+        if let Some(line) = refusal {
+            me.send(&line);
             continue;
         }
         part_one(&mut world, id, &folded, reason);
@@ -208,31 +204,18 @@ pub fn part(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
 pub fn kick(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
     let id = ctx.id();
     let mut world = ctx.world();
-    let folded = world.fold(msg.params[0]);
-    let me = &world.clients[&id];
-    let nick = me.nick.clone();
-    let Some(channel) = world.channels.get(&folded) else {
-        me.send(
-            &ctx.numeric(&nick, Response::ERR_NOSUCHCHANNEL)
-                .param(msg.params[0])
-                .trailing("No such channel"),
-        );
+    let Some(folded) = existing_channel(ctx, &world, msg.params[0]) else {
         return Flow::Continue;
     };
+    let me = &world.clients[&id];
+    let nick = me.nick.clone();
+    let channel = &world.channels[&folded];
     if !channel.is_member(id) && !me.modes.oper {
-        me.send(
-            &ctx.numeric(&nick, Response::ERR_NOTONCHANNEL)
-                .param(&channel.name)
-                .trailing("You're not on that channel"),
-        );
+        me.send(&replies::not_on_channel(ctx, &nick, &channel.name));
         return Flow::Continue;
     }
     if !channel.is_op(id) && !me.modes.oper {
-        me.send(
-            &ctx.numeric(&nick, Response::ERR_CHANOPRIVSNEEDED)
-                .param(&channel.name)
-                .trailing("You're not channel operator"),
-        );
+        me.send(&replies::chanop_needed(ctx, &nick, &channel.name));
         return Flow::Continue;
     }
     let kick_length = ctx.server.config.limits.kick_length;
@@ -298,35 +281,19 @@ pub fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
     let me = &world.clients[&id];
     let nick = me.nick.clone();
     let Some(target) = world.registered_by_nick(target_nick) else {
-        me.send(
-            &ctx.numeric(&nick, Response::ERR_NOSUCHNICK)
-                .param(target_nick)
-                .trailing("No such nick/channel"),
-        );
+        me.send(&replies::no_such_nick(ctx, &nick, target_nick));
         return Flow::Continue;
     };
     let Some(channel) = world.channels.get(&folded) else {
-        me.send(
-            &ctx.numeric(&nick, Response::ERR_NOSUCHCHANNEL)
-                .param(channel_name)
-                .trailing("No such channel"),
-        );
+        me.send(&replies::no_such_channel(ctx, &nick, channel_name));
         return Flow::Continue;
     };
     if !channel.is_member(id) && !me.modes.oper {
-        me.send(
-            &ctx.numeric(&nick, Response::ERR_NOTONCHANNEL)
-                .param(&channel.name)
-                .trailing("You're not on that channel"),
-        );
+        me.send(&replies::not_on_channel(ctx, &nick, &channel.name));
         return Flow::Continue;
     }
     if channel.modes.invite_only && !channel.is_op(id) && !me.modes.oper {
-        me.send(
-            &ctx.numeric(&nick, Response::ERR_CHANOPRIVSNEEDED)
-                .param(&channel.name)
-                .trailing("You're not channel operator"),
-        );
+        me.send(&replies::chanop_needed(ctx, &nick, &channel.name));
         return Flow::Continue;
     }
     if channel.is_member(target.id) {

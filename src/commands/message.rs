@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
-use super::{is_channel_name, Ctx, Flow};
+use super::{is_channel_name, replies, Ctx, Flow};
 use crate::proto::numeric::Response;
 use crate::proto::{LineBuilder, Message};
 
@@ -90,11 +90,7 @@ fn relay(ctx: &Ctx<'_>, msg: &Message<'_>, kind: Kind) -> Flow {
         if is_channel_name(channel_name) {
             let Some(channel) = world.channel(channel_name) else {
                 if errors {
-                    me.send(
-                        &ctx.numeric(&me.nick, Response::ERR_NOSUCHCHANNEL)
-                            .param(channel_name)
-                            .trailing("No such channel"),
-                    );
+                    me.send(&replies::no_such_channel(ctx, &me.nick, channel_name));
                 }
                 continue;
             };
@@ -120,11 +116,7 @@ fn relay(ctx: &Ctx<'_>, msg: &Message<'_>, kind: Kind) -> Flow {
         }
         let Some(recipient) = world.registered_by_nick(target) else {
             if errors {
-                me.send(
-                    &ctx.numeric(&me.nick, Response::ERR_NOSUCHNICK)
-                        .param(target)
-                        .trailing("No such nick/channel"),
-                );
+                me.send(&replies::no_such_nick(ctx, &me.nick, target));
             }
             continue;
         };

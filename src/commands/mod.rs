@@ -13,6 +13,7 @@ pub use oper::hash_password;
 mod presence;
 mod query;
 mod registration;
+mod replies;
 mod topic;
 
 use std::future::Future;
@@ -225,6 +226,20 @@ impl Ctx<'_> {
     pub fn numeric(&self, nick: &str, numeric: impl Numeric) -> LineBuilder {
         LineBuilder::numeric(&self.server.name, numeric, nick)
     }
+}
+
+/// The casefolded key of the existing channel `name`, or `None` after
+/// answering `403`: the precondition of every command that acts on a
+/// channel.
+pub fn existing_channel(ctx: &Ctx<'_>, world: &World, name: &str) -> Option<String> {
+    let folded = world.fold(name);
+    if world.channels.contains_key(&folded) {
+        return Some(folded);
+    }
+    if let Some(me) = world.clients.get(&ctx.id()) {
+        me.send(&replies::no_such_channel(ctx, &me.nick, name));
+    }
+    None
 }
 
 /// Splits a comma-separated target list, dropping empty items.

@@ -1,6 +1,6 @@
 //! MODE for channels (`+beIiklmnopstv`) and for users (`+iow`).
 
-use super::{is_channel_name, Ctx, Flow};
+use super::{existing_channel, is_channel_name, replies, Ctx, Flow};
 use crate::proto::mask::normalize_ban_mask;
 use crate::proto::numeric::{Extra, Response};
 use crate::proto::{LineBuilder, Message};
@@ -82,17 +82,12 @@ impl Applied {
 fn channel_mode(ctx: &Ctx<'_>, msg: &Message<'_>) -> Flow {
     let id = ctx.id();
     let mut world = ctx.world();
-    let folded = world.fold(msg.params[0]);
-    let me = &world.clients[&id];
-    let nick = me.nick.clone();
-    let Some(channel) = world.channels.get(&folded) else {
-        me.send(
-            &ctx.numeric(&nick, Response::ERR_NOSUCHCHANNEL)
-                .param(msg.params[0])
-                .trailing("No such channel"),
-        );
+    let Some(folded) = existing_channel(ctx, &world, msg.params[0]) else {
         return Flow::Continue;
     };
+    let me = &world.clients[&id];
+    let nick = me.nick.clone();
+    let channel = &world.channels[&folded];
     let Some(modestring) = msg.param(1).filter(|m| !m.is_empty()) else {
         let described = channel
             .modes
@@ -220,11 +215,7 @@ fn channel_mode(ctx: &Ctx<'_>, msg: &Message<'_>) -> Flow {
                     .and_then(|t| clients.get(&t))
                     .filter(|c| c.registered)
                 else {
-                    errors.push(
-                        ctx.numeric(&nick, Response::ERR_NOSUCHNICK)
-                            .param(target)
-                            .trailing("No such nick/channel"),
-                    );
+                    errors.push(replies::no_such_nick(ctx, &nick, target));
                     continue;
                 };
                 let channel = channels.get_mut(&folded).expect("checked above");
@@ -340,11 +331,7 @@ fn channel_mode(ctx: &Ctx<'_>, msg: &Message<'_>) -> Flow {
 
     let me = &world.clients[&id];
     if refused_for_privileges {
-        me.send(
-            &ctx.numeric(&nick, Response::ERR_CHANOPRIVSNEEDED)
-                .param(&channel_name)
-                .trailing("You're not channel operator"),
-        );
+        me.send(&replies::chanop_needed(ctx, &nick, &channel_name));
     }
     for line in &errors {
         me.send(line);
@@ -368,11 +355,7 @@ fn user_mode(ctx: &Ctx<'_>, msg: &Message<'_>) -> Flow {
     let me = &world.clients[&id];
     let nick = me.nick.clone();
     let Some(target) = world.registered_by_nick(msg.params[0]) else {
-        me.send(
-            &ctx.numeric(&nick, Response::ERR_NOSUCHNICK)
-                .param(msg.params[0])
-                .trailing("No such nick/channel"),
-        );
+        me.send(&replies::no_such_nick(ctx, &nick, msg.params[0]));
         return Flow::Continue;
     };
     if target.id != id {

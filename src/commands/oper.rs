@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock};
 use argon2::password_hash::{PasswordHash, PasswordVerifier};
 use argon2::Argon2;
 
-use super::{Ctx, Flow};
+use super::{replies, Ctx, Flow};
 use crate::proto::numeric::Response;
 use crate::proto::{LineBuilder, Message};
 use crate::server::world::ClientId;
@@ -104,11 +104,7 @@ pub fn kill(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
     let mut world = ctx.world();
     let me = &world.clients[&id];
     let Some(target) = world.registered_by_nick(msg.params[0]) else {
-        me.send(
-            &ctx.numeric(&me.nick, Response::ERR_NOSUCHNICK)
-                .param(msg.params[0])
-                .trailing("No such nick/channel"),
-        );
+        me.send(&replies::no_such_nick(ctx, &me.nick, msg.params[0]));
         return Flow::Continue;
     };
     let comment = msg.params[1];

@@ -1,7 +1,7 @@
 //! Looking people up: WHO (with WHOX), WHOIS, WHOWAS, USERHOST.
 
 use super::info::names_this_server;
-use super::{is_channel_name, split_list, Ctx, Flow};
+use super::{is_channel_name, replies, split_list, Ctx, Flow};
 use crate::proto::mask::wildcard_match;
 use crate::proto::numeric::{Extra, Response};
 use crate::proto::Message;
@@ -180,11 +180,7 @@ pub fn whois(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
     for nick_query in split_list(requested).take(max_targets) {
         match world.registered_by_nick(nick_query) {
             Some(target) => send_whois(ctx, &world, me, target),
-            None => me.send(
-                &ctx.numeric(&me.nick, Response::ERR_NOSUCHNICK)
-                    .param(nick_query)
-                    .trailing("No such nick/channel"),
-            ),
+            None => me.send(&replies::no_such_nick(ctx, &me.nick, nick_query)),
         }
     }
     // 318 echoes the parameter exactly as sent, case and commas included.

@@ -1,6 +1,6 @@
 //! TOPIC: reading and setting a channel's topic.
 
-use super::{Ctx, Flow};
+use super::{existing_channel, replies, Ctx, Flow};
 use crate::proto::numeric::Response;
 use crate::proto::{LineBuilder, Message};
 use crate::server::channel::{Channel, Topic};
@@ -39,44 +39,27 @@ pub fn send_topic(ctx: &Ctx<'_>, world: &World, channel: &Channel, nick: &str, s
 pub fn topic(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
     let id = ctx.id();
     let mut world = ctx.world();
-    let folded = world.fold(msg.params[0]);
-    let me = &world.clients[&id];
-    let nick = me.nick.clone();
-    let Some(channel) = world.channels.get(&folded) else {
-        me.send(
-            &ctx.numeric(&nick, Response::ERR_NOSUCHCHANNEL)
-                .param(msg.params[0])
-                .trailing("No such channel"),
-        );
+    let Some(folded) = existing_channel(ctx, &world, msg.params[0]) else {
         return Flow::Continue;
     };
+    let me = &world.clients[&id];
+    let nick = me.nick.clone();
+    let channel = &world.channels[&folded];
     let member = channel.is_member(id);
     let Some(new_topic) = msg.param(1) else {
         if !member && channel.is_hidden() && !me.modes.oper {
-            me.send(
-                &ctx.numeric(&nick, Response::ERR_NOTONCHANNEL)
-                    .param(&channel.name)
-                    .trailing("You're not on that channel"),
-            );
+            me.send(&replies::not_on_channel(ctx, &nick, &channel.name));
         } else {
             send_topic(ctx, &world, channel, &nick, true);
         }
         return Flow::Continue;
     };
     if !member && !me.modes.oper {
-        me.send(
-            &ctx.numeric(&nick, Response::ERR_NOTONCHANNEL)
-                .param(&channel.name)
-                .trailing("You're not on that channel"),
-        );
+        me.send(&replies::not_on_channel(ctx, &nick, &channel.name));
         return Flow::Continue;
     }
     if channel.modes.topic_lock && !channel.is_op(id) && !me.modes.oper {
-        me.send(
-            &ctx.numeric(&nick, Response::ERR_CHANOPRIVSNEEDED)
-                .param(&channel.name)
-                .trailing("You're not channel operator"),
-        );
+        me.send(&replies::chanop_needed(ctx, &nick, &channel.name));
         return Flow::Continue;
     }
     let text: String = new_topic
