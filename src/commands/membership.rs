@@ -1,8 +1,8 @@
 //! Joining and leaving channels: JOIN, PART, KICK, INVITE.
 
 use super::listing::send_names;
-use super::{existing_channel, is_channel_name, replies, split_list, Ctx, Flow};
 use super::topic::send_topic;
+use super::{existing_channel, is_channel_name, replies, split_list, Ctx, Flow};
 use crate::proto::numeric::{Extra, Response};
 use crate::proto::{LineBuilder, Message};
 use crate::server::channel::{Channel, Membership};
