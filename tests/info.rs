@@ -5,12 +5,6 @@ use common::*;
 
 use std::time::SystemTime;
 
-const OPER_CONFIG: &str = r#"
-[[oper]]
-name = "oper"
-password_hash = "$argon2id$v=19$m=19456,t=2,p=1$n4eHqGrW919MBYj1WHAWrA$UdXnbhUtNg65M+NsaIbx/Ts16sPI5wCsaLnW01Y6pMw"
-"#;
-
 fn no_such_server(nick: &str, target: &str) -> String {
     numeric("402", nick, &format!("{target} :No such server"))
 }
@@ -250,7 +244,7 @@ async fn lusers_counts_users_invisible_opers_unknown_and_channels() {
     let mut oscar = server.client("oscar").await;
     let mut dave = server.client("dave").await;
     bob.exchange("MODE bob +i").await;
-    oscar.exchange("OPER oper password").await;
+    make_oper(&mut oscar).await;
     alice.exchange("JOIN #one").await;
     alice.exchange("JOIN #two").await;
     bob.exchange("JOIN #two").await;

@@ -433,11 +433,7 @@ struct Bare {
 
 impl Bare {
     async fn connect(addr: SocketAddr) -> Bare {
-        let stream = tokio::time::timeout(WAIT, TcpStream::connect(addr))
-            .await
-            .expect("connect in time")
-            .expect("connect");
-        let (reader, writer) = stream.into_split();
+        let (reader, writer) = tcp_connect(addr).await.into_split();
         Bare {
             reader: BufReader::new(reader),
             writer,
@@ -669,13 +665,9 @@ impl Parlor {
         let config = dir.path().join("parlor.toml");
         std::fs::write(&config, format!("[server]\nname = \"{SERVER}\"\n")).expect("write config");
         let log = std::fs::File::create(dir.path().join("parlor.log")).expect("log file");
-        // A port that was free a moment ago: bound, read and released.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("bind a free port")
-            .local_addr()
-            .expect("its address")
-            .port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port())
+            .parse()
+            .expect("address");
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_parlor"))
             .arg("--config")
             .arg(&config)

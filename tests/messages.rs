@@ -5,37 +5,6 @@
 mod common;
 use common::*;
 
-/// Joins `channel` with each client in turn (the first creates it and is
-/// its op), then reads every client's pending lines.
-async fn setup_channel(channel: &str, members: &mut [&mut Client]) {
-    for member in members.iter_mut() {
-        member.exchange(&format!("JOIN {channel}")).await;
-    }
-    for member in members.iter_mut() {
-        member.sync().await;
-    }
-}
-
-/// Asserts `lines` is exactly one numeric `code` for `nick` with `middles`
-/// well-formed middle parameters (non-empty, no space, no leading colon)
-/// before ` :text`. Used where the server echoes text the client chose.
-fn assert_wellformed(lines: &[String], code: &str, nick: &str, middles: usize, text: &str) {
-    assert_eq!(lines.len(), 1, "{lines:?}");
-    let line = &lines[0];
-    let rest = line
-        .strip_prefix(&numeric(code, nick, ""))
-        .and_then(|r| r.strip_suffix(&format!(" :{text}")))
-        .unwrap_or_else(|| panic!("expected {code} for {nick} ending in {text:?}, got {line:?}"));
-    let params: Vec<&str> = rest.split(' ').collect();
-    assert_eq!(params.len(), middles, "middle parameters of {line:?}");
-    for p in params {
-        assert!(
-            !p.is_empty() && !p.starts_with(':'),
-            "malformed parameter {p:?} in {line:?}"
-        );
-    }
-}
-
 // ------------------------------------------------------------ delivery
 
 #[tokio::test]

@@ -5,74 +5,6 @@
 mod common;
 use common::*;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-/// One operator block: `OPER admin password` (hash from `parlor mkpasswd`).
-const OPER_CONFIG: &str = "[[oper]]\nname = \"admin\"\npassword_hash = \"$argon2id$v=19$m=19456,t=2,p=1$boB5J4/o2IEfjgqb5UMMpw$nZkb/GC16ojLnk9LiRASv1xzKpkBmu0nqSzouMGGYUM\"\n";
-
-/// Joins `channel` with each client in turn (the first creates it and is
-/// its op), then reads every client's pending lines.
-async fn setup_channel(channel: &str, members: &mut [&mut Client]) {
-    for member in members.iter_mut() {
-        member.exchange(&format!("JOIN {channel}")).await;
-    }
-    for member in members.iter_mut() {
-        member.sync().await;
-    }
-}
-
-/// Asserts `line` is `prefix` followed by a Unix time from the last minute.
-fn assert_timestamped(line: &str, prefix: &str) {
-    let rest = line
-        .strip_prefix(prefix)
-        .unwrap_or_else(|| panic!("expected {prefix:?}<time>, got {line:?}"));
-    let ts: u64 = rest
-        .parse()
-        .unwrap_or_else(|_| panic!("not a timestamp in {line:?}"));
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    assert!(
-        ts <= now && now - ts < 60,
-        "timestamp not recent in {line:?}"
-    );
-}
-
-/// Asserts `line` is a 353 for `viewer` on `channel` listing exactly
-/// `entries` in any order (members are kept unordered).
-fn assert_names(line: &str, viewer: &str, channel: &str, entries: &[&str]) {
-    let prefix = numeric("353", viewer, &format!("= {channel} :"));
-    let rest = line
-        .strip_prefix(&prefix)
-        .unwrap_or_else(|| panic!("expected {prefix:?}…, got {line:?}"));
-    let mut got: Vec<&str> = rest.split(' ').collect();
-    let mut want = entries.to_vec();
-    got.sort_unstable();
-    want.sort_unstable();
-    assert_eq!(got, want, "in {line:?}");
-}
-
-/// Asserts `lines` is exactly one numeric `code` for `nick` with `middles`
-/// well-formed middle parameters (non-empty, no space, no leading colon)
-/// before ` :text`. Used where the server echoes text the client chose.
-fn assert_wellformed(lines: &[String], code: &str, nick: &str, middles: usize, text: &str) {
-    assert_eq!(lines.len(), 1, "{lines:?}");
-    let line = &lines[0];
-    let rest = line
-        .strip_prefix(&numeric(code, nick, ""))
-        .and_then(|r| r.strip_suffix(&format!(" :{text}")))
-        .unwrap_or_else(|| panic!("expected {code} for {nick} ending in {text:?}, got {line:?}"));
-    let params: Vec<&str> = rest.split(' ').collect();
-    assert_eq!(params.len(), middles, "middle parameters of {line:?}");
-    for p in params {
-        assert!(
-            !p.is_empty() && !p.starts_with(':'),
-            "malformed parameter {p:?} in {line:?}"
-        );
-    }
-}
-
 /// The 324 line `nick` gets for `MODE channel`, after checking the 329 after it.
 async fn channel_modes(c: &mut Client, channel: &str) -> String {
     let lines = c.exchange(&format!("MODE {channel}")).await;
@@ -159,7 +91,7 @@ async fn op_and_voice_changes_are_echoed_to_every_member() {
         assert_eq!(carol.sync().await, [echo], "{command}");
     }
     let lines = carol.exchange("NAMES #c").await;
-    assert_names(&lines[0], "carol", "#c", &["@alice", "@bob", "carol"]);
+    assert_names(&lines[0], "carol", "=", "#c", &["@alice", "@bob", "carol"]);
     // Bob, now an op, can op others.
     assert_eq!(
         bob.exchange("MODE #c +v carol").await,
@@ -205,7 +137,7 @@ async fn op_and_voice_errors() {
     // Nothing changed.
     bob.expect_nothing().await;
     let lines = alice.exchange("NAMES #c").await;
-    assert_names(&lines[0], "alice", "#c", &["@alice", "bob"]);
+    assert_names(&lines[0], "alice", "=", "#c", &["@alice", "bob"]);
 }
 
 #[tokio::test]
@@ -748,11 +680,11 @@ async fn opers_can_set_modes_and_kick_without_channel_op() {
     let mut oscar = server.client("oscar").await;
     setup_channel("#c", &mut [&mut alice, &mut bob]).await;
     assert_eq!(
-        oscar.exchange("OPER admin wrong").await,
+        oscar.exchange("OPER oper wrong").await,
         [numeric("464", "oscar", ":Password incorrect")]
     );
     assert_eq!(
-        oscar.exchange("OPER admin password").await,
+        oscar.exchange("OPER oper password").await,
         [
             numeric("381", "oscar", ":You are now an IRC operator"),
             ":oscar MODE oscar +o".to_owned()
@@ -828,7 +760,7 @@ async fn opers_outside_a_channel_see_their_own_changes_acknowledged() {
     let mut bob = server.client("bob").await;
     let mut oscar = server.client("oscar").await;
     setup_channel("#c", &mut [&mut alice, &mut bob]).await;
-    oscar.exchange("OPER admin password").await;
+    make_oper(&mut oscar).await;
     assert_eq!(
         oscar.exchange("MODE #c +m").await,
         [":oscar!~oscar@127.0.0.1 MODE #c +m"]

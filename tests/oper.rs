@@ -4,42 +4,18 @@
 mod common;
 use common::*;
 
-/// Two `[[oper]]` blocks: `oper` with password `password`, `second` with
-/// password `hunter2` (hashes made with `parlor mkpasswd`).
-const OPER_CONFIG: &str = r#"
-[[oper]]
-name = "oper"
-password_hash = "$argon2id$v=19$m=19456,t=2,p=1$n4eHqGrW919MBYj1WHAWrA$UdXnbhUtNg65M+NsaIbx/Ts16sPI5wCsaLnW01Y6pMw"
-
+/// A second `[[oper]]` block, beside the shared `oper` (password
+/// `password`): `second` with password `hunter2` (hash made with
+/// `parlor mkpasswd`).
+const SECOND_OPER_CONFIG: &str = r#"
 [[oper]]
 name = "second"
 password_hash = "$argon2id$v=19$m=19456,t=2,p=1$CNZPfsQZwTUfxZcI4qoytQ$VeYKbYfEt75ERPkE6XeSlukdrvj0TawRDbkra0VjKsw"
 "#;
 
-async fn make_oper(c: &mut Client) {
-    let nick = c.nick.clone();
-    assert_eq!(
-        c.exchange("OPER oper password").await,
-        [
-            numeric("381", &nick, ":You are now an IRC operator"),
-            format!(":{nick} MODE {nick} +o"),
-        ]
-    );
-}
-
-/// Joins `channel`, checking the JOIN echo comes first and NAMES last.
-async fn join(c: &mut Client, channel: &str) -> Vec<String> {
-    let lines = c.exchange(&format!("JOIN {channel}")).await;
-    assert_eq!(
-        lines[0],
-        format!(":{} JOIN {channel}", c.mask()),
-        "{lines:?}"
-    );
-    assert!(
-        lines.last().unwrap().contains(" 366 "),
-        "JOIN ends with NAMES: {lines:?}"
-    );
-    lines
+/// A server with both operator blocks, `oper` and `second`.
+async fn two_oper_server() -> TestServer {
+    TestServer::start_with(&format!("{OPER_CONFIG}{SECOND_OPER_CONFIG}")).await
 }
 
 fn not_oper(nick: &str) -> String {
@@ -54,7 +30,7 @@ fn not_oper(nick: &str) -> String {
 
 #[tokio::test]
 async fn oper_with_the_right_password_makes_an_operator() {
-    let server = TestServer::start_with(OPER_CONFIG).await;
+    let server = two_oper_server().await;
     let mut alice = server.client("alice").await;
     let mut bob = server.client("bob").await;
     assert_eq!(
@@ -111,7 +87,7 @@ async fn oper_with_the_right_password_makes_an_operator() {
 
 #[tokio::test]
 async fn oper_failures_all_get_464_and_do_not_say_what_was_wrong() {
-    let server = TestServer::start_with(OPER_CONFIG).await;
+    let server = two_oper_server().await;
     let mut alice = server.client("alice").await;
     let mismatch = [numeric("464", "alice", ":Password incorrect")];
     // Wrong password, unknown name, and one block's password with the
@@ -147,7 +123,7 @@ async fn oper_failures_all_get_464_and_do_not_say_what_was_wrong() {
 
 #[tokio::test]
 async fn kill_needs_operator_privileges() {
-    let server = TestServer::start_with(OPER_CONFIG).await;
+    let server = two_oper_server().await;
     let mut alice = server.client("alice").await;
     let mut bob = server.client("bob").await;
     assert_eq!(
@@ -164,7 +140,7 @@ async fn kill_needs_operator_privileges() {
 
 #[tokio::test]
 async fn kill_errors() {
-    let server = TestServer::start_with(OPER_CONFIG).await;
+    let server = two_oper_server().await;
     let mut oscar = server.client("oscar").await;
     make_oper(&mut oscar).await;
     let _bob = server.client("bob").await;
@@ -186,7 +162,7 @@ async fn kill_errors() {
 
 #[tokio::test]
 async fn kill_disconnects_the_victim_and_tells_its_channels() {
-    let server = TestServer::start_with(OPER_CONFIG).await;
+    let server = two_oper_server().await;
     let mut oscar = server.client("oscar").await;
     make_oper(&mut oscar).await;
     let mut bob = server.client("bob").await;
@@ -231,7 +207,7 @@ async fn kill_disconnects_the_victim_and_tells_its_channels() {
 
 #[tokio::test]
 async fn an_operator_can_kill_itself() {
-    let server = TestServer::start_with(OPER_CONFIG).await;
+    let server = two_oper_server().await;
     let mut oscar = server.client("oscar").await;
     make_oper(&mut oscar).await;
     oscar.send("KILL oscar :oops").await;
@@ -248,7 +224,7 @@ async fn an_operator_can_kill_itself() {
 
 #[tokio::test]
 async fn wallops_needs_operator_privileges() {
-    let server = TestServer::start_with(OPER_CONFIG).await;
+    let server = two_oper_server().await;
     let mut alice = server.client("alice").await;
     alice.exchange("MODE alice +w").await;
     assert_eq!(alice.exchange("WALLOPS :hello").await, [not_oper("alice")]);
@@ -262,7 +238,7 @@ async fn wallops_needs_operator_privileges() {
 
 #[tokio::test]
 async fn wallops_reaches_only_users_with_mode_w() {
-    let server = TestServer::start_with(OPER_CONFIG).await;
+    let server = two_oper_server().await;
     let mut alice = server.client("alice").await;
     let mut bob = server.client("bob").await;
     let mut carol = server.client("carol").await;
@@ -298,7 +274,7 @@ async fn wallops_reaches_only_users_with_mode_w() {
 
 #[tokio::test]
 async fn operators_join_past_invite_only_key_limit_and_ban() {
-    let server = TestServer::start_with(OPER_CONFIG).await;
+    let server = two_oper_server().await;
     let mut alice = server.client("alice").await;
     let mut bob = server.client("bob").await;
     let mut oscar = server.client("oscar").await;
@@ -345,7 +321,7 @@ async fn operators_join_past_invite_only_key_limit_and_ban() {
 
 #[tokio::test]
 async fn operators_set_topics_and_modes_without_channel_op() {
-    let server = TestServer::start_with(OPER_CONFIG).await;
+    let server = two_oper_server().await;
     let mut alice = server.client("alice").await;
     let mut bob = server.client("bob").await;
     let mut oscar = server.client("oscar").await;

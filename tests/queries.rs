@@ -3,41 +3,7 @@
 mod common;
 use common::*;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-/// An `[[oper]]` block: name `oper`, password `password` (hash made with
-/// `parlor mkpasswd`).
-const OPER_CONFIG: &str = r#"
-[[oper]]
-name = "oper"
-password_hash = "$argon2id$v=19$m=19456,t=2,p=1$n4eHqGrW919MBYj1WHAWrA$UdXnbhUtNg65M+NsaIbx/Ts16sPI5wCsaLnW01Y6pMw"
-"#;
-
-async fn make_oper(c: &mut Client) {
-    let nick = c.nick.clone();
-    assert_eq!(
-        c.exchange("OPER oper password").await,
-        [
-            numeric("381", &nick, ":You are now an IRC operator"),
-            format!(":{nick} MODE {nick} +o"),
-        ]
-    );
-}
-
-/// Joins `channel` and reads the JOIN burst; other members' copies of the
-/// JOIN are left for them to drain.
-async fn join(c: &mut Client, channel: &str) {
-    let lines = c.exchange(&format!("JOIN {channel}")).await;
-    assert_eq!(
-        lines[0],
-        format!(":{} JOIN {channel}", c.mask()),
-        "{lines:?}"
-    );
-    assert!(
-        lines.last().unwrap().contains(" 366 "),
-        "JOIN ends with NAMES: {lines:?}"
-    );
-}
+use std::time::UNIX_EPOCH;
 
 /// Lines sorted, for replies whose order the server does not define (the
 /// members of a channel, the users matching a mask).
@@ -62,13 +28,6 @@ fn who_line(viewer: &str, channel: &str, nick: &str, flags: &str) -> String {
 
 fn end_of_who(viewer: &str, mask: &str) -> String {
     numeric("315", viewer, &format!("{mask} :End of WHO list"))
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
 }
 
 fn http_date(secs: u64) -> String {

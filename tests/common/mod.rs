@@ -9,7 +9,7 @@
 
 use std::net::SocketAddr;
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use parlor::{Config, ServerHandle};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -91,6 +91,23 @@ fn merge_toml(base: &str, extra: &str) -> String {
     toml::to_string(&base).expect("TOML serializes")
 }
 
+/// A TCP connection to `addr`, failing the test if it takes over [`WAIT`].
+pub async fn tcp_connect(addr: SocketAddr) -> TcpStream {
+    tokio::time::timeout(WAIT, TcpStream::connect(addr))
+        .await
+        .expect("connect in time")
+        .expect("connect")
+}
+
+/// A port on 127.0.0.1 that was free a moment ago: bound, read and released.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind a free port")
+        .local_addr()
+        .expect("its address")
+        .port()
+}
+
 pub struct Client {
     reader: BufReader<OwnedReadHalf>,
     writer: OwnedWriteHalf,
@@ -102,11 +119,7 @@ pub struct Client {
 
 impl Client {
     pub async fn connect(addr: SocketAddr) -> Client {
-        let stream = tokio::time::timeout(WAIT, TcpStream::connect(addr))
-            .await
-            .expect("connect in time")
-            .expect("connect");
-        let (read, writer) = stream.into_split();
+        let (read, writer) = tcp_connect(addr).await.into_split();
         Client {
             reader: BufReader::new(read),
             writer,
@@ -249,4 +262,112 @@ impl Client {
 /// `:irc.test CODE nick rest` — a numeric as a test expects it.
 pub fn numeric(code: &str, nick: &str, rest: &str) -> String {
     format!(":{SERVER} {code} {nick} {rest}")
+}
+
+/// An `[[oper]]` block: name `oper`, password `password` (hash made with
+/// `parlor mkpasswd`). `OPER oper password` (or [`make_oper`]) uses it.
+pub const OPER_CONFIG: &str = r#"
+[[oper]]
+name = "oper"
+password_hash = "$argon2id$v=19$m=19456,t=2,p=1$n4eHqGrW919MBYj1WHAWrA$UdXnbhUtNg65M+NsaIbx/Ts16sPI5wCsaLnW01Y6pMw"
+"#;
+
+/// Makes `c` an IRC operator with the [`OPER_CONFIG`] block, checking the
+/// 381 and the `+o` that follows it.
+pub async fn make_oper(c: &mut Client) {
+    let nick = c.nick.clone();
+    assert_eq!(
+        c.exchange("OPER oper password").await,
+        [
+            numeric("381", &nick, ":You are now an IRC operator"),
+            format!(":{nick} MODE {nick} +o"),
+        ]
+    );
+}
+
+/// Joins `channel` and returns the JOIN burst, checking the JOIN echo comes
+/// first and NAMES last; other members' copies of the JOIN are left for
+/// them to drain.
+pub async fn join(c: &mut Client, channel: &str) -> Vec<String> {
+    let lines = c.exchange(&format!("JOIN {channel}")).await;
+    assert_eq!(
+        lines[0],
+        format!(":{} JOIN {channel}", c.mask()),
+        "{lines:?}"
+    );
+    assert!(
+        lines.last().unwrap().contains(" 366 "),
+        "JOIN ends with NAMES: {lines:?}"
+    );
+    lines
+}
+
+/// Joins `channel` with each client in turn (the first creates it and is
+/// its op), then reads every client's pending lines so each test starts
+/// from silence.
+pub async fn setup_channel(channel: &str, members: &mut [&mut Client]) {
+    for member in members.iter_mut() {
+        member.exchange(&format!("JOIN {channel}")).await;
+    }
+    for member in members.iter_mut() {
+        member.sync().await;
+    }
+}
+
+/// Seconds since the Unix epoch, now.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Asserts `line` is `prefix` followed by a Unix time from the last minute.
+pub fn assert_timestamped(line: &str, prefix: &str) {
+    let rest = line
+        .strip_prefix(prefix)
+        .unwrap_or_else(|| panic!("expected {prefix:?}<time>, got {line:?}"));
+    let ts: u64 = rest
+        .parse()
+        .unwrap_or_else(|_| panic!("not a timestamp in {line:?}"));
+    let now = unix_now();
+    assert!(
+        ts <= now && now - ts < 60,
+        "timestamp not recent in {line:?}"
+    );
+}
+
+/// Asserts `line` is a 353 for `viewer` on `channel` with `symbol` (`=`
+/// public, `*` private, `@` secret), listing exactly `entries` in any order
+/// (members are kept unordered).
+pub fn assert_names(line: &str, viewer: &str, symbol: &str, channel: &str, entries: &[&str]) {
+    let prefix = numeric("353", viewer, &format!("{symbol} {channel} :"));
+    let rest = line
+        .strip_prefix(&prefix)
+        .unwrap_or_else(|| panic!("expected {prefix:?}…, got {line:?}"));
+    let mut got: Vec<&str> = rest.split(' ').collect();
+    let mut want = entries.to_vec();
+    got.sort_unstable();
+    want.sort_unstable();
+    assert_eq!(got, want, "in {line:?}");
+}
+
+/// Asserts `lines` is exactly one numeric `code` for `nick` with `middles`
+/// well-formed middle parameters (non-empty, no space, no leading colon)
+/// before ` :text`. Used where the server echoes text the client chose.
+pub fn assert_wellformed(lines: &[String], code: &str, nick: &str, middles: usize, text: &str) {
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let line = &lines[0];
+    let rest = line
+        .strip_prefix(&numeric(code, nick, ""))
+        .and_then(|r| r.strip_suffix(&format!(" :{text}")))
+        .unwrap_or_else(|| panic!("expected {code} for {nick} ending in {text:?}, got {line:?}"));
+    let params: Vec<&str> = rest.split(' ').collect();
+    assert_eq!(params.len(), middles, "middle parameters of {line:?}");
+    for p in params {
+        assert!(
+            !p.is_empty() && !p.starts_with(':'),
+            "malformed parameter {p:?} in {line:?}"
+        );
+    }
 }
