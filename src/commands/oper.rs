@@ -101,7 +101,7 @@ pub fn kill(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
         return Flow::Continue;
     }
     let id = ctx.id();
-    let mut world = ctx.world();
+    let world = ctx.world();
     let me = &world.clients[&id];
     let Some(target) = world.registered_by_nick(msg.params[0]) else {
         me.send(&replies::no_such_nick(ctx, &me.nick, msg.params[0]));
@@ -115,11 +115,11 @@ pub fn kill(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
     );
     let reason = format!("Killed ({} ({comment}))", me.nick);
     tracing::info!(client = target.id, by = %me.nick, "killed");
-    let (target_id, is_self) = (target.id, target.id == id);
-    world.remove_client(target_id, &reason);
-    if is_self {
+    if target.id == id {
         return Flow::Quit(reason);
     }
+    // The victim's own task removes it, telling its peers.
+    target.outbox.request_disconnect(reason);
     Flow::Continue
 }
 

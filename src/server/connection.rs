@@ -109,9 +109,7 @@ async fn read_loop(server: &Arc<Server>, session: &mut Session, reader: OwnedRea
         };
         let next = tokio::select! {
             biased;
-            () = outbox.ended() => {
-                return if outbox.is_overflowed() { "SendQ exceeded" } else { "Connection closed" }.to_owned();
-            }
+            () = outbox.ended() => return outbox.end_reason(),
             () = server.shutdown.cancelled() => return "Server shutting down".to_owned(),
             next = tokio::time::timeout_at(deadline, frames.next()) => next,
         };

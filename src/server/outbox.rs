@@ -31,6 +31,8 @@ struct Queue {
     lines: VecDeque<Bytes>,
     bytes: usize,
     state: State,
+    /// Why another task asked this connection to end (KILL).
+    end_reason: Option<String>,
 }
 
 #[derive(Debug)]
@@ -59,6 +61,7 @@ impl Outbox {
                     lines: VecDeque::new(),
                     bytes: 0,
                     state: State::Open,
+                    end_reason: None,
                 }),
                 wake_writer: Notify::new(),
                 limit,
@@ -108,6 +111,26 @@ impl Outbox {
         drop(queue);
         self.shared.ended.cancel();
         self.shared.wake_writer.notify_one();
+    }
+
+    /// Asks the connection to end with `reason`. Only the connection's own
+    /// task removes its client from the network, so its handlers can rely on
+    /// their client being there; other tasks (KILL) ask through here.
+    pub fn request_disconnect(&self, reason: String) {
+        let mut queue = self.lock();
+        queue.end_reason.get_or_insert(reason);
+        drop(queue);
+        self.shared.ended.cancel();
+    }
+
+    /// Why the connection must end, once [`Outbox::ended`] has resolved.
+    pub fn end_reason(&self) -> String {
+        let queue = self.lock();
+        match (&queue.end_reason, queue.state) {
+            (_, State::Overflowed) => "SendQ exceeded".to_owned(),
+            (Some(reason), _) => reason.clone(),
+            (None, _) => "Connection closed".to_owned(),
+        }
     }
 
     pub fn is_overflowed(&self) -> bool {

@@ -281,6 +281,10 @@ impl World {
     /// `Quit: text`), WHOWAS remembers it, watchers hear it went offline,
     /// its channels forget it, and its connection is closed after `ERROR`.
     /// Returns `false` if the client was already gone.
+    ///
+    /// Only the client's own connection task calls this, so a handler can
+    /// count on its own client being present; other tasks ask a connection
+    /// to end with [`Outbox::request_disconnect`].
     pub fn remove_client(&mut self, id: ClientId, reason: &str) -> bool {
         let Some(client) = self.clients.get(&id) else {
             return false;
