@@ -7,10 +7,11 @@
 pub mod casemap;
 pub mod commands;
 pub mod config;
+pub mod password;
 pub mod proto;
 pub mod server;
 
 pub use config::Config;
 pub use server::{run, spawn, ServerHandle};
 
-pub use commands::hash_password;
+pub use password::hash_password;

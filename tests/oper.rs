@@ -96,10 +96,16 @@ async fn oper_failures_all_get_464_and_do_not_say_what_was_wrong() {
         "OPER oper wrong",
         "OPER nobody password",
         "OPER second password",
-        "OPER OPER password",
     ] {
         assert_eq!(alice.exchange(attempt).await, mismatch, "{attempt}");
     }
+    // Names are case-sensitive; tried on a fresh connection, since each
+    // connection has three attempts.
+    let mut bob = server.client("bob").await;
+    assert_eq!(
+        bob.exchange("OPER OPER password").await,
+        [numeric("464", "bob", ":Password incorrect")]
+    );
     assert_eq!(
         alice.exchange("MODE alice").await,
         [numeric("221", "alice", "+")]
@@ -115,8 +121,8 @@ async fn oper_failures_all_get_464_and_do_not_say_what_was_wrong() {
         alice.exchange("OPER").await,
         [numeric("461", "alice", "OPER :Not enough parameters")]
     );
-    // Still able to become an operator afterwards.
-    make_oper(&mut alice).await;
+    // bob, with attempts left, can still become an operator.
+    make_oper(&mut bob).await;
 }
 
 // ---------------------------------------------------------------- KILL
@@ -358,4 +364,34 @@ async fn operators_set_topics_and_modes_without_channel_op() {
     assert_eq!(oscar.exchange("KICK #chan bob :behave").await, [kick]);
     assert_eq!(alice.sync().await, [kick]);
     assert_eq!(bob.sync().await, [kick]);
+}
+
+#[tokio::test]
+async fn three_attempts_per_connection_then_even_the_right_password_is_refused() {
+    let server = two_oper_server().await;
+    let mut alice = server.client("alice").await;
+    for _ in 0..3 {
+        alice.exchange("OPER oper wrong").await;
+    }
+    assert_eq!(
+        alice.exchange("OPER oper password").await,
+        [numeric(
+            "464",
+            "alice",
+            ":Password incorrect (too many attempts on this connection)"
+        )]
+    );
+    // Another connection starts afresh.
+    let mut again = server.client("again").await;
+    make_oper(&mut again).await;
+}
+
+#[tokio::test]
+async fn without_oper_blocks_oper_is_refused_without_checking() {
+    let server = TestServer::start().await;
+    let mut alice = server.client("alice").await;
+    assert_eq!(
+        alice.exchange("OPER admin secret").await,
+        [numeric("491", "alice", ":No O-lines for your host")]
+    );
 }

@@ -9,7 +9,6 @@ mod membership;
 mod message;
 mod mode;
 mod oper;
-pub use oper::hash_password;
 mod presence;
 mod query;
 mod registration;
@@ -36,6 +35,8 @@ pub struct Session {
     /// The password given with PASS, checked when registration completes.
     pub pass: Option<String>,
     pub got_user: bool,
+    /// OPER attempts made on this connection.
+    pub oper_attempts: u8,
 }
 
 impl Session {
@@ -47,6 +48,7 @@ impl Session {
             cap_negotiating: false,
             pass: None,
             got_user: false,
+            oper_attempts: 0,
         }
     }
 }

@@ -1,9 +1,6 @@
 //! Server operators: OPER, KILL, WALLOPS.
 
-use std::sync::{Arc, OnceLock};
-
-use argon2::password_hash::{PasswordHash, PasswordVerifier};
-use argon2::Argon2;
+use std::sync::Arc;
 
 use super::{replies, Ctx, Flow};
 use crate::proto::numeric::Response;
@@ -11,47 +8,35 @@ use crate::proto::{LineBuilder, Message};
 use crate::server::world::ClientId;
 use crate::server::Server;
 
-/// Verified against when the oper name is unknown, so that a wrong name
-/// takes as long as a wrong password and names cannot be probed.
-fn decoy_hash() -> &'static str {
-    static DECOY: OnceLock<String> = OnceLock::new();
-    DECOY.get_or_init(|| hash_password("decoy password that never matches"))
-}
-
-/// An Argon2id PHC string for `password`, with a fresh salt.
-pub fn hash_password(password: &str) -> String {
-    use argon2::password_hash::{PasswordHasher, SaltString};
-    let salt = SaltString::generate(&mut rand_core::OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .expect("Argon2 with default parameters accepts any password")
-        .to_string()
-}
-
-fn verify_password(hash: &str, password: &str) -> bool {
-    PasswordHash::new(hash)
-        .map(|parsed| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok()
-        })
-        .unwrap_or(false)
-}
+/// OPER attempts allowed on one connection; later ones are refused without
+/// checking, so one connection cannot guess at full speed.
+const MAX_OPER_ATTEMPTS: u8 = 3;
 
 pub fn oper(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
-    let (name, password) = (msg.params[0], msg.params[1].to_owned());
-    let block = ctx.server.config.oper.iter().find(|o| o.name == name);
-    let known_name = block.is_some();
-    let hash = block.map_or_else(|| decoy_hash().to_owned(), |o| o.password_hash.clone());
+    let opers = &ctx.server.config.oper;
+    if opers.is_empty() {
+        ctx.reply(Response::ERR_NOOPERHOST, |b| {
+            b.trailing("No O-lines for your host")
+        });
+        return Flow::Continue;
+    }
+    if ctx.session.oper_attempts >= MAX_OPER_ATTEMPTS {
+        ctx.reply(Response::ERR_PASSWDMISMATCH, |b| {
+            b.trailing("Password incorrect (too many attempts on this connection)")
+        });
+        return Flow::Continue;
+    }
+    ctx.session.oper_attempts += 1;
+    let (name, password) = (msg.params[0].to_owned(), msg.params[1].to_owned());
+    let hash = opers
+        .iter()
+        .find(|o| o.name == name)
+        .map(|o| o.password_hash.clone());
     let server: Arc<Server> = ctx.server.clone();
     let id = ctx.id();
-    let name = name.to_owned();
     Flow::Wait(Box::pin(async move {
-        // Argon2 is deliberately slow: keep it off the connection's task.
-        let verified = tokio::task::spawn_blocking(move || verify_password(&hash, &password))
-            .await
-            .unwrap_or(false);
-        finish_oper(&server, id, &name, known_name && verified);
+        let verified = server.passwords.verify(hash, password).await;
+        finish_oper(&server, id, &name, verified);
     }))
 }
 

@@ -55,6 +55,8 @@ pub enum ParseError {
     NoCommand,
     #[error("malformed message")]
     Malformed,
+    #[error("NUL, CR and LF are not allowed inside a message")]
+    ForbiddenCharacter,
 }
 
 fn is_space(c: char) -> bool {
@@ -127,6 +129,11 @@ fn split_tags(raw: &str) -> SmallVec<[Tag<'_>; 2]> {
 
 /// Parses one line (without its line ending).
 pub fn parse_message(line: &str) -> Result<Message<'_>, ParseError> {
+    // Relayed as they are, these would let a sender end a line early and
+    // forge the next one in other people's clients.
+    if line.contains(['\0', '\r', '\n']) {
+        return Err(ParseError::ForbiddenCharacter);
+    }
     let line = line.trim_start_matches(' ');
     if line.is_empty() {
         return Err(ParseError::Empty);
@@ -222,5 +229,13 @@ mod tests {
         assert_eq!(parse_message(":source"), Err(ParseError::NoCommand));
         assert_eq!(parse_message("@tags"), Err(ParseError::Malformed));
         assert_eq!(parse_message("PRIV#MSG x"), Err(ParseError::Malformed));
+        assert_eq!(
+            parse_message("PRIVMSG #x :hi\r:evil PRIVMSG #x :forged"),
+            Err(ParseError::ForbiddenCharacter)
+        );
+        assert_eq!(
+            parse_message("PRIVMSG #x :a\0b"),
+            Err(ParseError::ForbiddenCharacter)
+        );
     }
 }

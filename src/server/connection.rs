@@ -16,7 +16,7 @@ use tracing::{debug, info};
 
 use super::outbox::Outbox;
 use super::world::{Client, ClientId};
-use super::{unix_now, Server};
+use super::{unix_now, ConnectionSlot, Server};
 use crate::commands::{self, Flow, Session};
 use crate::proto::codec::{Frame, LineCodec};
 use crate::proto::numeric::Extra;
@@ -33,7 +33,12 @@ pub(super) async fn refuse(mut stream: TcpStream, reason: &str) {
     let _ = stream.shutdown().await;
 }
 
-pub(super) async fn serve(server: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
+pub(super) async fn serve(
+    server: Arc<Server>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    slot: ConnectionSlot,
+) {
     let id = server.next_client_id.fetch_add(1, Ordering::Relaxed);
     let outbox = Outbox::new(server.config.limits.sendq_bytes);
     let admitted = {
@@ -69,6 +74,7 @@ pub(super) async fn serve(server: Arc<Server>, stream: TcpStream, peer: SocketAd
     let reason = read_loop(&server, &mut session, reader).await;
     server.world().remove_client(id, &reason);
     drop(cleanup);
+    drop(slot);
     info!(client = id, %peer, reason, "disconnected");
     let _ = writer_task.await;
 }

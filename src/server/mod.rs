@@ -19,6 +19,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::config::Config;
+use crate::password::PasswordChecker;
 use world::World;
 
 /// How long a shutdown waits for clients to take their last lines.
@@ -43,6 +44,7 @@ pub struct Server {
     pub motd: Vec<String>,
     pub created: SystemTime,
     pub version: &'static str,
+    pub passwords: PasswordChecker,
     next_client_id: AtomicU64,
     connections: AtomicUsize,
     shutdown: CancellationToken,
@@ -65,6 +67,7 @@ impl Server {
             world: Mutex::new(world),
             created: SystemTime::now(),
             version: concat!("parlor-", env!("CARGO_PKG_VERSION")),
+            passwords: PasswordChecker::new(config.oper.first().map(|o| o.password_hash.as_str())),
             next_client_id: AtomicU64::new(1),
             connections: AtomicUsize::new(0),
             shutdown: CancellationToken::new(),
@@ -130,7 +133,8 @@ pub async fn spawn(config: Config) -> anyhow::Result<ServerHandle> {
             config.server.data_dir.display()
         )
     })?;
-    let server = Arc::new(Server::new(config)?);
+    // Server::new hashes the password decoy: keep it off the runtime.
+    let server = Arc::new(tokio::task::spawn_blocking(move || Server::new(config)).await??);
     let tracker = TaskTracker::new();
     let mut addrs = Vec::new();
     for addr in server.config.listen_addrs() {
@@ -165,16 +169,41 @@ async fn accept_loop(server: Arc<Server>, listener: TcpListener, tracker: TaskTr
             }
         };
         let _ = stream.set_nodelay(true);
-        let count = server.connections.fetch_add(1, Ordering::Relaxed) + 1;
+        let slot = ConnectionSlot::take(&server);
         let server = server.clone();
         tracker.spawn(async move {
-            if count > server.config.limits.max_clients {
+            if slot.count > server.config.limits.max_clients {
+                drop(slot);
                 connection::refuse(stream, "Server is full").await;
             } else {
-                connection::serve(server.clone(), stream, peer).await;
+                connection::serve(server.clone(), stream, peer, slot).await;
             }
-            server.connections.fetch_sub(1, Ordering::Relaxed);
         });
+    }
+}
+
+/// One counted connection. Given back when the client leaves the network,
+/// not when its socket finally closes, so a peer that never reads its last
+/// lines cannot hold a place that new clients need.
+pub(crate) struct ConnectionSlot {
+    server: Arc<Server>,
+    /// Connections counted, this one included, when it was taken.
+    count: usize,
+}
+
+impl ConnectionSlot {
+    fn take(server: &Arc<Server>) -> ConnectionSlot {
+        let count = server.connections.fetch_add(1, Ordering::Relaxed) + 1;
+        ConnectionSlot {
+            server: server.clone(),
+            count,
+        }
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.server.connections.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -16,6 +16,8 @@ use tokio_util::sync::CancellationToken;
 
 /// Largest batch copied into one write; bigger batches go out in pieces.
 const MAX_WRITE_BATCH: usize = 64 * 1024;
+/// How long an ended connection may take to receive its last lines.
+pub const CLOSE_FLUSH_LIMIT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -153,9 +155,13 @@ impl Outbox {
 
     /// Drains the queue into `socket` until the outbox is closed. Returns
     /// when everything queued before the close was written, the sendq
-    /// overflowed, or the socket failed.
+    /// overflowed, the socket failed, or a closed connection did not take
+    /// its last lines within [`CLOSE_FLUSH_LIMIT`].
     pub async fn run_writer<W: AsyncWrite + Unpin>(&self, mut socket: W) {
         let mut batch: Vec<u8> = Vec::new();
+        // One timer for the writer's whole life, so a peer that never reads
+        // cannot keep a closed connection (and its slot) forever.
+        let mut give_up = std::pin::pin!(self.give_up());
         loop {
             let (lines, state) = {
                 let mut queue = self.lock();
@@ -175,14 +181,17 @@ impl Outbox {
                 self.shared.wake_writer.notified().await;
                 continue;
             }
-            if self
-                .write_lines(&mut socket, lines, &mut batch)
+            if let Err(error) = self
+                .write_lines(&mut socket, lines, &mut batch, give_up.as_mut())
                 .await
-                .is_err()
-                && !self.is_overflowed()
             {
-                // The socket failed; an overflow instead loops round to
-                // send its ERROR.
+                if self.is_overflowed() {
+                    // Loop round to send the ERROR.
+                    continue;
+                }
+                // Tell the reader, so the client leaves the network now
+                // rather than at its next read.
+                self.request_disconnect(format!("Write error: {error}"));
                 break;
             }
         }
@@ -194,6 +203,7 @@ impl Outbox {
         socket: &mut W,
         lines: VecDeque<Bytes>,
         batch: &mut Vec<u8>,
+        mut give_up: std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
     ) -> std::io::Result<()> {
         let mut lines = lines.into_iter().peekable();
         while lines.peek().is_some() {
@@ -203,11 +213,11 @@ impl Outbox {
             {
                 batch.extend_from_slice(&line);
             }
-            // The write is raced against an overflow so that a client that
-            // stopped reading cannot keep this task blocked forever.
+            // Raced against giving up, so a client that stopped reading
+            // cannot keep this task blocked forever.
             tokio::select! {
                 result = socket.write_all(batch) => result?,
-                () = self.overflowed() => return Err(std::io::ErrorKind::BrokenPipe.into()),
+                () = give_up.as_mut() => return Err(std::io::ErrorKind::TimedOut.into()),
             }
             // Credited batch by batch, so bytes the client already has never
             // count against its sendq.
@@ -221,11 +231,12 @@ impl Outbox {
         Ok(())
     }
 
-    async fn overflowed(&self) {
+    /// Resolves when writing should stop: at once on overflow, or
+    /// [`CLOSE_FLUSH_LIMIT`] after the connection was ended.
+    async fn give_up(&self) {
         self.shared.ended.cancelled().await;
         if !self.is_overflowed() {
-            // Closed normally: the writer keeps flushing.
-            std::future::pending::<()>().await;
+            tokio::time::sleep(CLOSE_FLUSH_LIMIT).await;
         }
     }
 }
