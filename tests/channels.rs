@@ -1038,3 +1038,50 @@ async fn names_with_a_name_that_is_not_a_middle_parameter() {
         "End of /NAMES list",
     );
 }
+
+#[tokio::test]
+async fn an_invitation_from_a_plain_member_does_not_lift_a_ban() {
+    let server = TestServer::start().await;
+    let mut alice = server.client("alice").await;
+    let mut bob = server.client("bob").await;
+    let mut troll = server.client("troll").await;
+    setup_channel("#c", &mut [&mut alice, &mut bob]).await;
+    alice.exchange("MODE #c +b troll").await;
+    bob.sync().await;
+    // bob is no operator: troll is told of the invitation, but the ban
+    // still holds.
+    assert_eq!(
+        bob.exchange("INVITE troll #c").await,
+        [numeric("341", "bob", "troll #c")]
+    );
+    troll
+        .expect_line(":bob!~bob@127.0.0.1 INVITE troll #c")
+        .await;
+    assert_eq!(
+        troll.exchange("JOIN #c").await,
+        [numeric("474", "troll", "#c :Cannot join channel (+b)")]
+    );
+    assert_eq!(
+        troll.exchange("INVITE").await,
+        [numeric("337", "troll", ":End of /INVITE list")]
+    );
+    // alice's invitation does open the door, once.
+    alice.exchange("INVITE troll #c").await;
+    troll
+        .expect_line(":alice!~alice@127.0.0.1 INVITE troll #c")
+        .await;
+    assert_eq!(
+        troll.exchange("INVITE").await,
+        [
+            numeric("336", "troll", "#c"),
+            numeric("337", "troll", ":End of /INVITE list")
+        ]
+    );
+    troll.send("JOIN #c").await;
+    troll.expect_line(":troll!~troll@127.0.0.1 JOIN #c").await;
+    troll.exchange("PART #c").await;
+    assert_eq!(
+        troll.exchange("JOIN #c").await,
+        [numeric("474", "troll", "#c :Cannot join channel (+b)")]
+    );
+}

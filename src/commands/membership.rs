@@ -13,9 +13,10 @@ use crate::server::world::{ClientId, World};
 fn list_invites(ctx: &Ctx<'_>) -> Flow {
     let world = ctx.world();
     let me = &world.clients[&ctx.id()];
-    let mut invited: Vec<&str> = world
-        .channels
-        .values()
+    let mut invited: Vec<&str> = me
+        .invited_to
+        .iter()
+        .filter_map(|folded| world.channels.get(folded))
         .filter(|c| c.invited.contains(&me.id))
         .map(|c| c.name.as_str())
         .collect();
@@ -137,6 +138,7 @@ fn join_one(ctx: &Ctx<'_>, name: &str, key: Option<&str>) {
         },
     );
     let me = clients.get_mut(&id).expect("the session's own client");
+    me.invited_to.remove(&folded);
     me.channels.insert(folded.clone());
     let line = LineBuilder::new(Some(&me.mask), "JOIN").last(&channel.name);
     channel.broadcast(clients, &line, None);
@@ -322,9 +324,17 @@ pub fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
             .param(&target.nick)
             .last(&channel.name),
     );
+    // Only an invitation from someone who could have let the user in
+    // themselves opens the door; from anyone else it is a notification.
+    let admits = channel.is_op(id) || me.modes.oper;
     let target_id = target.id;
-    if let Some(channel) = world.channels.get_mut(&folded) {
-        channel.invited.insert(target_id);
+    if admits {
+        if let Some(channel) = world.channels.get_mut(&folded) {
+            channel.invited.insert(target_id);
+        }
+        if let Some(target) = world.clients.get_mut(&target_id) {
+            target.invited_to.insert(folded);
+        }
     }
     Flow::Continue
 }

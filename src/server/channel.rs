@@ -107,7 +107,8 @@ pub struct Channel {
     pub bans: Vec<ListEntry>,
     pub excepts: Vec<ListEntry>,
     pub invex: Vec<ListEntry>,
-    /// Clients invited with INVITE; used once, on their next JOIN.
+    /// Clients a channel operator (or server operator) invited: they may
+    /// join once past +i, +k, +l and +b. Used up by that JOIN.
     pub invited: HashSet<ClientId>,
 }
 

@@ -56,6 +56,9 @@ pub struct Client {
     pub away: Option<String>,
     /// Casefolded names of the channels the client is in.
     pub channels: HashSet<String>,
+    /// Casefolded names of the channels whose `invited` set holds this
+    /// client, so leaving needs no scan of every channel.
+    pub invited_to: HashSet<String>,
     /// Casefolded nicks the client watches with MONITOR.
     pub monitoring: HashSet<String>,
     pub caps: Caps,
@@ -81,6 +84,7 @@ impl Client {
             modes: UserModes::default(),
             away: None,
             channels: HashSet::new(),
+            invited_to: HashSet::new(),
             monitoring: HashSet::new(),
             caps: Caps::default(),
             outbox,
@@ -313,8 +317,10 @@ impl World {
                 }
             }
         }
-        for channel in self.channels.values_mut() {
-            channel.invited.remove(&id);
+        for name in &client.invited_to {
+            if let Some(channel) = self.channels.get_mut(name) {
+                channel.invited.remove(&id);
+            }
         }
         for watched in &client.monitoring {
             if let Some(watchers) = self.monitors.get_mut(watched) {
