@@ -63,6 +63,8 @@ pub struct Limits {
     pub registration_timeout_secs: u64,
     pub ping_interval_secs: u64,
     pub ping_timeout_secs: u64,
+    pub flood_burst: u32,
+    pub flood_lines_per_sec: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -225,3 +225,40 @@ async fn connections_past_the_per_address_limit_are_refused() {
         ["ERROR :Too many connections from your address"]
     );
 }
+
+#[tokio::test]
+async fn ipv4_and_ipv6_wildcards_can_be_listened_on_together() {
+    // Binding both is what an admin writes for a dual-stack server; Linux
+    // makes IPv6 sockets dual-stack by default, so without IPV6_V6ONLY the
+    // second bind would fail. Ports are fixed by us, connections loopback.
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "[server]\nname = \"irc.test\"\nlisten = [\"0.0.0.0:{port}\", \"[::]:{port}\"]\ndata_dir = {:?}\n",
+        dir.path().display().to_string()
+    );
+    let config = parlor::Config::from_toml_str(&toml, "test").unwrap();
+    let handle = match parlor::spawn(config).await {
+        Ok(handle) => handle,
+        // A machine without IPv6 cannot run this check.
+        Err(e) if format!("{e:#}").contains("Address family not supported") => return,
+        Err(e) => panic!("both wildcards should bind: {e:#}"),
+    };
+    assert_eq!(handle.local_addrs().len(), 2);
+    let mut v4 = Client::connect(format!("127.0.0.1:{port}").parse().unwrap()).await;
+    v4.register("four").await;
+    if let Ok(stream) = tokio::net::TcpStream::connect(format!("[::1]:{port}")).await {
+        drop(stream);
+        let mut v6 = Client::connect(format!("[::1]:{port}").parse().unwrap()).await;
+        v6.send("NICK six").await;
+        v6.send("USER six 0 * :Six").await;
+        // `::1` cannot stand as a parameter; it is shown as `0::1`.
+        v6.expect_line(&numeric(
+            "001",
+            "six",
+            ":Welcome to the Parlor IRC Network six!~six@0::1",
+        ))
+        .await;
+    }
+    handle.shutdown().await;
+}

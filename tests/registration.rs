@@ -343,3 +343,16 @@ async fn bare_lf_and_empty_lines_are_accepted() {
     c.send_raw(b"\r\n\nNICK jill\nUSER jill 0 * :Jill\n").await;
     c.expect_numeric("001").await;
 }
+
+#[tokio::test]
+async fn flood_control_slows_a_burst_but_drops_nothing() {
+    let server =
+        TestServer::start_with("[limits]\nflood_burst = 2\nflood_lines_per_sec = 50\n").await;
+    let mut c = server.client("kim").await;
+    let burst: String = (0..15).map(|i| format!("PING :n{i}\r\n")).collect();
+    c.send_raw(burst.as_bytes()).await;
+    for i in 0..15 {
+        c.expect_line(&format!(":{SERVER} PONG {SERVER} :n{i}"))
+            .await;
+    }
+}

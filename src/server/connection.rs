@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
 use tracing::{debug, info};
 
+use super::flood::FloodControl;
 use super::outbox::Outbox;
 use super::world::{Client, ClientId};
 use super::{unix_now, ConnectionSlot, Server};
@@ -46,7 +47,7 @@ pub(super) async fn serve(
         let per_ip = server.config.limits.max_clients_per_ip;
         let from_ip = world
             .connections_per_ip
-            .get(&peer.ip())
+            .get(&peer.ip().to_canonical())
             .copied()
             .unwrap_or(0);
         let admitted = per_ip == 0 || from_ip < per_ip;
@@ -106,6 +107,11 @@ async fn read_loop(server: &Arc<Server>, session: &mut Session, reader: OwnedRea
     let mut last_read = Instant::now();
     let mut ping_sent: Option<Instant> = None;
     let outbox = session.outbox.clone();
+    let mut flood = FloodControl::new(
+        limits.flood_burst,
+        limits.flood_lines_per_sec,
+        last_read.into_std(),
+    );
 
     loop {
         let deadline = match (session.registered, ping_sent) {
@@ -136,6 +142,17 @@ async fn read_loop(server: &Arc<Server>, session: &mut Session, reader: OwnedRea
         };
         last_read = Instant::now();
         ping_sent = None;
+        let wait = flood
+            .as_mut()
+            .map_or(Duration::ZERO, |f| f.delay(last_read.into_std()));
+        if !wait.is_zero() {
+            tokio::select! {
+                biased;
+                () = outbox.ended() => return outbox.end_reason(),
+                () = server.shutdown.cancelled() => return "Server shutting down".to_owned(),
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
         match handle_frame(server, session, frame) {
             Flow::Continue => {}
             Flow::Quit(reason) => return reason,

@@ -3,6 +3,7 @@
 pub mod caps;
 pub mod channel;
 mod connection;
+pub mod flood;
 pub mod isupport;
 pub mod outbox;
 pub mod world;
@@ -138,9 +139,7 @@ pub async fn spawn(config: Config) -> anyhow::Result<ServerHandle> {
     let tracker = TaskTracker::new();
     let mut addrs = Vec::new();
     for addr in server.config.listen_addrs() {
-        let listener = TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr}"))?;
+        let listener = bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
         let local = listener.local_addr()?;
         info!(address = %local, "listening for IRC");
         addrs.push(local);
@@ -151,6 +150,25 @@ pub async fn spawn(config: Config) -> anyhow::Result<ServerHandle> {
         addrs,
         tracker,
     })
+}
+
+/// Connections the kernel may hold waiting for accept; a burst of
+/// connecting clients should queue, not be refused.
+const LISTEN_BACKLOG: i32 = 4096;
+
+/// Binds one listen address. IPv6 sockets are IPv6-only, so that
+/// `0.0.0.0:6667` and `[::]:6667` can both be listened on, as admins expect.
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    socket.set_nonblocking(true)?;
+    TcpListener::from_std(socket.into())
 }
 
 async fn accept_loop(server: Arc<Server>, listener: TcpListener, tracker: TaskTracker) {

@@ -71,7 +71,15 @@ pub struct Client {
 
 impl Client {
     pub fn new(id: ClientId, ip: IpAddr, outbox: Outbox, signon: u64) -> Client {
+        // An IPv4 client reaching an IPv6 socket is shown as itself.
+        let ip = ip.to_canonical();
         let host = ip.to_string();
+        // A host must be able to stand as a middle parameter (`::1` cannot).
+        let host = if host.starts_with(':') {
+            format!("0{host}")
+        } else {
+            host
+        };
         Client {
             id,
             nick: "*".to_owned(),

@@ -37,7 +37,8 @@ impl TestServer {
     pub async fn start_with(extra: &str) -> TestServer {
         let data_dir = tempfile::tempdir().expect("temporary data directory");
         let base = format!(
-            "[server]\nname = \"{SERVER}\"\nlisten = [\"127.0.0.1:0\"]\ndata_dir = {:?}\n",
+            "[server]\nname = \"{SERVER}\"\nlisten = [\"127.0.0.1:0\"]\ndata_dir = {:?}\n\
+             [limits]\nflood_lines_per_sec = 0\nmax_clients_per_ip = 0\n",
             data_dir.path().display().to_string()
         );
         let config = Config::from_toml_str(&merge_toml(&base, extra), "test")
