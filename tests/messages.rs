@@ -541,3 +541,24 @@ async fn a_target_that_is_not_a_middle_parameter_gets_a_wellformed_401() {
         [":alice!~alice@127.0.0.1 PRIVMSG bob :hi"]
     );
 }
+
+#[tokio::test]
+async fn relayed_messages_are_cut_to_512_bytes() {
+    let server = TestServer::start().await;
+    let long_nick = "n".repeat(30);
+    let mut sender = server.client(&long_nick).await;
+    let mut receiver = server.client("bob").await;
+    // The longest text the sender may send: its own line is 512 bytes.
+    let prefix = "PRIVMSG bob :";
+    let text = "x".repeat(512 - 2 - prefix.len());
+    sender.send(&format!("{prefix}{text}")).await;
+    let line = receiver.next_line().await;
+    assert!(line.starts_with(&format!(":{long_nick}!~")), "{line}");
+    let (_, relayed) = line.split_once(" PRIVMSG bob :").expect("a PRIVMSG");
+    assert_eq!(
+        line.len() + 2,
+        512,
+        "the relayed line fills 512 bytes exactly"
+    );
+    assert!(relayed.len() < text.len() && text.starts_with(relayed));
+}

@@ -889,3 +889,54 @@ async fn an_empty_ban_mask_bans_nobody() {
         ":bob!~bob@127.0.0.1 JOIN #c"
     );
 }
+
+#[tokio::test]
+async fn overlong_masks_are_refused() {
+    let server = TestServer::start().await;
+    let mut alice = server.client("alice").await;
+    setup_channel("#c", &mut [&mut alice]).await;
+    let long = format!("{}!*@*", "n".repeat(200));
+    assert_eq!(
+        alice.exchange(&format!("MODE #c +b {long}")).await,
+        [numeric(
+            "696",
+            "alice",
+            "#c b * :Mask too long: at most 160 bytes"
+        )]
+    );
+    assert_eq!(
+        alice.exchange("MODE #c +b").await,
+        [numeric("368", "alice", "#c :End of channel ban list")]
+    );
+}
+
+#[tokio::test]
+async fn each_list_is_sent_once_per_command() {
+    let server = TestServer::start().await;
+    let mut alice = server.client("alice").await;
+    setup_channel("#c", &mut [&mut alice]).await;
+    alice.exchange("MODE #c +b x").await;
+    let lines = alice.exchange("MODE #c bbbbbbbbbb").await;
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0].starts_with(&numeric("367", "alice", "#c x!*@* alice!~alice@127.0.0.1 ")));
+    assert_eq!(
+        lines[1],
+        numeric("368", "alice", "#c :End of channel ban list")
+    );
+}
+
+#[tokio::test]
+async fn a_secret_channels_modes_and_lists_are_hidden_from_outsiders() {
+    let server = TestServer::start().await;
+    let mut alice = server.client("alice").await;
+    let mut eve = server.client("eve").await;
+    setup_channel("#sec", &mut [&mut alice]).await;
+    alice.exchange("MODE #sec +sk key").await;
+    for query in ["MODE #sec", "MODE #sec +b", "MODE #sec +e"] {
+        assert_eq!(
+            eve.exchange(query).await,
+            [numeric("442", "eve", "#sec :You're not on that channel")],
+            "{query}"
+        );
+    }
+}

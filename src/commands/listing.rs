@@ -17,7 +17,7 @@ const NAMES_LINE_BUDGET: usize = 350;
 pub fn send_names(ctx: &Ctx<'_>, world: &World, channel: &Channel, viewer: ClientId) {
     let me = &world.clients[&viewer];
     let is_member = channel.is_member(viewer);
-    if is_member || !channel.is_hidden() || me.modes.oper {
+    if channel.is_visible_to(viewer, me.modes.oper) {
         let multi_prefix = me.caps.has(Cap::MultiPrefix);
         let with_host = me.caps.has(Cap::UserhostInNames);
         let symbol = if channel.modes.secret {
@@ -153,7 +153,7 @@ pub fn list(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
         .filter(|f| matches!(f, Filter::Mask { negate: false, .. }))
         .collect();
     for (folded, channel) in &world.channels {
-        if channel.is_hidden() && !channel.is_member(id) && !me.modes.oper {
+        if !channel.is_visible_to(id, me.modes.oper) {
             continue;
         }
         let users = channel.members.len();

@@ -8,6 +8,10 @@ use crate::server::channel::{Channel, ListEntry};
 use crate::server::unix_now;
 use crate::server::world::{Client, ClientId, World};
 
+/// Longest ban/exception/invite mask kept: room for any real
+/// `nick!user@host`, but no way to store kilobytes per entry.
+const MAX_MASK_BYTES: usize = 160;
+
 pub fn mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
     if is_channel_name(msg.params[0]) {
         channel_mode(ctx, msg)
@@ -88,6 +92,11 @@ fn channel_mode(ctx: &Ctx<'_>, msg: &Message<'_>) -> Flow {
     let me = &world.clients[&id];
     let nick = me.nick.clone();
     let channel = &world.channels[&folded];
+    if !channel.is_visible_to(id, me.modes.oper) {
+        // A secret channel's modes and lists are nobody else's business.
+        me.send(&replies::not_on_channel(ctx, &nick, &channel.name));
+        return Flow::Continue;
+    }
     let Some(modestring) = msg.param(1).filter(|m| !m.is_empty()) else {
         let described = channel
             .modes
@@ -115,7 +124,10 @@ fn channel_mode(ctx: &Ctx<'_>, msg: &Message<'_>) -> Flow {
     let mut adding = true;
     let mut applied = Applied::default();
     let mut parameterised = 0;
-    let mut errors: Vec<bytes::Bytes> = Vec::new();
+    // Lists and errors, sent before the echo of what changed.
+    let mut replies: Vec<bytes::Bytes> = Vec::new();
+    // Each list is sent at most once per command, however often it is asked.
+    let mut listed = String::new();
     let mut refused_for_privileges = false;
     let limits = &ctx.server.config.limits;
 
@@ -126,6 +138,10 @@ fn channel_mode(ctx: &Ctx<'_>, msg: &Message<'_>) -> Flow {
             'b' | 'e' | 'I' => {
                 // An empty mask asks for the list, like no mask at all.
                 let Some(mask) = params.next().filter(|m| !m.is_empty()) else {
+                    if listed.contains(letter) {
+                        continue;
+                    }
+                    listed.push(letter);
                     let (entry_numeric, end_numeric, end_text) = list_numerics(letter);
                     let channel = &world.channels[&folded];
                     let list = match letter {
@@ -134,7 +150,7 @@ fn channel_mode(ctx: &Ctx<'_>, msg: &Message<'_>) -> Flow {
                         _ => &channel.invex,
                     };
                     for entry in list {
-                        errors.push(
+                        replies.push(
                             ctx.numeric(&nick, entry_numeric)
                                 .param(&channel_name)
                                 .param(&entry.mask)
@@ -142,7 +158,7 @@ fn channel_mode(ctx: &Ctx<'_>, msg: &Message<'_>) -> Flow {
                                 .last(&entry.set_at.to_string()),
                         );
                     }
-                    errors.push(
+                    replies.push(
                         ctx.numeric(&nick, end_numeric)
                             .param(&channel_name)
                             .trailing(end_text),
@@ -158,12 +174,22 @@ fn channel_mode(ctx: &Ctx<'_>, msg: &Message<'_>) -> Flow {
                     continue;
                 }
                 let mask = normalize_ban_mask(mask);
+                if adding && mask.len() > MAX_MASK_BYTES {
+                    replies.push(
+                        ctx.numeric(&nick, Extra::ERR_INVALIDMODEPARAM)
+                            .param(&channel_name)
+                            .param(&letter.to_string())
+                            .param("*")
+                            .trailing(&format!("Mask too long: at most {MAX_MASK_BYTES} bytes")),
+                    );
+                    continue;
+                }
                 let folded_mask = world.fold(&mask);
                 let channel = world.channels.get_mut(&folded).expect("checked above");
                 let list = list_mut(channel, letter);
                 let existing = list.iter().position(|e| e.folded == folded_mask);
                 match (adding, existing) {
-                    (true, None) if list.len() >= limits.list_entries => errors.push(
+                    (true, None) if list.len() >= limits.list_entries => replies.push(
                         ctx.numeric(&nick, Response::ERR_BANLISTFULL)
                             .param(&channel_name)
                             .param(&letter.to_string())
@@ -188,7 +214,7 @@ fn channel_mode(ctx: &Ctx<'_>, msg: &Message<'_>) -> Flow {
             }
             'o' | 'v' => {
                 let Some(target) = params.next() else {
-                    errors.push(
+                    replies.push(
                         ctx.numeric(&nick, Response::ERR_NEEDMOREPARAMS)
                             .param("MODE")
                             .trailing("Not enough parameters"),
@@ -215,12 +241,12 @@ fn channel_mode(ctx: &Ctx<'_>, msg: &Message<'_>) -> Flow {
                     .and_then(|t| clients.get(&t))
                     .filter(|c| c.registered)
                 else {
-                    errors.push(replies::no_such_nick(ctx, &nick, target));
+                    replies.push(replies::no_such_nick(ctx, &nick, target));
                     continue;
                 };
                 let channel = channels.get_mut(&folded).expect("checked above");
                 let Some(membership) = channel.members.get_mut(&target_client.id) else {
-                    errors.push(
+                    replies.push(
                         ctx.numeric(&nick, Response::ERR_USERNOTINCHANNEL)
                             .param(&target_client.nick)
                             .param(&channel_name)
@@ -248,7 +274,7 @@ fn channel_mode(ctx: &Ctx<'_>, msg: &Message<'_>) -> Flow {
                 let channel = world.channels.get_mut(&folded).expect("checked above");
                 if adding {
                     let Some(key) = key.filter(|k| is_valid_key(k)) else {
-                        errors.push(
+                        replies.push(
                             ctx.numeric(&nick, Extra::ERR_INVALIDMODEPARAM)
                                 .param(&channel_name)
                                 .param("k")
@@ -282,7 +308,7 @@ fn channel_mode(ctx: &Ctx<'_>, msg: &Message<'_>) -> Flow {
                             channel.modes.limit = Some(limit);
                             applied.push(true, 'l', Some(limit.to_string()));
                         }
-                        None => errors.push(
+                        None => replies.push(
                             ctx.numeric(&nick, Extra::ERR_INVALIDMODEPARAM)
                                 .param(&channel_name)
                                 .param("l")
@@ -321,7 +347,7 @@ fn channel_mode(ctx: &Ctx<'_>, msg: &Message<'_>) -> Flow {
                     applied.push(adding, letter, None);
                 }
             }
-            unknown => errors.push(
+            unknown => replies.push(
                 ctx.numeric(&nick, Response::ERR_UNKNOWNMODE)
                     .param(&unknown.to_string())
                     .trailing("is unknown mode char to me"),
@@ -333,7 +359,7 @@ fn channel_mode(ctx: &Ctx<'_>, msg: &Message<'_>) -> Flow {
     if refused_for_privileges {
         me.send(&replies::chanop_needed(ctx, &nick, &channel_name));
     }
-    for line in &errors {
+    for line in &replies {
         me.send(line);
     }
     if let Some(line) = applied.line(&setter, &channel_name) {

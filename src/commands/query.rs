@@ -110,7 +110,7 @@ pub fn who(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
     if is_channel_name(mask) {
         if let Some(channel) = world.channel(mask) {
             let member = channel.is_member(id);
-            if member || !channel.is_hidden() || me.modes.oper {
+            if channel.is_visible_to(id, me.modes.oper) {
                 for target_id in channel.members.keys() {
                     let target = &world.clients[target_id];
                     let shown = member || !target.modes.invisible || me.modes.oper;
@@ -155,7 +155,7 @@ fn visible_channels(world: &World, viewer: &Client, target: &Client) -> Vec<Stri
         .channels
         .iter()
         .filter_map(|folded| world.channels.get(folded))
-        .filter(|c| !c.is_hidden() || c.is_member(viewer.id) || viewer.modes.oper)
+        .filter(|c| c.is_visible_to(viewer.id, viewer.modes.oper))
         .map(|c| format!("{}{}", c.members[&target.id].prefix(multi_prefix), c.name))
         .collect();
     names.sort();

@@ -47,7 +47,7 @@ pub fn topic(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
     let channel = &world.channels[&folded];
     let member = channel.is_member(id);
     let Some(new_topic) = msg.param(1) else {
-        if !member && channel.is_hidden() && !me.modes.oper {
+        if !channel.is_visible_to(id, me.modes.oper) {
             me.send(&replies::not_on_channel(ctx, &nick, &channel.name));
         } else {
             send_topic(ctx, &world, channel, &nick, true);

@@ -15,7 +15,13 @@ use super::Message;
 #[must_use]
 pub struct LineBuilder {
     buf: BytesMut,
+    /// Where the message starts, after any tags: the 512-byte limit counts
+    /// from here.
+    body_start: usize,
 }
+
+/// Bytes a message may have on the wire, CRLF included (tags apart).
+const MAX_MESSAGE_BYTES: usize = 512;
 
 impl LineBuilder {
     pub fn new(source: Option<&str>, command: &str) -> Self {
@@ -27,7 +33,8 @@ impl LineBuilder {
         source: Option<&str>,
         command: &str,
     ) -> Self {
-        let mut buf = BytesMut::with_capacity(64);
+        // Most lines are short; a message body needs one regrowth at most.
+        let mut buf = BytesMut::with_capacity(128);
         let mut first = true;
         for (key, value) in tags {
             buf.put_u8(if first { b'@' } else { b';' });
@@ -41,13 +48,14 @@ impl LineBuilder {
         if !first {
             buf.put_u8(b' ');
         }
+        let body_start = buf.len();
         if let Some(source) = source {
             buf.put_u8(b':');
             buf.put_slice(source.as_bytes());
             buf.put_u8(b' ');
         }
         buf.put_slice(command.as_bytes());
-        LineBuilder { buf }
+        LineBuilder { buf, body_start }
     }
 
     /// `:server 123 target` — the start of a numeric reply.
@@ -88,10 +96,18 @@ impl LineBuilder {
         self.finish()
     }
 
-    /// The final parameter, always introduced by a colon.
+    /// The final parameter, always introduced by a colon. Text that would
+    /// take the line past 512 bytes is cut (at a character boundary): a
+    /// relayed message carries a longer source than the sender's own line,
+    /// and clients may cut or refuse longer lines themselves.
     pub fn trailing(mut self, text: &str) -> Bytes {
         self.buf.put_slice(b" :");
-        self.buf.put_slice(text.as_bytes());
+        let used = self.buf.len() - self.body_start + 2;
+        let mut room = MAX_MESSAGE_BYTES.saturating_sub(used).min(text.len());
+        while !text.is_char_boundary(room) {
+            room -= 1;
+        }
+        self.buf.put_slice(&text.as_bytes()[..room]);
         self.finish()
     }
 
@@ -157,6 +173,23 @@ mod tests {
             .param(":x")
             .last("t");
         assert_eq!(&line[..], b"432 a * * t\r\n");
+    }
+
+    #[test]
+    fn free_text_is_cut_to_keep_the_message_within_512_bytes() {
+        let text = "é".repeat(300);
+        let source = "n".repeat(30) + "!~user@host.example";
+        let line = LineBuilder::with_tags([("k", "v")], Some(&source), "PRIVMSG")
+            .param("#chan")
+            .trailing(&text);
+        let body = &line[b"@k=v ".len()..];
+        assert!(body.len() <= 512, "{}", body.len());
+        assert!(body.len() >= 511, "cut no more than needed: {}", body.len());
+        assert!(
+            std::str::from_utf8(&line).is_ok(),
+            "cut at a character boundary"
+        );
+        assert!(line.ends_with(b"\r\n"));
     }
 
     #[test]

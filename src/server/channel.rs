@@ -154,6 +154,13 @@ impl Channel {
         self.modes.secret || self.modes.private
     }
 
+    /// Whether a viewer may see this channel's details (topic, modes,
+    /// lists, members): members and server operators always, others only
+    /// when it is not `+s`/`+p`.
+    pub fn is_visible_to(&self, viewer: ClientId, viewer_is_oper: bool) -> bool {
+        !self.is_hidden() || viewer_is_oper || self.is_member(viewer)
+    }
+
     /// Whether `id` may speak here: members unless `+m` (then only voiced
     /// and ops), outsiders only without `+n`; banned members may not.
     /// `folded_mask` is only called when there are bans to check, which

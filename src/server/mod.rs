@@ -114,6 +114,7 @@ impl ServerHandle {
     /// their queued output to be written.
     pub async fn shutdown(self) {
         info!("shutting down");
+        self.server.world().shutting_down = true;
         self.server.shutdown.cancel();
         self.tracker.close();
         if tokio::time::timeout(SHUTDOWN_FLUSH, self.tracker.wait())

@@ -139,6 +139,9 @@ pub struct World {
     /// Casefolded nick → clients watching it.
     pub monitors: HashMap<String, HashSet<ClientId>>,
     pub connections_per_ip: HashMap<IpAddr, usize>,
+    /// Set when the server stops: everyone is leaving, so nobody is told
+    /// about anybody else's QUIT (that would be N² lines for nothing).
+    pub shutting_down: bool,
     /// Most registered users seen at once, for LUSERS.
     pub peak_users: usize,
 }
@@ -156,6 +159,7 @@ impl World {
             monitors: HashMap::new(),
             connections_per_ip: HashMap::new(),
             peak_users: 0,
+            shutting_down: false,
         }
     }
 
@@ -301,7 +305,7 @@ impl World {
         let Some(client) = self.clients.get(&id) else {
             return false;
         };
-        if client.registered {
+        if client.registered && !self.shutting_down {
             let quit = LineBuilder::new(Some(&client.mask), "QUIT").trailing(reason);
             let nick = client.nick.clone();
             let folded = self.fold(&nick);
