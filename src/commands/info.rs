@@ -100,13 +100,8 @@ pub fn lusers(ctx: &mut Ctx<'_>, _msg: &Message<'_>) -> Flow {
 pub fn send_lusers(ctx: &Ctx<'_>) {
     let (users, invisible, opers, unknown, channels, peak) = {
         let world = ctx.world();
-        let registered = world.clients.values().filter(|c| c.registered);
-        let (mut users, mut invisible, mut opers) = (0, 0, 0);
-        for client in registered {
-            users += 1;
-            invisible += usize::from(client.modes.invisible);
-            opers += usize::from(client.modes.oper);
-        }
+        let counts = world.counts;
+        let (users, invisible, opers) = (counts.registered, counts.invisible, counts.operators);
         let unknown = world.clients.len() - users;
         (
             users,

@@ -6,7 +6,7 @@ use crate::proto::numeric::{Extra, Response};
 use crate::proto::{LineBuilder, Message};
 use crate::server::channel::{Channel, ListEntry};
 use crate::server::unix_now;
-use crate::server::world::{Client, ClientId, World};
+use crate::server::world::{ClientId, World};
 
 /// Longest ban/exception/invite mask kept: room for any real
 /// `nick!user@host`, but no way to store kilobytes per entry.
@@ -403,10 +403,7 @@ fn user_mode(ctx: &Ctx<'_>, msg: &Message<'_>) -> Flow {
         );
         return Flow::Continue;
     };
-    let me: &mut Client = world
-        .clients
-        .get_mut(&id)
-        .expect("the session's own client");
+    let mut modes = me.modes;
     let mut adding = true;
     let mut applied = Applied::default();
     let mut unknown = false;
@@ -416,10 +413,10 @@ fn user_mode(ctx: &Ctx<'_>, msg: &Message<'_>) -> Flow {
                 adding = letter == '+';
                 continue;
             }
-            'i' => &mut me.modes.invisible,
-            'w' => &mut me.modes.wallops,
+            'i' => &mut modes.invisible,
+            'w' => &mut modes.wallops,
             // Operator status is gained with OPER only; it can be dropped.
-            'o' if !adding => &mut me.modes.oper,
+            'o' if !adding => &mut modes.oper,
             'o' => continue,
             _ => {
                 unknown = true;
@@ -431,6 +428,8 @@ fn user_mode(ctx: &Ctx<'_>, msg: &Message<'_>) -> Flow {
             applied.push(adding, letter, None);
         }
     }
+    world.update_modes(id, |current| *current = modes);
+    let me = &world.clients[&id];
     if unknown {
         me.send(
             &ctx.numeric(&nick, Response::ERR_UMODEUNKNOWNFLAG)

@@ -42,7 +42,7 @@ pub fn oper(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
 
 fn finish_oper(server: &Server, id: ClientId, name: &str, success: bool) {
     let mut world = server.world();
-    let Some(me) = world.clients.get_mut(&id) else {
+    let Some(me) = world.clients.get(&id) else {
         return;
     };
     if !success {
@@ -54,12 +54,14 @@ fn finish_oper(server: &Server, id: ClientId, name: &str, success: bool) {
         return;
     }
     tracing::info!(client = id, oper = name, nick = %me.nick, "became an operator");
-    let newly = !me.modes.oper;
-    me.modes.oper = true;
     me.send(
         &LineBuilder::numeric(&server.name, Response::RPL_YOUREOPER, &me.nick)
             .trailing("You are now an IRC operator"),
     );
+    let newly = world
+        .update_modes(id, |modes| modes.oper = true)
+        .is_some_and(|(before, _)| !before.oper);
+    let me = &world.clients[&id];
     if newly {
         me.send(
             &LineBuilder::new(Some(&me.nick), "MODE")

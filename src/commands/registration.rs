@@ -4,6 +4,8 @@
 use super::{info, Ctx, Flow};
 use crate::proto::numeric::Response;
 use crate::proto::{LineBuilder, Message};
+use crate::server::world::Client;
+use crate::server::Server;
 
 /// Characters allowed in a nick besides letters and digits (RFC 2812).
 const NICK_SPECIALS: &str = "[]\\`_^{|}";
@@ -125,39 +127,37 @@ pub fn try_register(ctx: &mut Ctx<'_>) -> Flow {
         return Flow::Quit("Bad password".to_owned());
     }
     ctx.session.pass = None;
-    me.registered = true;
-    me.update_mask();
     ctx.session.registered = true;
-    let users = world.registered_count();
-    world.peak_users = world.peak_users.max(users);
+    world.mark_registered(id);
+    let me = &world.clients[&id];
+    // 001-005 are queued under the lock that made the client registered,
+    // so nothing anyone sends it can arrive before its welcome.
+    send_welcome(server, me);
     world.notify_monitors_online(id);
     tracing::info!(client = id, nick = %world.clients[&id].nick, "registered");
     drop(world);
-    welcome(ctx);
+    info::send_lusers(ctx);
+    info::send_motd(ctx);
     Flow::Continue
 }
 
-fn welcome(ctx: &mut Ctx<'_>) {
-    let server = ctx.server;
-    let (nick, mask) = {
-        let world = ctx.world();
-        let me = &world.clients[&ctx.id()];
-        (me.nick.clone(), me.mask.clone())
-    };
-    let n = |numeric| LineBuilder::numeric(&server.name, numeric, &nick);
+/// 001 to 005.
+fn send_welcome(server: &Server, me: &Client) {
+    let (nick, mask) = (&me.nick, &me.mask);
+    let n = |numeric| LineBuilder::numeric(&server.name, numeric, nick);
     let network = &server.config.server.network;
-    ctx.send(
+    me.send(
         &n(Response::RPL_WELCOME).trailing(&format!("Welcome to the {network} IRC Network {mask}")),
     );
-    ctx.send(&n(Response::RPL_YOURHOST).trailing(&format!(
+    me.send(&n(Response::RPL_YOURHOST).trailing(&format!(
         "Your host is {}, running version {}",
         server.name, server.version
     )));
-    ctx.send(&n(Response::RPL_CREATED).trailing(&format!(
+    me.send(&n(Response::RPL_CREATED).trailing(&format!(
         "This server was created {}",
         httpdate::fmt_http_date(server.created)
     )));
-    ctx.send(
+    me.send(
         &n(Response::RPL_MYINFO)
             .param(&server.name)
             .param(server.version)
@@ -166,14 +166,12 @@ fn welcome(ctx: &mut Ctx<'_>) {
             .last("beIklov"),
     );
     for chunk in server.isupport.chunks(12) {
-        ctx.send(
+        me.send(
             &n(Response::RPL_ISUPPORT)
                 .params(chunk.iter().map(String::as_str))
                 .trailing("are supported by this server"),
         );
     }
-    info::send_lusers(ctx);
-    info::send_motd(ctx);
 }
 
 pub fn ping(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {

@@ -114,6 +114,27 @@ impl Client {
     }
 }
 
+/// Registered users, and how many of them are invisible or operators.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct UserCounts {
+    pub registered: usize,
+    pub invisible: usize,
+    pub operators: usize,
+}
+
+impl UserCounts {
+    fn add(&mut self, modes: UserModes, sign: isize) {
+        let apply = |count: &mut usize, on: bool| {
+            if on {
+                *count = count.checked_add_signed(sign).unwrap_or(0);
+            }
+        };
+        apply(&mut self.registered, true);
+        apply(&mut self.invisible, modes.invisible);
+        apply(&mut self.operators, modes.oper);
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct WhowasEntry {
     pub folded: String,
@@ -144,6 +165,9 @@ pub struct World {
     pub shutting_down: bool,
     /// Most registered users seen at once, for LUSERS.
     pub peak_users: usize,
+    /// Kept as clients come, go and change modes, so LUSERS (sent to every
+    /// client that registers) never has to count everyone.
+    pub counts: UserCounts,
 }
 
 impl World {
@@ -159,6 +183,7 @@ impl World {
             monitors: HashMap::new(),
             connections_per_ip: HashMap::new(),
             peak_users: 0,
+            counts: UserCounts::default(),
             shutting_down: false,
         }
     }
@@ -321,6 +346,9 @@ impl World {
         client.outbox.close_with(error);
 
         let client = self.clients.remove(&id).expect("checked above");
+        if client.registered {
+            self.counts.add(client.modes, -1);
+        }
         for name in &client.channels {
             if let Some(channel) = self.channels.get_mut(name) {
                 channel.members.remove(&id);
@@ -357,7 +385,35 @@ impl World {
         true
     }
 
-    pub fn registered_count(&self) -> usize {
-        self.clients.values().filter(|c| c.registered).count()
+    /// Marks a client registered and counts it.
+    pub fn mark_registered(&mut self, id: ClientId) {
+        let Some(client) = self.clients.get_mut(&id) else {
+            return;
+        };
+        if client.registered {
+            return;
+        }
+        client.registered = true;
+        client.update_mask();
+        self.counts.add(client.modes, 1);
+        self.peak_users = self.peak_users.max(self.counts.registered);
+    }
+
+    /// Changes a client's user modes: the one way to do it, so the counts
+    /// stay right. Returns the modes before and after.
+    pub fn update_modes(
+        &mut self,
+        id: ClientId,
+        change: impl FnOnce(&mut UserModes),
+    ) -> Option<(UserModes, UserModes)> {
+        let client = self.clients.get_mut(&id)?;
+        let before = client.modes;
+        change(&mut client.modes);
+        let after = client.modes;
+        if client.registered {
+            self.counts.add(before, -1);
+            self.counts.add(after, 1);
+        }
+        Some((before, after))
     }
 }
