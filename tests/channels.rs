@@ -1085,3 +1085,41 @@ async fn an_invitation_from_a_plain_member_does_not_lift_a_ban() {
         [numeric("474", "troll", "#c :Cannot join channel (+b)")]
     );
 }
+
+#[tokio::test]
+async fn an_unreadable_list_condition_is_left_out_not_the_others() {
+    let server = TestServer::start().await;
+    let mut alice = server.client("alice").await;
+    setup_channel("#apple", &mut [&mut alice]).await;
+    setup_channel("#pear", &mut [&mut alice]).await;
+    let lines = alice.exchange("LIST >abc,#a*").await;
+    assert_eq!(
+        lines,
+        [
+            numeric("321", "alice", "Channel :Users  Name"),
+            numeric("322", "alice", "#apple 1 :"),
+            numeric("323", "alice", ":End of /LIST"),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn kick_names_at_most_maxtargets_users() {
+    let server = TestServer::start_with("[limits]\ntargets_per_message = 2\n").await;
+    let mut op = server.client("op").await;
+    let mut a = server.client("a").await;
+    let mut b = server.client("b").await;
+    let mut c = server.client("c").await;
+    setup_channel("#k", &mut [&mut op, &mut a, &mut b, &mut c]).await;
+    let lines = op.exchange("KICK #k a,b,c :out").await;
+    assert_eq!(
+        lines,
+        [
+            ":op!~op@127.0.0.1 KICK #k a :out",
+            ":op!~op@127.0.0.1 KICK #k b :out",
+        ]
+    );
+    // c stays.
+    c.skip_until(|l| l.ends_with("KICK #k b :out")).await;
+    c.expect_nothing().await;
+}

@@ -356,3 +356,21 @@ async fn flood_control_slows_a_burst_but_drops_nothing() {
             .await;
     }
 }
+
+#[tokio::test]
+async fn usernames_are_cut_to_userlen_bytes() {
+    let server = TestServer::start().await;
+    let mut c = server.connect().await;
+    c.send("NICK lena").await;
+    // 20 two-byte letters: 17 bytes are left after the `~`, so 8 letters.
+    c.send(&format!("USER {} 0 * :Lena", "é".repeat(20))).await;
+    c.expect_line(&numeric(
+        "001",
+        "lena",
+        &format!(
+            ":Welcome to the Parlor IRC Network lena!~{}@127.0.0.1",
+            "é".repeat(8)
+        ),
+    ))
+    .await;
+}

@@ -1,6 +1,6 @@
 //! Listing channels and their members: NAMES and LIST.
 
-use super::{split_list, Ctx, Flow};
+use super::{pack_into_lines, split_list, Ctx, Flow};
 use crate::proto::mask::wildcard_match;
 use crate::proto::numeric::Response;
 use crate::proto::Message;
@@ -27,39 +27,29 @@ pub fn send_names(ctx: &Ctx<'_>, world: &World, channel: &Channel, viewer: Clien
         } else {
             "="
         };
-        let mut entries = channel.members.iter().filter_map(|(id, membership)| {
-            let member = world.clients.get(id)?;
-            if !is_member && member.modes.invisible && !me.modes.oper {
-                return None;
-            }
-            let name = if with_host {
-                &member.mask
-            } else {
-                &member.nick
-            };
-            Some(format!("{}{name}", membership.prefix(multi_prefix)))
-        });
-        let mut line = String::new();
-        loop {
-            let next = entries.next();
-            let flush = match &next {
-                Some(entry) => !line.is_empty() && line.len() + entry.len() + 1 > NAMES_LINE_BUDGET,
-                None => !line.is_empty(),
-            };
-            if flush {
-                me.send(
-                    &ctx.numeric(&me.nick, Response::RPL_NAMREPLY)
-                        .param(symbol)
-                        .param(&channel.name)
-                        .trailing(&line),
-                );
-                line.clear();
-            }
-            let Some(entry) = next else { break };
-            if !line.is_empty() {
-                line.push(' ');
-            }
-            line.push_str(&entry);
+        let entries: Vec<String> = channel
+            .members
+            .iter()
+            .filter_map(|(id, membership)| {
+                let member = world.clients.get(id)?;
+                if !is_member && member.modes.invisible && !me.modes.oper {
+                    return None;
+                }
+                let name = if with_host {
+                    &member.mask
+                } else {
+                    &member.nick
+                };
+                Some(format!("{}{name}", membership.prefix(multi_prefix)))
+            })
+            .collect();
+        for line in pack_into_lines(entries.iter().map(String::as_str), ' ', NAMES_LINE_BUDGET) {
+            me.send(
+                &ctx.numeric(&me.nick, Response::RPL_NAMREPLY)
+                    .param(symbol)
+                    .param(&channel.name)
+                    .trailing(&line),
+            );
         }
     }
     me.send(
@@ -107,9 +97,11 @@ enum Filter {
     FewerUsersThan(usize),
 }
 
-fn parse_filters(world: &World, spec: &str) -> Option<Vec<Filter>> {
+/// The conditions of a LIST; one that cannot be read (`>abc`) is left out
+/// rather than voiding the others.
+fn parse_filters(world: &World, spec: &str) -> Vec<Filter> {
     split_list(spec)
-        .map(|item| {
+        .filter_map(|item| {
             if let Some(n) = item.strip_prefix('>') {
                 n.parse().ok().map(Filter::MoreUsersThan)
             } else if let Some(n) = item.strip_prefix('<') {
@@ -147,7 +139,6 @@ pub fn list(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
             .param("Channel")
             .trailing("Users  Name"),
     );
-    let filters = filters.unwrap_or_default();
     let masks: Vec<&Filter> = filters
         .iter()
         .filter(|f| matches!(f, Filter::Mask { negate: false, .. }))

@@ -229,7 +229,8 @@ pub fn kick(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
         .take(kick_length)
         .collect();
     let kicker_mask = me.mask.clone();
-    for target in split_list(msg.params[1]) {
+    let max_targets = ctx.server.config.limits.targets_per_message;
+    for target in split_list(msg.params[1]).take(max_targets) {
         let World {
             channels,
             clients,
@@ -269,9 +270,8 @@ pub fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
     match msg.params.len() {
         0 => return list_invites(ctx),
         1 => {
-            ctx.reply(Response::ERR_NEEDMOREPARAMS, |b| {
-                b.param("INVITE").trailing("Not enough parameters")
-            });
+            let nick = ctx.world().clients[&ctx.id()].nick.clone();
+            ctx.send(&replies::need_more_params(ctx, &nick, "INVITE"));
             return Flow::Continue;
         }
         _ => {}

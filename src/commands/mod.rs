@@ -244,6 +244,31 @@ pub fn existing_channel(ctx: &Ctx<'_>, world: &World, name: &str) -> Option<Stri
     None
 }
 
+/// Joins `entries` with `separator` into as few lines as keep each within
+/// `budget` bytes (one entry longer than that gets a line of its own), for
+/// replies that list many names.
+pub fn pack_into_lines<'e>(
+    entries: impl IntoIterator<Item = &'e str>,
+    separator: char,
+    budget: usize,
+) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for entry in entries {
+        if !line.is_empty() && line.len() + 1 + entry.len() > budget {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(separator);
+        }
+        line.push_str(entry);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
 /// Splits a comma-separated target list, dropping empty items.
 pub fn split_list(list: &str) -> impl Iterator<Item = &str> {
     list.split(',').filter(|item| !item.is_empty())

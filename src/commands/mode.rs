@@ -214,11 +214,7 @@ fn channel_mode(ctx: &Ctx<'_>, msg: &Message<'_>) -> Flow {
             }
             'o' | 'v' => {
                 let Some(target) = params.next() else {
-                    replies.push(
-                        ctx.numeric(&nick, Response::ERR_NEEDMOREPARAMS)
-                            .param("MODE")
-                            .trailing("Not enough parameters"),
-                    );
+                    replies.push(replies::need_more_params(ctx, &nick, "MODE"));
                     continue;
                 };
                 if !may_change {

@@ -2,7 +2,7 @@
 //! WeeChat's notify lists).
 
 use super::registration::is_valid_nick;
-use super::{split_list, Ctx, Flow};
+use super::{pack_into_lines, split_list, Ctx, Flow};
 use crate::proto::numeric::Response;
 use crate::proto::Message;
 use crate::server::world::World;
@@ -97,13 +97,13 @@ pub fn monitor(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
                 if let Some(me) = world.clients.get_mut(&id) {
                     me.monitoring.remove(&folded);
                 }
-                remove_watcher(&mut world, &folded, id);
+                world.unwatch(&folded, id);
             }
         }
         "C" | "c" => {
             let watched: Vec<String> = world.clients[&id].monitoring.iter().cloned().collect();
             for folded in &watched {
-                remove_watcher(&mut world, folded, id);
+                world.unwatch(folded, id);
             }
             if let Some(me) = world.clients.get_mut(&id) {
                 me.monitoring.clear();
@@ -113,7 +113,7 @@ pub fn monitor(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
             let me = &world.clients[&id];
             let mut watched: Vec<&str> = me.monitoring.iter().map(String::as_str).collect();
             watched.sort_unstable();
-            for chunk in chunk_list(&watched) {
+            for chunk in pack_into_lines(watched.iter().copied(), ',', MONITOR_LINE_BUDGET) {
                 me.send(
                     &ctx.numeric(&me.nick, Response::RPL_MONLIST)
                         .trailing(&chunk),
@@ -142,15 +142,6 @@ pub fn monitor(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
     Flow::Continue
 }
 
-fn remove_watcher(world: &mut World, folded: &str, id: u64) {
-    if let Some(watchers) = world.monitors.get_mut(folded) {
-        watchers.remove(&id);
-        if watchers.is_empty() {
-            world.monitors.remove(folded);
-        }
-    }
-}
-
 /// 730 for those online (with their full mask), 731 for the others.
 fn send_status(ctx: &Ctx<'_>, world: &World, targets: &[&str]) {
     let me = &world.clients[&ctx.id()];
@@ -162,35 +153,16 @@ fn send_status(ctx: &Ctx<'_>, world: &World, targets: &[&str]) {
             None => offline.push(*target),
         }
     }
-    for chunk in chunk_list(&online) {
+    for chunk in pack_into_lines(online.iter().copied(), ',', MONITOR_LINE_BUDGET) {
         me.send(
             &ctx.numeric(&me.nick, Response::RPL_MONONLINE)
                 .trailing(&chunk),
         );
     }
-    for chunk in chunk_list(&offline) {
+    for chunk in pack_into_lines(offline.iter().copied(), ',', MONITOR_LINE_BUDGET) {
         me.send(
             &ctx.numeric(&me.nick, Response::RPL_MONOFFLINE)
                 .trailing(&chunk),
         );
     }
-}
-
-/// Joins entries with commas into lines that fit a reply.
-fn chunk_list(entries: &[&str]) -> Vec<String> {
-    let mut lines = Vec::new();
-    let mut line = String::new();
-    for entry in entries {
-        if !line.is_empty() && line.len() + entry.len() + 1 > MONITOR_LINE_BUDGET {
-            lines.push(std::mem::take(&mut line));
-        }
-        if !line.is_empty() {
-            line.push(',');
-        }
-        line.push_str(entry);
-    }
-    if !line.is_empty() {
-        lines.push(line);
-    }
-    lines
 }

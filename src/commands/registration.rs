@@ -1,7 +1,7 @@
 //! Connection registration: PASS, NICK, USER, and the welcome burst; plus
 //! the connection-level PING, PONG and QUIT.
 
-use super::{info, Ctx, Flow};
+use super::{info, replies, Ctx, Flow};
 use crate::proto::numeric::Response;
 use crate::proto::{LineBuilder, Message};
 use crate::server::world::Client;
@@ -74,15 +74,20 @@ pub fn user(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
         });
         return Flow::Continue;
     }
-    let username: String = msg.params[0]
+    // USERLEN counts bytes, and one of them goes to the `~`.
+    let mut username = String::new();
+    for c in msg.params[0]
         .chars()
         .filter(|c| !matches!(c, '@' | '!' | ':') && !c.is_control())
-        .take(USER_LENGTH - 1)
-        .collect();
+    {
+        if username.len() + c.len_utf8() > USER_LENGTH - 1 {
+            break;
+        }
+        username.push(c);
+    }
     if username.is_empty() {
-        ctx.reply(Response::ERR_NEEDMOREPARAMS, |b| {
-            b.param("USER").trailing("Not enough parameters")
-        });
+        let nick = ctx.world().clients[&ctx.id()].nick.clone();
+        ctx.send(&replies::need_more_params(ctx, &nick, "USER"));
         return Flow::Continue;
     }
     let realname: String = msg.params[3]

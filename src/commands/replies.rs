@@ -26,6 +26,13 @@ pub fn chanop_needed(ctx: &Ctx<'_>, nick: &str, channel: &str) -> Bytes {
         .trailing("You're not channel operator")
 }
 
+/// `461 <nick> <command> :Not enough parameters`
+pub fn need_more_params(ctx: &Ctx<'_>, nick: &str, command: &str) -> Bytes {
+    ctx.numeric(nick, Response::ERR_NEEDMOREPARAMS)
+        .param(command)
+        .trailing("Not enough parameters")
+}
+
 /// `401 <nick> <target> :No such nick/channel`
 pub fn no_such_nick(ctx: &Ctx<'_>, nick: &str, target: &str) -> Bytes {
     ctx.numeric(nick, Response::ERR_NOSUCHNICK)

@@ -289,6 +289,17 @@ impl World {
         self.whowas.push_front(entry);
     }
 
+    /// Stops `watcher` watching the casefolded nick (the other half,
+    /// `Client::monitoring`, is the caller's).
+    pub fn unwatch(&mut self, folded: &str, watcher: ClientId) {
+        if let Some(watchers) = self.monitors.get_mut(folded) {
+            watchers.remove(&watcher);
+            if watchers.is_empty() {
+                self.monitors.remove(folded);
+            }
+        }
+    }
+
     /// 730 to everyone watching the nick `id` now has.
     pub fn notify_monitors_online(&self, id: ClientId) {
         let Some(client) = self.clients.get(&id) else {
@@ -363,12 +374,7 @@ impl World {
             }
         }
         for watched in &client.monitoring {
-            if let Some(watchers) = self.monitors.get_mut(watched) {
-                watchers.remove(&id);
-                if watchers.is_empty() {
-                    self.monitors.remove(watched);
-                }
-            }
+            self.unwatch(watched, id);
         }
         if let Some(count) = self.connections_per_ip.get_mut(&client.ip) {
             *count -= 1;
