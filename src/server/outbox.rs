@@ -6,16 +6,18 @@
 //! slowing down the sender.
 
 use std::collections::VecDeque;
+use std::io::IoSlice;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
+use smallvec::SmallVec;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-/// Largest batch copied into one write; bigger batches go out in pieces.
-const MAX_WRITE_BATCH: usize = 64 * 1024;
+/// Lines handed to one vectored write (the kernel takes up to 1024).
+const MAX_IOVECS: usize = 64;
 /// How long an ended connection may take to receive its last lines.
 pub const CLOSE_FLUSH_LIMIT: Duration = Duration::from_secs(10);
 
@@ -158,7 +160,6 @@ impl Outbox {
     /// overflowed, the socket failed, or a closed connection did not take
     /// its last lines within [`CLOSE_FLUSH_LIMIT`].
     pub async fn run_writer<W: AsyncWrite + Unpin>(&self, mut socket: W) {
-        let mut batch: Vec<u8> = Vec::new();
         // One timer for the writer's whole life, so a peer that never reads
         // cannot keep a closed connection (and its slot) forever.
         let mut give_up = std::pin::pin!(self.give_up());
@@ -181,10 +182,7 @@ impl Outbox {
                 self.shared.wake_writer.notified().await;
                 continue;
             }
-            if let Err(error) = self
-                .write_lines(&mut socket, lines, &mut batch, give_up.as_mut())
-                .await
-            {
+            if let Err(error) = self.write_lines(&mut socket, lines, give_up.as_mut()).await {
                 if self.is_overflowed() {
                     // Loop round to send the ERROR.
                     continue;
@@ -198,35 +196,45 @@ impl Outbox {
         let _ = tokio::time::timeout(Duration::from_secs(1), socket.shutdown()).await;
     }
 
+    /// Writes `lines` with vectored writes straight from the shared
+    /// buffers: no per-client copy buffer to keep after a burst, and no
+    /// copying of each line.
     async fn write_lines<W: AsyncWrite + Unpin>(
         &self,
         socket: &mut W,
-        lines: VecDeque<Bytes>,
-        batch: &mut Vec<u8>,
+        mut lines: VecDeque<Bytes>,
         mut give_up: std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
     ) -> std::io::Result<()> {
-        let mut lines = lines.into_iter().peekable();
-        while lines.peek().is_some() {
-            batch.clear();
-            while let Some(line) =
-                lines.next_if(|l| batch.is_empty() || batch.len() + l.len() <= MAX_WRITE_BATCH)
-            {
-                batch.extend_from_slice(&line);
+        while !lines.is_empty() {
+            let written = {
+                let slices: SmallVec<[IoSlice<'_>; MAX_IOVECS]> = lines
+                    .iter()
+                    .take(MAX_IOVECS)
+                    .map(|line| IoSlice::new(line))
+                    .collect();
+                // Raced against giving up, so a client that stopped reading
+                // cannot keep this task blocked forever.
+                tokio::select! {
+                    result = socket.write_vectored(&slices) => result?,
+                    () = give_up.as_mut() => return Err(std::io::ErrorKind::TimedOut.into()),
+                }
+            };
+            if written == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
             }
-            // Raced against giving up, so a client that stopped reading
-            // cannot keep this task blocked forever.
-            tokio::select! {
-                result = socket.write_all(batch) => result?,
-                () = give_up.as_mut() => return Err(std::io::ErrorKind::TimedOut.into()),
+            let mut left = written;
+            while let Some(first) = lines.front_mut() {
+                if first.len() > left {
+                    first.advance(left);
+                    break;
+                }
+                left -= first.len();
+                lines.pop_front();
             }
-            // Credited batch by batch, so bytes the client already has never
+            // Credited write by write, so bytes the client already has never
             // count against its sendq.
             let mut queue = self.lock();
-            queue.bytes = queue.bytes.saturating_sub(batch.len());
-        }
-        if batch.capacity() > MAX_WRITE_BATCH {
-            // Keep idle clients small after a burst.
-            *batch = Vec::new();
+            queue.bytes = queue.bytes.saturating_sub(written);
         }
         Ok(())
     }
@@ -264,5 +272,53 @@ mod tests {
         let mut written = Vec::new();
         outbox.run_writer(&mut written).await;
         assert_eq!(written, b"A\r\nERROR :bye\r\n");
+    }
+
+    /// Takes at most three bytes per write, like a congested socket.
+    struct Trickle(Vec<u8>);
+
+    impl AsyncWrite for Trickle {
+        fn poll_write(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            let n = buf.len().min(3);
+            self.0.extend_from_slice(&buf[..n]);
+            std::task::Poll::Ready(Ok(n))
+        }
+
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn partial_writes_resume_mid_line_and_credit_the_sendq() {
+        let outbox = Outbox::new(8192);
+        let lines: Vec<String> = (0..100)
+            .map(|i| format!("PRIVMSG #c :line {i}\r\n"))
+            .collect();
+        for line in &lines {
+            outbox.send(&Bytes::from(line.clone()));
+        }
+        outbox.close_with(Bytes::from_static(b"ERROR :bye\r\n"));
+        let mut socket = Trickle(Vec::new());
+        outbox.run_writer(&mut socket).await;
+        assert_eq!(
+            String::from_utf8(socket.0).unwrap(),
+            lines.concat() + "ERROR :bye\r\n"
+        );
+        assert_eq!(outbox.queued_bytes(), 0);
     }
 }
