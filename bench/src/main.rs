@@ -1,0 +1,200 @@
+//! parlor-bench: a load generator for IRC servers (Parlor, ngIRCd,
+//! InspIRCd, ircd-hybrid). Prints a short summary, then one JSON line.
+
+mod client;
+mod connect;
+mod dm;
+mod fanout;
+mod join_storm;
+mod line;
+mod measure;
+mod metrics;
+mod seq;
+mod setup;
+mod traffic;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use tokio::time::Instant;
+
+use crate::client::ConnectOpts;
+use crate::metrics::{Probe, Report};
+use crate::setup::Common;
+
+const OUTPUT_HELP: &str = "\
+Output: a short summary, then as the last line one JSON object with
+scenario, label, params, clients, deliveries, expected_deliveries, losses,
+duplicates, reordered, wall_secs, deliveries_per_sec, server_cpu_us,
+cpu_us_per_delivery, registrations, registrations_per_sec,
+cpu_us_per_registration, rss_kib_before, rss_kib_after, rss_kib_per_client,
+latency_us {p50, p90, p99, max}, errors, and (extra) bench_cpu_us and
+latency_of. null = does not apply or could not be measured (no
+--server-pid). deliveries counts distinct messages; duplicates apart.
+
+The measured phase: fanout/dm from the first message sent to the last one
+received (CPU and RSS read right before and after, including the closing
+PING round); connect from the first connect to the last 001; join-storm
+from the first JOIN to the last JOIN line received.
+
+Paced mode (--rate) uses a tokio interval with MissedTickBehavior::Burst:
+a sender that falls behind catches up, and latency counts from each
+message's scheduled time.
+
+Exit status 0 when the scenario ran (losses and errors are reported),
+1 when it could not (connection refused, timeout, invalid values), 2 for
+a usage error.";
+
+#[derive(Debug, Parser)]
+#[command(version, about = "Load generator for IRC servers", after_long_help = OUTPUT_HELP)]
+struct Cli {
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Debug, Subcommand)]
+enum Scenario {
+    /// N members of one channel; S senders send M messages each.
+    Fanout {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(flatten)]
+        args: fanout::Args,
+    },
+    /// P pairs of clients exchanging M private messages each way.
+    Dm {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(flatten)]
+        args: dm::Args,
+    },
+    /// K clients register; registration rate, CPU and RSS per client.
+    Connect {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(flatten)]
+        args: connect::Args,
+    },
+    /// K clients join one channel one after another.
+    JoinStorm {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(flatten)]
+        args: join_storm::Args,
+    },
+}
+
+#[derive(Debug, Clone, clap::Args)]
+struct CommonArgs {
+    /// The server, HOST:PORT. Nothing else is ever connected to.
+    #[arg(long)]
+    addr: String,
+    /// The server's process id, to read its CPU time and RSS from /proc.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// A name for this run in the output (e.g. the server's name).
+    #[arg(long)]
+    label: Option<String>,
+    /// Connections registering at once.
+    #[arg(long, default_value_t = 100)]
+    connect_concurrency: usize,
+    /// Nothing in the run waits longer than this in total.
+    #[arg(long, default_value_t = 300)]
+    timeout_secs: u64,
+    /// A sender (or the join chain) that makes no progress for this long
+    /// stops, and that is reported.
+    #[arg(long, default_value_t = 30)]
+    stall_secs: u64,
+    /// Nicks are this prefix and the client's number (`pb17`); keep it
+    /// short for servers with NICKLEN 9.
+    #[arg(long, default_value = "pb")]
+    nick_prefix: String,
+    /// A server password sent with PASS.
+    #[arg(long)]
+    password: Option<String>,
+    /// Worker threads of the bench's runtime (default: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let (common, run) = match cli.scenario {
+        Scenario::Fanout { common, args } => (common, Run::Fanout(args)),
+        Scenario::Dm { common, args } => (common, Run::Dm(args)),
+        Scenario::Connect { common, args } => (common, Run::Connect(args)),
+        Scenario::JoinStorm { common, args } => (common, Run::JoinStorm(args)),
+    };
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = common.threads {
+        runtime.worker_threads(threads.max(1));
+    }
+    let runtime = match runtime.enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => fail(anyhow::anyhow!("cannot start the runtime: {e}")),
+    };
+    match runtime.block_on(start(common, run)) {
+        Ok(report) => {
+            println!("{}", report.summary());
+            println!(
+                "{}",
+                serde_json::to_string(&report).expect("the report serializes")
+            );
+        }
+        Err(e) => fail(e),
+    }
+    // Don't wait for stray tasks (a connection the server never closed).
+    runtime.shutdown_timeout(Duration::from_secs(1));
+}
+
+/// A scenario's own arguments.
+enum Run {
+    Fanout(fanout::Args),
+    Dm(dm::Args),
+    Connect(connect::Args),
+    JoinStorm(join_storm::Args),
+}
+
+fn fail(e: anyhow::Error) -> ! {
+    eprintln!("parlor-bench: error: {e:#}");
+    std::process::exit(1);
+}
+
+async fn start(args: CommonArgs, run: Run) -> anyhow::Result<Report> {
+    let addr = tokio::net::lookup_host(&args.addr)
+        .await
+        .with_context(|| format!("--addr {}: not a HOST:PORT address", args.addr))?
+        .next()
+        .with_context(|| format!("--addr {}: no address found", args.addr))?;
+    let probe = Probe::new(args.server_pid);
+    probe.check()?;
+    let tick_note = probe.ticks.note();
+    let started = Instant::now();
+    let common = Arc::new(Common {
+        connect: ConnectOpts {
+            addr,
+            nick_prefix: args.nick_prefix,
+            password: args.password,
+        },
+        concurrency: args.connect_concurrency.max(1),
+        deadline: started + Duration::from_secs(args.timeout_secs),
+        timeout_secs: args.timeout_secs,
+        stall: Duration::from_secs(args.stall_secs.max(1)),
+        label: args.label,
+        probe,
+        epoch: started,
+    });
+    let mut report = match run {
+        Run::Fanout(a) => fanout::run(common, a).await?,
+        Run::Dm(a) => dm::run(common, a).await?,
+        Run::Connect(a) => connect::run(common, a).await?,
+        Run::JoinStorm(a) => join_storm::run(common, a).await?,
+    };
+    report.errors = metrics::summarize_errors(std::mem::take(&mut report.errors));
+    if let Some(note) = tick_note {
+        report.errors.push(note);
+    }
+    Ok(report)
+}

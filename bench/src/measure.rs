@@ -1,0 +1,103 @@
+//! The measured phase of `fanout` and `dm`: receivers and senders run, the
+//! senders flush (a PING after their last message), then every receiver
+//! settles (a PING of its own; what has not arrived before its PONG is
+//! lost). CPU and RSS are read right before and right after.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+use tokio::time::{timeout_at, Instant};
+
+use crate::client::{Conn, Writer};
+use crate::metrics::Reading;
+use crate::setup::Common;
+use crate::traffic::{self, Receiver, RecvStats, SendSpec, Shared};
+
+pub struct Measured {
+    pub stats: RecvStats,
+    pub before: Reading,
+    pub after: Reading,
+    /// From the first send to the last delivery (or to the end of the
+    /// settle when nothing was delivered).
+    pub wall: Duration,
+    pub conns: Vec<Conn>,
+}
+
+/// Runs the traffic: `receivers[i]` reads for `conns[i]`; each sender
+/// writes on the connection of its client index (`spec.sender`).
+pub async fn run(
+    common: &Arc<Common>,
+    conns: Vec<Conn>,
+    receivers: Vec<Receiver>,
+    senders: Vec<SendSpec>,
+) -> anyhow::Result<Measured> {
+    let writers: Vec<Writer> = conns.iter().map(|c| c.wr.clone()).collect();
+    let shared = Shared::new(senders.len());
+    let mut errors = Vec::new();
+
+    let before = common.probe.read();
+    let started = Instant::now();
+    let mut reading = JoinSet::new();
+    for (conn, rx) in conns.into_iter().zip(receivers) {
+        reading.spawn(traffic::receive(common.clone(), shared.clone(), conn, rx));
+    }
+    let mut sending = JoinSet::new();
+    let sender_ids: Vec<usize> = senders.iter().map(|s| s.sender).collect();
+    for spec in senders {
+        let wr = writers[spec.sender].clone();
+        sending.spawn(traffic::send_all(common.clone(), shared.clone(), wr, spec));
+    }
+    let grace = common.deadline + Duration::from_secs(2);
+    loop {
+        match timeout_at(grace, sending.join_next()).await {
+            Err(_) => return Err(common.timed_out("sending")),
+            Ok(None) => break,
+            Ok(Some(Ok(Ok(())))) => {}
+            Ok(Some(Ok(Err(e)))) => errors.push(e),
+            Ok(Some(Err(e))) => errors.push(format!("sender task failed: {e}")),
+        }
+    }
+    // Each sender's PONG comes after the server handled all its messages.
+    for &s in &sender_ids {
+        let _ = writers[s]
+            .send_by(b"PING :pb-flush\r\n", common.deadline)
+            .await;
+    }
+    if let Err(e) = traffic::wait_flushed(common, &shared, sender_ids.len()).await {
+        return Err(anyhow::anyhow!("{e}"));
+    }
+    for wr in &writers {
+        let _ = wr.send_by(b"PING :pb-settle\r\n", common.deadline).await;
+    }
+    let mut conns = Vec::new();
+    let mut stats = Vec::new();
+    loop {
+        match timeout_at(grace, reading.join_next()).await {
+            Err(_) => return Err(common.timed_out("waiting for the receivers to settle")),
+            Ok(None) => break,
+            Ok(Some(Ok((conn, s)))) => {
+                conns.push(conn);
+                stats.push(s);
+            }
+            Ok(Some(Err(e))) => errors.push(format!("receiver task failed: {e}")),
+        }
+    }
+    let after = common.probe.read();
+    let ended = Instant::now();
+    if ended >= common.deadline {
+        return Err(common.timed_out("waiting for the receivers to settle"));
+    }
+    conns.sort_by_key(|c| c.idx);
+    let mut stats = traffic::merge(stats);
+    errors.append(&mut stats.errors);
+    stats.errors = errors;
+    let wall = stats.last_delivery.unwrap_or(ended) - started;
+    Ok(Measured {
+        stats,
+        before,
+        after,
+        wall,
+        conns,
+    })
+}

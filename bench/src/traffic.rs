@@ -1,0 +1,369 @@
+//! Message traffic shared by `fanout` and `dm`: the message format, the
+//! flow-controlled and paced senders, and the receivers that check every
+//! sender's sequence and record latency.
+//!
+//! A message's text is `<sender> <seq> <sent_ns> <padding>`, where sent_ns
+//! counts from one `Instant` in this process.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use tokio::sync::Notify;
+use tokio::time::{timeout, timeout_at, Instant, MissedTickBehavior};
+
+use crate::client::{classify, last_param, pong, server_error, Conn, Msg, ReadError, Writer};
+use crate::metrics::histogram;
+use crate::seq::{Arrival, Seq};
+use crate::setup::Common;
+
+/// Token of the PING a sender sends after its last message: its PONG
+/// means every message before it was fanned out.
+pub const FLUSH: &[u8] = b"pb-flush";
+/// Token of the PING every receiver gets at the end: after its PONG,
+/// whatever was not received is lost.
+pub const SETTLE: &[u8] = b"pb-settle";
+/// Most messages written in one syscall by a flood sender.
+const MAX_BATCH: u64 = 64;
+
+/// How senders pace themselves.
+#[derive(Debug, Clone, Copy)]
+pub enum Pace {
+    /// At most this many messages in flight (sent, not yet received by the
+    /// sender's probe).
+    Window(u64),
+    /// One message every `period`, on a tokio interval with
+    /// `MissedTickBehavior::Burst` (a late sender catches up); the latency
+    /// clock starts at each message's scheduled time, so a sender held up
+    /// by the server is not hidden (no coordinated omission).
+    Every(Duration, Duration),
+}
+
+/// State the senders, receivers and the coordinator share.
+pub struct Shared {
+    /// Per sender: messages its probe received.
+    pub probe_seen: Vec<AtomicU64>,
+    pub probe_wake: Vec<Notify>,
+    /// Per sender: its probe lost its connection (the window can no longer
+    /// open).
+    pub probe_gone: Vec<AtomicBool>,
+    /// Senders whose flush PONG arrived (or whose connection ended).
+    pub flushed: AtomicUsize,
+    pub flushed_wake: Notify,
+}
+
+impl Shared {
+    pub fn new(senders: usize) -> Arc<Shared> {
+        Arc::new(Shared {
+            probe_seen: (0..senders).map(|_| AtomicU64::new(0)).collect(),
+            probe_wake: (0..senders).map(|_| Notify::new()).collect(),
+            probe_gone: (0..senders).map(|_| AtomicBool::new(false)).collect(),
+            flushed: AtomicUsize::new(0),
+            flushed_wake: Notify::new(),
+        })
+    }
+}
+
+/// What one sender sends.
+pub struct SendSpec {
+    pub sender: usize,
+    /// A channel or a nick.
+    pub target: String,
+    pub messages: u64,
+    /// Bytes of filler after the numbers.
+    pub pad: usize,
+    pub pace: Pace,
+}
+
+/// One sender: `messages` lines to `target`.
+pub async fn send_all(
+    common: Arc<Common>,
+    shared: Arc<Shared>,
+    wr: Writer,
+    spec: SendSpec,
+) -> Result<(), String> {
+    let SendSpec {
+        sender,
+        target,
+        messages,
+        pad,
+        pace,
+    } = spec;
+    let head = format!("PRIVMSG {target} :{sender} ");
+    let padding = " ".to_owned() + &"x".repeat(pad);
+    let mut buf = Vec::with_capacity(64 * (head.len() + pad + 32));
+    let mut itoa = itoa::Buffer::new();
+    let mut line = |buf: &mut Vec<u8>, seq: u64, ns: u64| {
+        buf.extend_from_slice(head.as_bytes());
+        buf.extend_from_slice(itoa.format(seq).as_bytes());
+        buf.push(b' ');
+        buf.extend_from_slice(itoa.format(ns).as_bytes());
+        if pad > 0 {
+            buf.extend_from_slice(padding.as_bytes());
+        }
+        buf.extend_from_slice(b"\r\n");
+    };
+    let write_failed = |e: std::io::Error| format!("sender {sender}: write failed: {e}");
+    let mut sent = 0;
+    match pace {
+        Pace::Window(window) => {
+            while sent < messages {
+                let room = loop {
+                    let seen = shared.probe_seen[sender].load(Ordering::Acquire);
+                    let in_flight = sent.saturating_sub(seen);
+                    if in_flight < window {
+                        break window - in_flight;
+                    }
+                    if shared.probe_gone[sender].load(Ordering::Acquire) {
+                        return Err(format!(
+                            "sender {sender}: its probe lost its connection; \
+                             stopped after {sent} of {messages} messages"
+                        ));
+                    }
+                    let wake = shared.probe_wake[sender].notified();
+                    if timeout(common.stall, wake).await.is_err() {
+                        return Err(format!(
+                            "sender {sender}: its probe received nothing for {}s; \
+                             stopped after {sent} of {messages} messages",
+                            common.stall.as_secs()
+                        ));
+                    }
+                };
+                let n = room.min(messages - sent).min(MAX_BATCH);
+                let ns = common.now_ns();
+                buf.clear();
+                for seq in sent..sent + n {
+                    line(&mut buf, seq, ns);
+                }
+                bounded(&common, wr.send(&buf))
+                    .await?
+                    .map_err(write_failed)?;
+                sent += n;
+            }
+        }
+        Pace::Every(period, offset) => {
+            let mut ticks = tokio::time::interval_at(Instant::now() + offset, period);
+            ticks.set_missed_tick_behavior(MissedTickBehavior::Burst);
+            while sent < messages {
+                let due = bounded(&common, ticks.tick()).await?;
+                let ns = due.saturating_duration_since(common.epoch).as_nanos() as u64;
+                buf.clear();
+                line(&mut buf, sent, ns);
+                bounded(&common, wr.send(&buf))
+                    .await?
+                    .map_err(write_failed)?;
+                sent += 1;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn bounded<T>(common: &Common, f: impl std::future::Future<Output = T>) -> Result<T, String> {
+    timeout_at(common.deadline, f)
+        .await
+        .map_err(|_| "sender timed out (--timeout-secs)".to_owned())
+}
+
+/// What one receiver counted.
+pub struct RecvStats {
+    pub deliveries: u64,
+    pub duplicates: u64,
+    pub reordered: u64,
+    pub latency: Histogram<u64>,
+    pub last_delivery: Option<Instant>,
+    pub errors: Vec<String>,
+    /// Numerics (and unexpected lines) seen during the run, by code.
+    pub numerics: HashMap<u16, u64>,
+}
+
+/// One receiving client.
+pub struct Receiver {
+    /// Whose messages count for this client, as slots: in fanout every
+    /// sender but itself, in dm its partner.
+    pub slots: Vec<usize>,
+    /// Senders whose probe this client is.
+    pub probe_for: Vec<usize>,
+    /// Whether this client is itself a sender (then it reports its flush).
+    pub is_sender: bool,
+    /// Messages each sender sends (a seq beyond is invalid).
+    pub messages: u64,
+}
+
+/// Reads until the settle PONG (or the connection ends), counting.
+pub async fn receive(
+    common: Arc<Common>,
+    shared: Arc<Shared>,
+    mut conn: Conn,
+    rx: Receiver,
+) -> (Conn, RecvStats) {
+    let mut seqs: HashMap<usize, Seq> = rx.slots.iter().map(|&s| (s, Seq::default())).collect();
+    let mut stats = RecvStats {
+        deliveries: 0,
+        duplicates: 0,
+        reordered: 0,
+        latency: histogram(),
+        last_delivery: None,
+        errors: Vec::new(),
+        numerics: HashMap::new(),
+    };
+    let mut flushed = !rx.is_sender;
+    let mut probe_counts: Vec<u64> = vec![0; rx.probe_for.len()];
+    let ended = 'read: loop {
+        let now = match conn.fill_unbounded().await {
+            Ok(now) => now,
+            Err(e) => break 'read Some(e),
+        };
+        let now_ns = now.saturating_duration_since(common.epoch).as_nanos() as u64;
+        let mut delivered = false;
+        let mut settled = false;
+        while let Some(line) = conn.lines.next_line() {
+            match classify(line) {
+                Msg::Other {
+                    command, params, ..
+                } if command == b"PRIVMSG" => {
+                    let Some((s, q, sent_ns)) = parse_body(last_param(params)) else {
+                        *stats.numerics.entry(0).or_default() += 1;
+                        continue;
+                    };
+                    let Some(seq) = seqs.get_mut(&s).filter(|_| q < rx.messages) else {
+                        *stats.numerics.entry(0).or_default() += 1;
+                        continue;
+                    };
+                    match seq.record(q) {
+                        Arrival::Duplicate => stats.duplicates += 1,
+                        Arrival::New { reordered } => {
+                            stats.deliveries += 1;
+                            stats.reordered += reordered as u64;
+                            delivered = true;
+                            let us = now_ns.saturating_sub(sent_ns) / 1000;
+                            stats.latency.record(us).ok();
+                            if let Some(i) = rx.probe_for.iter().position(|&p| p == s) {
+                                probe_counts[i] += 1;
+                            }
+                        }
+                    }
+                }
+                Msg::Ping(token) => pong(&mut conn.out, token),
+                Msg::Pong(token) if token == FLUSH && !flushed => {
+                    flushed = true;
+                    shared.flushed.fetch_add(1, Ordering::AcqRel);
+                    shared.flushed_wake.notify_one();
+                }
+                Msg::Pong(token) if token == SETTLE => settled = true,
+                Msg::Error(text) => break 'read Some(server_error(text)),
+                Msg::Numeric(code, _) if code >= 400 => {
+                    *stats.numerics.entry(code).or_default() += 1;
+                }
+                _ => {}
+            }
+        }
+        if delivered {
+            stats.last_delivery = Some(now);
+            for (i, &s) in rx.probe_for.iter().enumerate() {
+                if shared.probe_seen[s].swap(probe_counts[i], Ordering::AcqRel) != probe_counts[i] {
+                    shared.probe_wake[s].notify_one();
+                }
+            }
+        }
+        if let Err(e) = conn.flush_out().await {
+            break 'read Some(e);
+        }
+        if settled {
+            break 'read None;
+        }
+    };
+    if let Some(e) = ended {
+        for &s in &rx.probe_for {
+            shared.probe_gone[s].store(true, Ordering::Release);
+            shared.probe_wake[s].notify_one();
+        }
+        stats.errors.push(match e {
+            ReadError::Timeout => "receiver timed out (--timeout-secs)".to_owned(),
+            ReadError::Closed(why) => format!("receiver lost its connection: {why}"),
+        });
+    }
+    if !flushed {
+        // A sender that can no longer flush must not hold up the others.
+        shared.flushed.fetch_add(1, Ordering::AcqRel);
+        shared.flushed_wake.notify_one();
+    }
+    (conn, stats)
+}
+
+/// `<sender> <seq> <sent_ns> ...` → its three numbers.
+fn parse_body(body: &[u8]) -> Option<(usize, u64, u64)> {
+    let mut words = body.split(|&b| b == b' ');
+    let mut num = || -> Option<u64> {
+        let w = words.next()?;
+        if w.is_empty() || w.len() > 19 {
+            return None;
+        }
+        w.iter().try_fold(0u64, |n, &b| {
+            b.is_ascii_digit().then(|| n * 10 + (b - b'0') as u64)
+        })
+    };
+    Some((num()? as usize, num()?, num()?))
+}
+
+/// Waits until every sender flushed (its PONG came back), bounded.
+pub async fn wait_flushed(common: &Common, shared: &Shared, senders: usize) -> Result<(), String> {
+    loop {
+        if shared.flushed.load(Ordering::Acquire) >= senders {
+            return Ok(());
+        }
+        if timeout_at(common.deadline, shared.flushed_wake.notified())
+            .await
+            .is_err()
+        {
+            return Err("timed out waiting for the senders' flush PONGs".into());
+        }
+    }
+}
+
+/// Sums receivers' counts; unexpected numerics become errors.
+pub fn merge(all: Vec<RecvStats>) -> RecvStats {
+    let mut total = RecvStats {
+        deliveries: 0,
+        duplicates: 0,
+        reordered: 0,
+        latency: histogram(),
+        last_delivery: None,
+        errors: Vec::new(),
+        numerics: HashMap::new(),
+    };
+    for s in all {
+        total.deliveries += s.deliveries;
+        total.duplicates += s.duplicates;
+        total.reordered += s.reordered;
+        let _ = total.latency.add(&s.latency);
+        total.last_delivery = total.last_delivery.max(s.last_delivery);
+        total.errors.extend(s.errors);
+        for (code, n) in s.numerics {
+            *total.numerics.entry(code).or_default() += n;
+        }
+    }
+    let mut codes: Vec<_> = total.numerics.iter().collect();
+    codes.sort();
+    for (code, n) in codes {
+        total.errors.push(match code {
+            0 => format!("{n} PRIVMSGs not from this run's senders"),
+            c => format!("{n} error numerics {c} from the server"),
+        });
+    }
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_parse() {
+        assert_eq!(parse_body(b"3 17 12345 xxxx"), Some((3, 17, 12345)));
+        assert_eq!(parse_body(b"3 17"), None);
+        assert_eq!(parse_body(b"hello there you"), None);
+    }
+}
