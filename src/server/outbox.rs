@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes};
-use smallvec::SmallVec;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -207,7 +206,9 @@ impl Outbox {
     ) -> std::io::Result<()> {
         while !lines.is_empty() {
             let written = {
-                let slices: SmallVec<[IoSlice<'_>; MAX_IOVECS]> = lines
+                // On the heap, not inline: a future keeps what it holds
+                // across the write, and every idle client carries one.
+                let slices: Vec<IoSlice<'_>> = lines
                     .iter()
                     .take(MAX_IOVECS)
                     .map(|line| IoSlice::new(line))
