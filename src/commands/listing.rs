@@ -27,23 +27,19 @@ pub fn send_names(ctx: &Ctx<'_>, world: &World, channel: &Channel, viewer: Clien
         } else {
             "="
         };
-        let entries: Vec<String> = channel
-            .members
-            .iter()
-            .filter_map(|(id, membership)| {
-                let member = world.clients.get(id)?;
-                if !is_member && member.modes.invisible && !me.modes.oper {
-                    return None;
-                }
-                let name = if with_host {
-                    &member.mask
-                } else {
-                    &member.nick
-                };
-                Some(format!("{}{name}", membership.prefix(multi_prefix)))
-            })
-            .collect();
-        for line in pack_into_lines(entries.iter().map(String::as_str), ' ', NAMES_LINE_BUDGET) {
+        let entries = channel.members.iter().filter_map(|(id, membership)| {
+            let member = world.clients.get(id)?;
+            if !is_member && member.modes.invisible && !me.modes.oper {
+                return None;
+            }
+            let name = if with_host {
+                member.mask.as_str()
+            } else {
+                member.nick.as_str()
+            };
+            Some((membership.prefix(multi_prefix), name))
+        });
+        for line in pack_into_lines(entries, ' ', NAMES_LINE_BUDGET) {
             me.send(
                 &ctx.numeric(&me.nick, Response::RPL_NAMREPLY)
                     .param(symbol)

@@ -246,22 +246,26 @@ pub fn existing_channel(ctx: &Ctx<'_>, world: &World, name: &str) -> Option<Stri
 
 /// Joins `entries` with `separator` into as few lines as keep each within
 /// `budget` bytes (one entry longer than that gets a line of its own), for
-/// replies that list many names.
+/// replies that list many names. An entry is a prefix and a name (`@` and
+/// `alice`), written straight into the line: NAMES on a big channel would
+/// otherwise allocate once per member, on every JOIN.
 pub fn pack_into_lines<'e>(
-    entries: impl IntoIterator<Item = &'e str>,
+    entries: impl IntoIterator<Item = (&'e str, &'e str)>,
     separator: char,
     budget: usize,
 ) -> Vec<String> {
     let mut lines = Vec::new();
     let mut line = String::new();
-    for entry in entries {
-        if !line.is_empty() && line.len() + 1 + entry.len() > budget {
+    for (prefix, name) in entries {
+        let len = prefix.len() + name.len();
+        if !line.is_empty() && line.len() + 1 + len > budget {
             lines.push(std::mem::take(&mut line));
         }
         if !line.is_empty() {
             line.push(separator);
         }
-        line.push_str(entry);
+        line.push_str(prefix);
+        line.push_str(name);
     }
     if !line.is_empty() {
         lines.push(line);

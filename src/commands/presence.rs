@@ -113,7 +113,8 @@ pub fn monitor(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
             let me = &world.clients[&id];
             let mut watched: Vec<&str> = me.monitoring.iter().map(String::as_str).collect();
             watched.sort_unstable();
-            for chunk in pack_into_lines(watched.iter().copied(), ',', MONITOR_LINE_BUDGET) {
+            for chunk in pack_into_lines(watched.iter().map(|w| ("", *w)), ',', MONITOR_LINE_BUDGET)
+            {
                 me.send(
                     &ctx.numeric(&me.nick, Response::RPL_MONLIST)
                         .trailing(&chunk),
@@ -153,13 +154,13 @@ fn send_status(ctx: &Ctx<'_>, world: &World, targets: &[&str]) {
             None => offline.push(*target),
         }
     }
-    for chunk in pack_into_lines(online.iter().copied(), ',', MONITOR_LINE_BUDGET) {
+    for chunk in pack_into_lines(online.iter().map(|o| ("", *o)), ',', MONITOR_LINE_BUDGET) {
         me.send(
             &ctx.numeric(&me.nick, Response::RPL_MONONLINE)
                 .trailing(&chunk),
         );
     }
-    for chunk in pack_into_lines(offline.iter().copied(), ',', MONITOR_LINE_BUDGET) {
+    for chunk in pack_into_lines(offline.iter().map(|o| ("", *o)), ',', MONITOR_LINE_BUDGET) {
         me.send(
             &ctx.numeric(&me.nick, Response::RPL_MONOFFLINE)
                 .trailing(&chunk),

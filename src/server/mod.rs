@@ -83,10 +83,6 @@ impl Server {
         // would take the whole server down with one bad command.
         self.world.lock().unwrap_or_else(|e| e.into_inner())
     }
-
-    pub fn is_shutting_down(&self) -> bool {
-        self.shutdown.is_cancelled()
-    }
 }
 
 /// A server started in this process.
@@ -104,10 +100,6 @@ impl ServerHandle {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.addrs[0]
-    }
-
-    pub fn server(&self) -> &Arc<Server> {
-        &self.server
     }
 
     /// Stops accepting, tells every client `ERROR`, and waits (bounded) for
