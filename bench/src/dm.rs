@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::fanout::paced;
 use crate::measure;
-use crate::metrics::{Latency, Report};
+use crate::metrics::Report;
 use crate::setup::{self, Common};
 use crate::traffic::{Pace, Receiver, SendSpec};
 
@@ -67,29 +67,12 @@ pub async fn run(common: Arc<Common>, a: Args) -> anyhow::Result<Report> {
         });
     }
     let m = measure::run(&common, conns, receivers, senders).await?;
-    setup::quit_all(m.conns).await;
-
     let expected = n as u64 * a.messages;
-    let mut report = Report {
-        scenario: "dm".into(),
-        label: common.label.clone(),
-        params: json!({
-            "pairs": a.pairs, "messages": a.messages,
-            "window": a.rate.is_none().then_some(a.window), "rate": a.rate,
-            "mode": if a.rate.is_some() { "paced" } else { "flood" },
-            "pad": a.pad,
-        }),
-        clients: n as u64,
-        deliveries: Some(m.stats.deliveries),
-        expected_deliveries: Some(expected),
-        losses: Some(expected.saturating_sub(m.stats.deliveries)),
-        duplicates: Some(m.stats.duplicates),
-        reordered: Some(m.stats.reordered),
-        latency_us: Latency::from_histogram(&m.stats.latency),
-        latency_of: Some("message send to receipt, per delivery".into()),
-        errors: m.stats.errors,
-        ..Report::default()
-    };
-    report.measured(m.before, m.after, m.wall);
-    Ok(report)
+    let params = json!({
+        "pairs": a.pairs, "messages": a.messages,
+        "window": a.rate.is_none().then_some(a.window), "rate": a.rate,
+        "mode": if a.rate.is_some() { "paced" } else { "flood" },
+        "pad": a.pad,
+    });
+    Ok(m.finish("dm", &common, params, expected).await)
 }

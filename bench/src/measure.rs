@@ -10,9 +10,44 @@ use tokio::task::JoinSet;
 use tokio::time::{timeout_at, Instant};
 
 use crate::client::{Conn, Writer};
-use crate::metrics::Reading;
-use crate::setup::Common;
+use serde_json::Value;
+
+use crate::metrics::{Latency, Reading, Report};
+use crate::setup::{self, Common};
 use crate::traffic::{self, Receiver, RecvStats, SendSpec, Shared};
+
+impl Measured {
+    /// Closes the connections and reports a message-traffic run (fanout,
+    /// dm): deliveries, losses, order and latency over the measured phase.
+    pub async fn finish(
+        self,
+        scenario: &str,
+        common: &Common,
+        params: Value,
+        expected: u64,
+    ) -> Report {
+        let clients = self.conns.len() as u64;
+        setup::quit_all(self.conns).await;
+        let stats = self.stats;
+        let mut report = Report {
+            scenario: scenario.into(),
+            label: common.label.clone(),
+            params,
+            clients,
+            deliveries: Some(stats.deliveries),
+            expected_deliveries: Some(expected),
+            losses: Some(expected.saturating_sub(stats.deliveries)),
+            duplicates: Some(stats.duplicates),
+            reordered: Some(stats.reordered),
+            latency_us: Latency::from_histogram(&stats.latency),
+            latency_of: Some("message send to receipt, per delivery".into()),
+            errors: stats.errors,
+            ..Report::default()
+        };
+        report.measured(self.before, self.after, self.wall);
+        report
+    }
+}
 
 pub struct Measured {
     pub stats: RecvStats,
