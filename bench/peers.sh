@@ -349,17 +349,12 @@ for s in "${SERVER_LIST[@]}"; do
     WHY=
     case $s in
         parlor) ;;
-        ngircd)
-            if install_debs ngircd; then
-                VERSION[ngircd]=$(dpkg-query -W -f='${Version}' ngircd)
+        ngircd|inspircd)
+            # The Debian package has the server's own name.
+            if install_debs "$s"; then
+                VERSION[$s]=$(dpkg-query -W -f='${Version}' "$s")
             else
-                SKIP_REASON[ngircd]=$WHY
-            fi ;;
-        inspircd)
-            if install_debs inspircd; then
-                VERSION[inspircd]=$(dpkg-query -W -f='${Version}' inspircd)
-            else
-                SKIP_REASON[inspircd]=$WHY
+                SKIP_REASON[$s]=$WHY
             fi ;;
         hybrid)
             prepare_hybrid || SKIP_REASON[hybrid]=$WHY ;;

@@ -374,3 +374,19 @@ async fn usernames_are_cut_to_userlen_bytes() {
     ))
     .await;
 }
+
+#[tokio::test]
+async fn a_line_with_an_inner_cr_or_nul_is_refused_not_relayed() {
+    let server = TestServer::start().await;
+    let mut eve = server.client("eve").await;
+    let mut bob = server.client("bob").await;
+    let fail = format!(
+        ":{SERVER} FAIL * INVALID_MESSAGE :Could not parse the message: NUL, CR and LF are not allowed inside a message"
+    );
+    eve.send_raw(b"PRIVMSG bob :hi\r:irc.test 001 bob :forged\r\n")
+        .await;
+    assert_eq!(eve.sync().await, [fail.clone()]);
+    eve.send_raw(b"PRIVMSG bob :a\0b\r\n").await;
+    assert_eq!(eve.sync().await, [fail]);
+    bob.expect_nothing().await;
+}

@@ -68,32 +68,45 @@ pub(super) async fn serve(
         async move { outbox.run_writer(writer).await }
     });
     let mut session = Session::new(id, outbox.clone());
-    let cleanup = RemoveOnDrop {
+    let mut leave = LeaveOnDrop {
         server: &server,
         id,
+        reason: None,
     };
     let reason = read_loop(&server, &mut session, reader).await;
-    server.world().remove_client(id, &reason);
-    drop(cleanup);
+    leave.reason = Some(reason.clone());
+    drop(leave);
     drop(slot);
     info!(client = id, %peer, reason, "disconnected");
     let _ = writer_task.await;
 }
 
-/// Takes the client out of the network even if its task unwinds from a
-/// panic, so a bug in one handler can never leave a ghost behind.
-struct RemoveOnDrop<'a> {
+/// Takes the client out of the network when the connection ends: with
+/// the reason the reader gave, or, if its task unwinds from a panic, as an
+/// internal error, so a bug in one handler can never leave a ghost behind.
+struct LeaveOnDrop<'a> {
     server: &'a Server,
     id: ClientId,
+    reason: Option<String>,
 }
 
-impl Drop for RemoveOnDrop<'_> {
+impl Drop for LeaveOnDrop<'_> {
     fn drop(&mut self) {
         if std::thread::panicking() {
             tracing::error!(client = self.id, "connection task panicked");
         }
-        // A no-op when the normal path already removed the client.
-        self.server.world().remove_client(self.id, "Internal error");
+        let reason = self.reason.as_deref().unwrap_or("Internal error");
+        self.server.world().remove_client(self.id, reason);
+    }
+}
+
+/// Resolves, with the reason to leave, when the connection must stop
+/// reading: it was ended (KILL, sendq, a write error) or the server stops.
+async fn stop_reading(server: &Server, outbox: &Outbox) -> String {
+    tokio::select! {
+        biased;
+        () = outbox.ended() => outbox.end_reason(),
+        () = server.shutdown.cancelled() => "Server shutting down".to_owned(),
     }
 }
 
@@ -121,8 +134,7 @@ async fn read_loop(server: &Arc<Server>, session: &mut Session, reader: OwnedRea
         };
         let next = tokio::select! {
             biased;
-            () = outbox.ended() => return outbox.end_reason(),
-            () = server.shutdown.cancelled() => return "Server shutting down".to_owned(),
+            reason = stop_reading(server, &outbox) => return reason,
             next = tokio::time::timeout_at(deadline, frames.next()) => next,
         };
         let frame = match next {
@@ -148,8 +160,7 @@ async fn read_loop(server: &Arc<Server>, session: &mut Session, reader: OwnedRea
         if !wait.is_zero() {
             tokio::select! {
                 biased;
-                () = outbox.ended() => return outbox.end_reason(),
-                () = server.shutdown.cancelled() => return "Server shutting down".to_owned(),
+                reason = stop_reading(server, &outbox) => return reason,
                 () = tokio::time::sleep(wait) => {}
             }
         }

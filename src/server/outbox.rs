@@ -160,7 +160,9 @@ impl Outbox {
     /// its last lines within [`CLOSE_FLUSH_LIMIT`].
     pub async fn run_writer<W: AsyncWrite + Unpin>(&self, mut socket: W) {
         // One timer for the writer's whole life, so a peer that never reads
-        // cannot keep a closed connection (and its slot) forever.
+        // cannot keep a closed connection (and its slot) forever. Once it
+        // has fired, every path below leaves the loop, so it is never polled
+        // again after completing.
         let mut give_up = std::pin::pin!(self.give_up());
         loop {
             let (lines, state) = {

@@ -332,14 +332,14 @@ impl World {
     /// each (`reason` is shown as given: the QUIT command passes
     /// `Quit: text`), WHOWAS remembers it, watchers hear it went offline,
     /// its channels forget it, and its connection is closed after `ERROR`.
-    /// Returns `false` if the client was already gone.
+    /// Nothing happens if the client is already gone.
     ///
     /// Only the client's own connection task calls this, so a handler can
     /// count on its own client being present; other tasks ask a connection
     /// to end with [`Outbox::request_disconnect`].
-    pub fn remove_client(&mut self, id: ClientId, reason: &str) -> bool {
+    pub fn remove_client(&mut self, id: ClientId, reason: &str) {
         let Some(client) = self.clients.get(&id) else {
-            return false;
+            return;
         };
         if client.registered && !self.shutting_down {
             let quit = LineBuilder::new(Some(&client.mask), "QUIT").trailing(reason);
@@ -388,7 +388,6 @@ impl World {
                 self.nicks.remove(&folded);
             }
         }
-        true
     }
 
     /// Marks a client registered and counts it.
