@@ -385,7 +385,7 @@ async fn a_line_with_an_inner_cr_or_nul_is_refused_not_relayed() {
     );
     eve.send_raw(b"PRIVMSG bob :hi\r:irc.test 001 bob :forged\r\n")
         .await;
-    assert_eq!(eve.sync().await, [fail.clone()]);
+    assert_eq!(eve.sync().await, std::slice::from_ref(&fail));
     eve.send_raw(b"PRIVMSG bob :a\0b\r\n").await;
     assert_eq!(eve.sync().await, [fail]);
     bob.expect_nothing().await;
