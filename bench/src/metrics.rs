@@ -1,5 +1,9 @@
 //! Measurements: CPU and RSS from /proc, latency histograms, and the report
 //! printed at the end (a human summary, then one JSON line).
+//!
+//! CPU time is read in nanoseconds per thread from
+//! `/proc/PID/task/*/schedstat`, with `/proc/PID/stat`'s clock ticks
+//! (10 ms) as the fallback: see [`CpuTime::since`].
 
 use std::time::Duration;
 
@@ -8,7 +12,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 /// Clock ticks per second for /proc CPU times, from `getconf CLK_TCK`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ticks {
     per_sec: u64,
     /// False when `getconf` failed and 100 was assumed.
@@ -47,16 +51,144 @@ impl Ticks {
     }
 }
 
-/// User plus system CPU time of a process, in microseconds.
-pub fn cpu_us(pid: &str, ticks: Ticks) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+/// User plus system time from the text of `/proc/PID/stat`, in clock ticks.
+fn parse_stat_ticks(stat: &str) -> Option<u64> {
     // The command name (field 2) is in parentheses and may hold spaces, so
     // fields are counted from the last ')'; field 3 is the first after it.
     let rest = &stat[stat.rfind(')')? + 1..];
     let mut fields = rest.split_ascii_whitespace();
     let utime: u64 = fields.nth(14 - 3)?.parse().ok()?;
     let stime: u64 = fields.next()?.parse().ok()?;
-    Some(ticks.to_us(utime + stime))
+    Some(utime + stime)
+}
+
+/// User plus system time of a process from `/proc/PID/stat`, in clock ticks.
+/// It covers every thread the process has had, exited ones included.
+fn stat_ticks(pid: &str) -> Option<u64> {
+    parse_stat_ticks(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// User plus system CPU time of a process from `/proc/PID/stat`, in
+/// microseconds but with the resolution of a clock tick (10 ms).
+pub fn cpu_us(pid: &str, ticks: Ticks) -> Option<u64> {
+    stat_ticks(pid).map(|t| ticks.to_us(t))
+}
+
+/// The time a thread has spent on a CPU, in nanoseconds: the first field of
+/// `/proc/PID/task/TID/schedstat` (the other two are the time spent waiting
+/// for a CPU and the number of times it was scheduled).
+pub fn parse_schedstat(line: &str) -> Option<u64> {
+    line.split_ascii_whitespace().next()?.parse().ok()
+}
+
+/// On-CPU nanoseconds summed over a process's threads, as of one reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SchedSum {
+    pub ns: u64,
+    /// How many threads were summed.
+    pub threads: u64,
+}
+
+/// Sums [`parse_schedstat`] over the threads in `/proc/PID/task`. Threads
+/// that exit while they are listed are skipped. `None` when the directory
+/// or a thread's schedstat cannot be read or parsed.
+pub fn sched_sum(pid: &str) -> Option<SchedSum> {
+    // ESRCH: the thread died between opening its schedstat and reading it.
+    const ESRCH: i32 = 3;
+    let mut sum = SchedSum { ns: 0, threads: 0 };
+    for entry in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let path = entry.ok()?.path().join("schedstat");
+        match std::fs::read_to_string(&path) {
+            Ok(line) => {
+                sum.ns += parse_schedstat(&line)?;
+                sum.threads += 1;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) if e.raw_os_error() == Some(ESRCH) => {}
+            Err(_) => return None,
+        }
+    }
+    (sum.threads > 0).then_some(sum)
+}
+
+/// A process's CPU time at one instant, read two ways: exactly, but only for
+/// the threads alive now (schedstat), and coarsely, but for every thread it
+/// ever had (stat).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CpuTime {
+    pub ticks: Ticks,
+    /// User plus system time from `/proc/PID/stat`, in clock ticks.
+    pub stat_ticks: u64,
+    /// `None` when `/proc/PID/task/*/schedstat` could not be read.
+    pub sched: Option<SchedSum>,
+}
+
+/// Where a CPU figure came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CpuSource {
+    /// Nanoseconds summed over the threads' schedstat.
+    Schedstat,
+    /// Clock ticks from `/proc/PID/stat`: schedstat could not be read.
+    TicksNoSchedstat,
+    /// Clock ticks from `/proc/PID/stat`: threads that took part exited
+    /// between the readings, so the schedstat sum lost their time.
+    TicksThreadsExited,
+}
+
+impl std::fmt::Display for CpuSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CpuSource::Schedstat => "schedstat",
+            CpuSource::TicksNoSchedstat => "/proc/PID/stat clock ticks (no schedstat)",
+            CpuSource::TicksThreadsExited => {
+                "/proc/PID/stat clock ticks (threads exited during the phase)"
+            }
+        })
+    }
+}
+
+/// Reads both CPU figures of a process; `None` when `/proc/PID/stat` is
+/// unreadable.
+pub fn cpu_time(pid: &str, ticks: Ticks) -> Option<CpuTime> {
+    let sched = sched_sum(pid);
+    let stat_ticks = stat_ticks(pid)?;
+    // A kernel that keeps no scheduler info shows "0 0 0" for every thread;
+    // a process that has used ticks has used nanoseconds.
+    let sched = sched.filter(|s| s.ns > 0 || stat_ticks == 0);
+    Some(CpuTime {
+        ticks,
+        stat_ticks,
+        sched,
+    })
+}
+
+impl CpuTime {
+    /// CPU used from `before` to `self`, in microseconds, and its source.
+    pub fn since(&self, before: &CpuTime) -> (u64, CpuSource) {
+        let ticks_us = self
+            .ticks
+            .to_us(self.stat_ticks.saturating_sub(before.stat_ticks));
+        let (Some(a), Some(b)) = (self.sched, before.sched) else {
+            return (ticks_us, CpuSource::TicksNoSchedstat);
+        };
+        let sched_us = (a.ns.saturating_sub(b.ns) + 500) / 1000;
+        // The schedstat sum only covers the threads alive at each reading:
+        // a thread that exits in between takes all its time out of the sum,
+        // so the difference comes out short. The ticks count exited threads
+        // too, so they are the check. They differ for honest reasons as
+        // well: utime and stime are each truncated to a tick (2 ticks), and
+        // a thread that is on a CPU at a reading has its schedstat lag by up
+        // to one scheduler tick (at most 10 ms = 1 clock tick per thread).
+        // Falling short by more than that means threads went away: take the
+        // ticks, coarse but complete, over a precise figure that is missing
+        // time.
+        let tolerance = self.ticks.to_us(2 + a.threads.max(b.threads));
+        if sched_us + tolerance < ticks_us {
+            (ticks_us, CpuSource::TicksThreadsExited)
+        } else {
+            (sched_us, CpuSource::Schedstat)
+        }
+    }
 }
 
 /// Resident set size of a process in KiB (VmRSS).
@@ -73,9 +205,14 @@ pub fn rss_kib(pid: &str) -> Option<u64> {
 /// One reading of the server and of the bench itself.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Reading {
-    pub server_cpu_us: Option<u64>,
+    pub server_cpu: Option<CpuTime>,
     pub server_rss_kib: Option<u64>,
-    pub bench_cpu_us: Option<u64>,
+    pub bench_cpu: Option<CpuTime>,
+}
+
+/// CPU used between two readings, in microseconds, and its source.
+fn cpu_between(before: Option<CpuTime>, after: Option<CpuTime>) -> Option<(u64, CpuSource)> {
+    Some(after?.since(&before?))
 }
 
 /// Reads /proc for the server (when its pid is known) and for this process.
@@ -96,9 +233,9 @@ impl Probe {
     pub fn read(&self) -> Reading {
         let server = self.pid.map(|p| p.to_string());
         Reading {
-            server_cpu_us: server.as_deref().and_then(|p| cpu_us(p, self.ticks)),
+            server_cpu: server.as_deref().and_then(|p| cpu_time(p, self.ticks)),
             server_rss_kib: server.as_deref().and_then(rss_kib),
-            bench_cpu_us: cpu_us("self", self.ticks),
+            bench_cpu: cpu_time("self", self.ticks),
         }
     }
 
@@ -170,6 +307,9 @@ pub struct Report {
     pub bench_cpu_us: Option<u64>,
     /// Extra: what the latency histogram measures in this scenario.
     pub latency_of: Option<String>,
+    /// Where `server_cpu_us` came from (for the summary, not the JSON).
+    #[serde(skip)]
+    pub server_cpu_source: Option<CpuSource>,
 }
 
 fn ratio(num: Option<u64>, den: Option<u64>) -> Option<f64> {
@@ -189,14 +329,10 @@ impl Report {
     pub fn measured(&mut self, before: Reading, after: Reading, wall: Duration) {
         let secs = wall.as_secs_f64();
         self.wall_secs = Some((secs * 1e6).round() / 1e6);
-        self.server_cpu_us = before
-            .server_cpu_us
-            .zip(after.server_cpu_us)
-            .map(|(b, a)| a.saturating_sub(b));
-        self.bench_cpu_us = before
-            .bench_cpu_us
-            .zip(after.bench_cpu_us)
-            .map(|(b, a)| a.saturating_sub(b));
+        let server = cpu_between(before.server_cpu, after.server_cpu);
+        self.server_cpu_us = server.map(|(us, _)| us);
+        self.server_cpu_source = server.map(|(_, source)| source);
+        self.bench_cpu_us = cpu_between(before.bench_cpu, after.bench_cpu).map(|(us, _)| us);
         self.rss_kib_before = before.server_rss_kib;
         self.rss_kib_after = after.server_rss_kib;
         if let Some(d) = self.deliveries.filter(|_| secs > 0.0) {
@@ -260,6 +396,12 @@ impl Report {
         if let Some(per) = self.rss_kib_per_client {
             s += &format!(" ({per} KiB/client)");
         }
+        if let Some(source) = self
+            .server_cpu_source
+            .filter(|&s| s != CpuSource::Schedstat)
+        {
+            s += &format!("\n  server CPU from {source}: ±2 clock ticks");
+        }
         s += &format!("\n  bench CPU {} µs", opt(self.bench_cpu_us));
         if let (Some(b), Some(w)) = (self.bench_cpu_us, self.wall_secs) {
             if w > 0.0 {
@@ -308,13 +450,139 @@ pub fn summarize_errors(errors: Vec<String>) -> Vec<String> {
 mod tests {
     use super::*;
 
+    /// Whether this kernel has per-thread schedstat files.
+    fn has_schedstat() -> bool {
+        std::path::Path::new("/proc/thread-self/schedstat").exists()
+    }
+
+    fn this_thread_ns() -> u64 {
+        let line = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap();
+        parse_schedstat(&line).unwrap()
+    }
+
     #[test]
     fn reads_own_process() {
         let probe = Probe::new(Some(std::process::id()));
         let r = probe.read();
-        assert!(r.server_cpu_us.is_some());
+        let cpu = r.server_cpu.unwrap();
         assert!(r.server_rss_kib.unwrap() > 0);
-        assert!(r.bench_cpu_us.is_some());
+        assert!(r.bench_cpu.is_some());
+        if has_schedstat() {
+            // The test harness runs this on a thread of its own, so there
+            // are at least two.
+            let sched = cpu.sched.unwrap();
+            assert!(sched.threads >= 2, "{sched:?}");
+            assert!(sched.ns > 0, "{sched:?}");
+        }
+    }
+
+    #[test]
+    fn nanoseconds_grow_with_cpu_burnt() {
+        if !has_schedstat() {
+            eprintln!("no /proc/thread-self/schedstat: skipped");
+            return;
+        }
+        let ticks = Ticks::detect();
+        let before = cpu_time("self", ticks).unwrap();
+        // Burn about 50 ms of this thread's CPU, for at most 5 s of wall time.
+        let start_ns = this_thread_ns();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let mut x = 1u64;
+        while this_thread_ns() - start_ns < 50_000_000 && std::time::Instant::now() < deadline {
+            for i in 0..100_000u64 {
+                x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(i));
+            }
+        }
+        let after = cpu_time("self", ticks).unwrap();
+        let (b, a) = (before.sched.unwrap(), after.sched.unwrap());
+        assert!(a.ns >= b.ns, "{b:?} -> {a:?}");
+        // A running thread's schedstat can lag by a scheduler tick, and the
+        // other tests' threads may come and go: allow for both.
+        let (us, _) = after.since(&before);
+        assert!(us >= 20_000, "{us} µs from {before:?} to {after:?}");
+    }
+
+    #[test]
+    fn parses_schedstat_and_stat() {
+        assert_eq!(parse_schedstat("123456789 2345 67\n"), Some(123_456_789));
+        assert_eq!(parse_schedstat("0 0 0\n"), Some(0));
+        assert_eq!(parse_schedstat(""), None);
+        assert_eq!(parse_schedstat("x 1 2"), None);
+        // utime 7 and stime 5 are fields 14 and 15; the name holds ") ".
+        let stat = "42 (a) b (c) S 1 42 42 0 -1 4194560 100 0 0 0 7 5 0 0 20 0 3 0";
+        assert_eq!(parse_stat_ticks(stat), Some(12));
+        assert_eq!(parse_stat_ticks("42 (a) S 1"), None);
+    }
+
+    fn at(stat_ticks: u64, sched: Option<(u64, u64)>) -> CpuTime {
+        CpuTime {
+            ticks: Ticks {
+                per_sec: 100,
+                known: true,
+            },
+            stat_ticks,
+            sched: sched.map(|(ns, threads)| SchedSum { ns, threads }),
+        }
+    }
+
+    #[test]
+    fn schedstat_first_ticks_when_threads_exit_or_it_is_missing() {
+        const MS: u64 = 1_000_000;
+        // 12.3456 ms on CPU: 1 tick by stat, exact by schedstat.
+        let (b, a) = (
+            at(100, Some((500 * MS, 4))),
+            at(101, Some((512_345_600, 4))),
+        );
+        assert_eq!(a.since(&b), (12_346, CpuSource::Schedstat));
+        // Short of the ticks by less than 2 + 4 ticks: still schedstat.
+        let a = at(107, Some((510 * MS, 4)));
+        assert_eq!(a.since(&b), (10_000, CpuSource::Schedstat));
+        // Short by more: a thread with its time went away.
+        let a = at(120, Some((510 * MS, 3)));
+        assert_eq!(a.since(&b), (200_000, CpuSource::TicksThreadsExited));
+        // The sum may even go down.
+        let a = at(120, Some((100 * MS, 1)));
+        assert_eq!(a.since(&b), (200_000, CpuSource::TicksThreadsExited));
+        // No schedstat on either side: ticks.
+        let a = at(120, None);
+        assert_eq!(a.since(&b), (200_000, CpuSource::TicksNoSchedstat));
+        assert_eq!(
+            b.since(&at(90, None)),
+            (100_000, CpuSource::TicksNoSchedstat)
+        );
+    }
+
+    #[test]
+    fn report_takes_the_server_cpu_from_the_readings() {
+        let reading = |cpu| Reading {
+            server_cpu: Some(cpu),
+            server_rss_kib: Some(1000),
+            bench_cpu: None,
+        };
+        let mut r = Report {
+            deliveries: Some(1000),
+            ..Report::default()
+        };
+        let (b, a) = (at(100, Some((0, 2))), at(100, Some((2_000_000, 2))));
+        r.measured(reading(b), reading(a), Duration::from_millis(10));
+        assert_eq!(r.server_cpu_us, Some(2000));
+        assert_eq!(r.cpu_us_per_delivery, Some(2.0));
+        assert_eq!(r.server_cpu_source, Some(CpuSource::Schedstat));
+        assert_eq!(r.bench_cpu_us, None);
+        let json = serde_json::to_value(&r).unwrap();
+        assert!(json.get("server_cpu_source").is_none(), "{json}");
+        assert!(!r.summary().contains("clock ticks"), "{}", r.summary());
+        r.measured(
+            reading(b),
+            reading(at(150, None)),
+            Duration::from_millis(10),
+        );
+        assert_eq!(r.server_cpu_us, Some(500_000));
+        assert!(
+            r.summary().contains("clock ticks (no schedstat)"),
+            "{}",
+            r.summary()
+        );
     }
 
     #[test]

@@ -141,7 +141,7 @@ fn join_one(ctx: &Ctx<'_>, name: &str, key: Option<&str>) {
     me.invited_to.remove(&folded);
     me.channels.insert(folded.clone());
     let line = LineBuilder::new(Some(&me.mask), "JOIN").last(&channel.name);
-    channel.broadcast(clients, &line, None);
+    channel.broadcast_membership(clients, &line, id);
     send_topic(ctx, &world, &world.channels[&folded], &nick, false);
     send_names(ctx, &world, &world.channels[&folded], id);
 }
@@ -173,7 +173,7 @@ fn part_one(world: &mut World, id: ClientId, folded: &str, reason: Option<&str>)
         None => builder.last(&channel.name),
     };
     me.channels.remove(folded);
-    channel.broadcast(clients, &line, None);
+    channel.broadcast_membership(clients, &line, id);
     channel.members.remove(&id);
     if channel.members.is_empty() {
         channels.remove(folded);

@@ -186,6 +186,21 @@ impl Channel {
         }
     }
 
+    /// Queues a membership change (JOIN, PART) for every member: at once
+    /// for `actor`, who waits for it, and delayed for the others, so that
+    /// a busy channel's churn costs each member one write per many changes.
+    pub fn broadcast_membership(&self, clients: &Clients, line: &Bytes, actor: ClientId) {
+        for &member in self.members.keys() {
+            if let Some(client) = clients.get(&member) {
+                if member == actor {
+                    client.outbox.send(line);
+                } else {
+                    client.outbox.send_delayed(line);
+                }
+            }
+        }
+    }
+
     /// Queues `line` for every member and for `actor`, who may be an
     /// operator acting from outside: a granted request is always echoed to
     /// whoever made it.

@@ -1,21 +1,23 @@
-//! One client connection: the reader loop with its timers, and the writer
-//! task draining the client's outbox.
+//! One client connection, served by one task: it reads and handles lines in
+//! batches, keeps the keepalive and flood timers, and writes what the
+//! client's full socket held back (see [`Outbox`]).
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
-use tokio_util::codec::FramedRead;
+use tokio_util::codec::Decoder;
 use tracing::{debug, info};
 
 use super::flood::FloodControl;
-use super::outbox::Outbox;
+use super::outbox::{FlushScope, Outbox};
 use super::world::{Client, ClientId};
 use super::{unix_now, ConnectionSlot, Server};
 use crate::commands::{self, Flow, Session};
@@ -23,8 +25,9 @@ use crate::proto::codec::{Frame, LineCodec};
 use crate::proto::numeric::Extra;
 use crate::proto::{parse_message, LineBuilder, ParseError};
 
-/// Read buffer a connection starts with; it grows for long lines only.
-const INITIAL_READ_BUFFER: usize = 512;
+/// Room made in the read buffer before each read. Lines cut at its end wait
+/// in the buffer for the rest; a burst fills several reads.
+const READ_CHUNK: usize = 4096;
 
 /// Tells a connection it cannot be served, then closes it.
 pub(super) async fn refuse(mut stream: TcpStream, reason: &str) {
@@ -41,7 +44,6 @@ pub(super) async fn serve(
     slot: ConnectionSlot,
 ) {
     let id = server.next_client_id.fetch_add(1, Ordering::Relaxed);
-    let outbox = Outbox::new(server.config.limits.sendq_bytes);
     let admitted = {
         let mut world = server.world();
         let per_ip = server.config.limits.max_clients_per_ip;
@@ -50,35 +52,35 @@ pub(super) async fn serve(
             .get(&peer.ip().to_canonical())
             .copied()
             .unwrap_or(0);
-        let admitted = per_ip == 0 || from_ip < per_ip;
-        if admitted {
+        if per_ip == 0 || from_ip < per_ip {
+            let outbox = Outbox::new(server.config.limits.sendq_bytes, stream);
             world.add_client(Client::new(id, peer.ip(), outbox.clone(), unix_now()));
+            Ok(outbox)
+        } else {
+            Err(stream)
         }
-        admitted
     };
-    if !admitted {
-        refuse(stream, "Too many connections from your address").await;
-        return;
-    }
+    let outbox = match admitted {
+        Ok(outbox) => outbox,
+        Err(stream) => {
+            refuse(stream, "Too many connections from your address").await;
+            return;
+        }
+    };
     info!(client = id, %peer, "connected");
 
-    let (reader, writer) = stream.into_split();
-    let writer_task = tokio::spawn({
-        let outbox = outbox.clone();
-        async move { outbox.run_writer(writer).await }
-    });
     let mut session = Session::new(id, outbox.clone());
     let mut leave = LeaveOnDrop {
         server: &server,
         id,
         reason: None,
     };
-    let reason = read_loop(&server, &mut session, reader).await;
+    let reason = read_loop(&server, &mut session).await;
     leave.reason = Some(reason.clone());
     drop(leave);
     drop(slot);
     info!(client = id, %peer, reason, "disconnected");
-    let _ = writer_task.await;
+    outbox.finish().await;
 }
 
 /// Takes the client out of the network when the connection ends: with
@@ -96,48 +98,172 @@ impl Drop for LeaveOnDrop<'_> {
             tracing::error!(client = self.id, "connection task panicked");
         }
         let reason = self.reason.as_deref().unwrap_or("Internal error");
+        // The QUIT fan-out is written after the state lock is released.
+        let _batch = FlushScope::enter_with(Some(&self.server.delayed_writes));
         self.server.world().remove_client(self.id, reason);
     }
 }
 
 /// Resolves, with the reason to leave, when the connection must stop
 /// reading: it was ended (KILL, sendq, a write error) or the server stops.
+/// Until then it writes what the client's full socket held back.
 async fn stop_reading(server: &Server, outbox: &Outbox) -> String {
     tokio::select! {
         biased;
-        () = outbox.ended() => outbox.end_reason(),
+        reason = outbox.serve_until_ended() => reason,
         () = server.shutdown.cancelled() => "Server shutting down".to_owned(),
     }
 }
 
-async fn read_loop(server: &Arc<Server>, session: &mut Session, reader: OwnedReadHalf) -> String {
+/// What stopped the handling of buffered input.
+enum Pause {
+    /// Every complete line was handled; more input is needed.
+    NeedInput,
+    /// The client sent more than flood control allows: this line waits.
+    Throttled(Frame, Duration),
+    /// A command's slow work must finish before the next line.
+    Wait(Pin<Box<dyn Future<Output = ()> + Send>>),
+    Quit(String),
+}
+
+/// Input read from the socket and not yet handled, with flood control.
+struct Input {
+    buffer: BytesMut,
+    codec: LineCodec,
+    /// The peer closed its side: what is left is the last line.
+    at_eof: bool,
+    flood: Option<FloodControl>,
+    /// A line held back by flood control.
+    throttled: Option<Frame>,
+}
+
+impl Input {
+    fn next_frame(&mut self) -> std::io::Result<Option<Frame>> {
+        if self.at_eof {
+            self.codec.decode_eof(&mut self.buffer)
+        } else {
+            self.codec.decode(&mut self.buffer)
+        }
+    }
+
+    /// Handles every complete line buffered, as one batch: what they send
+    /// is written once per recipient when the batch ends.
+    fn handle_buffered(
+        &mut self,
+        server: &Arc<Server>,
+        session: &mut Session,
+        received: Instant,
+    ) -> std::io::Result<Pause> {
+        let _batch = FlushScope::enter_with(Some(&server.delayed_writes));
+        let pause = self.handle_batch(server, session, received);
+        // The client's own replies go out first: a client that waits for
+        // them before its next command (a bot, a join storm) can send it
+        // while the batch's fan-out is still being written, and the next
+        // fan-out then shares those writes.
+        session.outbox.flush_scheduled();
+        pause
+    }
+
+    fn handle_batch(
+        &mut self,
+        server: &Arc<Server>,
+        session: &mut Session,
+        received: Instant,
+    ) -> std::io::Result<Pause> {
+        let mut next = self.throttled.take();
+        loop {
+            let frame = match next.take() {
+                Some(frame) => frame,
+                None => {
+                    let Some(frame) = self.next_frame()? else {
+                        return Ok(Pause::NeedInput);
+                    };
+                    let wait = self
+                        .flood
+                        .as_mut()
+                        .map_or(Duration::ZERO, |f| f.delay(received.into_std()));
+                    if !wait.is_zero() {
+                        return Ok(Pause::Throttled(frame, wait));
+                    }
+                    frame
+                }
+            };
+            match handle_frame(server, session, frame) {
+                Flow::Continue => {}
+                Flow::Quit(reason) => return Ok(Pause::Quit(reason)),
+                Flow::Wait(work) => return Ok(Pause::Wait(work)),
+            }
+        }
+    }
+}
+
+async fn read_loop(server: &Arc<Server>, session: &mut Session) -> String {
     let limits = &server.config.limits;
     let ping_interval = Duration::from_secs(limits.ping_interval_secs);
     let ping_timeout = Duration::from_secs(limits.ping_timeout_secs);
     let registration_deadline =
         Instant::now() + Duration::from_secs(limits.registration_timeout_secs);
-    let mut frames = FramedRead::with_capacity(reader, LineCodec::default(), INITIAL_READ_BUFFER);
+    let outbox = session.outbox.clone();
+    let socket = outbox.socket();
     let mut last_read = Instant::now();
     let mut ping_sent: Option<Instant> = None;
-    let outbox = session.outbox.clone();
-    let mut flood = FloodControl::new(
-        limits.flood_burst,
-        limits.flood_lines_per_sec,
-        last_read.into_std(),
-    );
+    let mut input = Input {
+        buffer: BytesMut::new(),
+        codec: LineCodec::default(),
+        at_eof: false,
+        flood: FloodControl::new(
+            limits.flood_burst,
+            limits.flood_lines_per_sec,
+            last_read.into_std(),
+        ),
+        throttled: None,
+    };
 
     loop {
+        let pause = match input.handle_buffered(server, session, last_read) {
+            Ok(pause) => pause,
+            Err(e) => return format!("Read error: {e}"),
+        };
+        match pause {
+            Pause::NeedInput => {}
+            Pause::Quit(reason) => return reason,
+            Pause::Throttled(frame, wait) => {
+                input.throttled = Some(frame);
+                tokio::select! {
+                    biased;
+                    reason = stop_reading(server, &outbox) => return reason,
+                    () = tokio::time::sleep(wait) => {}
+                }
+                continue;
+            }
+            Pause::Wait(work) => {
+                tokio::select! {
+                    biased;
+                    reason = stop_reading(server, &outbox) => return reason,
+                    () = work => {}
+                }
+                continue;
+            }
+        }
+        if input.at_eof {
+            return "Remote host closed the connection".to_owned();
+        }
+        // An idle client keeps no read buffer; a partial line keeps its own.
+        if input.buffer.is_empty() {
+            input.buffer = BytesMut::new();
+        }
+
         let deadline = match (session.registered, ping_sent) {
             (false, _) => registration_deadline,
             (true, Some(sent)) => sent + ping_timeout,
             (true, None) => last_read + ping_interval,
         };
-        let next = tokio::select! {
+        let readable = tokio::select! {
             biased;
             reason = stop_reading(server, &outbox) => return reason,
-            next = tokio::time::timeout_at(deadline, frames.next()) => next,
+            readable = tokio::time::timeout_at(deadline, socket.readable()) => readable,
         };
-        let frame = match next {
+        match readable {
             Err(_) if !session.registered => return "Registration timed out".to_owned(),
             Err(_) if ping_sent.is_some() => {
                 let silent = last_read.elapsed().as_secs();
@@ -148,30 +274,20 @@ async fn read_loop(server: &Arc<Server>, session: &mut Session, reader: OwnedRea
                 outbox.send(&LineBuilder::new(None, "PING").last(&server.name));
                 continue;
             }
-            Ok(None) => return "Remote host closed the connection".to_owned(),
-            Ok(Some(Err(e))) => return format!("Read error: {e}"),
-            Ok(Some(Ok(frame))) => frame,
-        };
+            Ok(Err(e)) => return format!("Read error: {e}"),
+            Ok(Ok(())) => {}
+        }
+        input.buffer.reserve(READ_CHUNK);
+        match socket.try_read_buf(&mut input.buffer) {
+            Ok(0) => input.at_eof = true,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) => return format!("Read error: {e}"),
+        }
         last_read = Instant::now();
         ping_sent = None;
-        let wait = flood
-            .as_mut()
-            .map_or(Duration::ZERO, |f| f.delay(last_read.into_std()));
-        if !wait.is_zero() {
-            tokio::select! {
-                biased;
-                reason = stop_reading(server, &outbox) => return reason,
-                () = tokio::time::sleep(wait) => {}
-            }
-        }
-        match handle_frame(server, session, frame) {
-            Flow::Continue => {}
-            Flow::Quit(reason) => return reason,
-            Flow::Wait(work) => work.await,
-        }
     }
 }
-
 fn handle_frame(server: &Arc<Server>, session: &mut Session, frame: Frame) -> Flow {
     let line = match frame {
         Frame::TooLong => {

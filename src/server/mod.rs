@@ -21,6 +21,7 @@ use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::password::PasswordChecker;
+use outbox::DelayedWrites;
 use world::World;
 
 /// How long a shutdown waits for clients to take their last lines.
@@ -46,6 +47,8 @@ pub struct Server {
     pub created: SystemTime,
     pub version: &'static str,
     pub passwords: PasswordChecker,
+    /// Lines that may wait a moment for company (see `Outbox::send_delayed`).
+    pub delayed_writes: DelayedWrites,
     next_client_id: AtomicU64,
     connections: AtomicUsize,
     shutdown: CancellationToken,
@@ -69,6 +72,7 @@ impl Server {
             created: SystemTime::now(),
             version: concat!("parlor-", env!("CARGO_PKG_VERSION")),
             passwords: PasswordChecker::new(config.oper.first().map(|o| o.password_hash.as_str())),
+            delayed_writes: DelayedWrites::default(),
             next_client_id: AtomicU64::new(1),
             connections: AtomicUsize::new(0),
             shutdown: CancellationToken::new(),
@@ -130,6 +134,10 @@ pub async fn spawn(config: Config) -> anyhow::Result<ServerHandle> {
     // Server::new hashes the password decoy: keep it off the runtime.
     let server = Arc::new(tokio::task::spawn_blocking(move || Server::new(config)).await??);
     let tracker = TaskTracker::new();
+    tracker.spawn({
+        let server = server.clone();
+        async move { server.delayed_writes.run(server.shutdown.cancelled()).await }
+    });
     let mut addrs = Vec::new();
     for addr in server.config.listen_addrs() {
         let listener = bind(addr).with_context(|| format!("cannot listen on {addr}"))?;

@@ -1,24 +1,40 @@
-//! A client's outbound queue (its "sendq") and the task that drains it.
+//! A client's outbound queue (its "sendq"), written straight to its socket.
 //!
-//! Senders push shared `Bytes` handles without waiting; the writer task takes
-//! everything queued at once and writes it in one syscall. A client whose
-//! queue passes its byte limit is cut off instead of growing memory or
-//! slowing down the sender.
+//! Senders push shared `Bytes` handles and write them with non-blocking
+//! vectored writes from the sender's own task: no writer task per client, no
+//! wakeup per line. Inside a [`FlushScope`] (one batch of input lines) the
+//! writes are put off until the batch ends, so a recipient of many lines gets
+//! them in one syscall. When a socket cannot take more, the client's own
+//! connection task waits for it to drain ([`Outbox::serve_until_ended`]).
+//! Lines nobody waits for ([`Outbox::send_delayed`]) wait up to
+//! [`DELAYED_WRITE_WINDOW`] for company. A client whose queue passes its
+//! byte limit is cut off instead of growing memory or slowing down the
+//! sender.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::io::IoSlice;
-use std::sync::{Arc, Mutex};
+use std::future::Future;
+use std::io::{ErrorKind, IoSlice};
+use std::marker::PhantomData;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes};
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use smallvec::SmallVec;
+use tokio::net::TcpStream;
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
+use tokio::time::Instant;
 
 /// Lines handed to one vectored write (the kernel takes up to 1024).
 const MAX_IOVECS: usize = 64;
 /// How long an ended connection may take to receive its last lines.
 pub const CLOSE_FLUSH_LIMIT: Duration = Duration::from_secs(10);
+/// How long a client cut off for its sendq gets to take the ERROR line.
+const OVERFLOW_NOTICE_LIMIT: Duration = Duration::from_secs(1);
+/// How long a line sent with [`Outbox::send_delayed`] may wait. Short
+/// enough that nobody sees it, long enough that in a join storm or a mass
+/// QUIT each member gets many lines per write instead of one write each.
+pub const DELAYED_WRITE_WINDOW: Duration = Duration::from_millis(10);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -27,6 +43,24 @@ enum State {
     Closing,
     /// The sendq limit was passed: queued lines are dropped.
     Overflowed,
+    /// The socket failed: nothing more can be written.
+    Broken,
+}
+
+/// Who writes the queued lines next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Writer {
+    /// Nobody needs to: the next send writes at once or schedules itself.
+    Idle,
+    /// Only delayed lines are queued: [`DelayedWrites`] writes them soon.
+    Delayed,
+    /// A [`FlushScope`] holds this outbox and writes it when it ends.
+    Scheduled,
+    /// A task is writing, without the lock; it also writes what is queued
+    /// meanwhile before it lets go.
+    Writing,
+    /// The socket was full: the connection task writes when it drains.
+    Blocked,
 }
 
 #[derive(Debug)]
@@ -34,48 +68,63 @@ struct Queue {
     lines: VecDeque<Bytes>,
     bytes: usize,
     state: State,
-    /// Why another task asked this connection to end (KILL).
+    writer: Writer,
+    /// Why the connection must end, when asked by another task (KILL) or
+    /// after a write error.
     end_reason: Option<String>,
+}
+
+impl Queue {
+    fn must_end(&self) -> bool {
+        self.state != State::Open || self.end_reason.is_some()
+    }
 }
 
 #[derive(Debug)]
 struct Shared {
-    // A blocking mutex: every critical section is a push or a swap and never
-    // crosses an `.await`.
+    // A blocking mutex: every critical section is a push or a swap and
+    // none crosses an `.await`. Writes happen outside it (one writer at a
+    // time, see `Writer::Writing`), so a sender never waits for a syscall.
     queue: Mutex<Queue>,
-    wake_writer: Notify,
+    /// Wakes the connection task: the socket is full, or it must end.
+    wake: Notify,
     limit: usize,
-    /// Cancelled when the connection must end (closed or overflowed); the
-    /// connection's reader watches it.
-    ended: CancellationToken,
+    socket: TcpStream,
 }
 
-/// The sending side of a client's queue. Cheap to clone.
+/// The sending side of a client's connection. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Outbox {
     shared: Arc<Shared>,
 }
 
 impl Outbox {
-    pub fn new(limit: usize) -> Outbox {
+    pub fn new(limit: usize, socket: TcpStream) -> Outbox {
         Outbox {
             shared: Arc::new(Shared {
                 queue: Mutex::new(Queue {
                     lines: VecDeque::new(),
                     bytes: 0,
                     state: State::Open,
+                    writer: Writer::Idle,
                     end_reason: None,
                 }),
-                wake_writer: Notify::new(),
+                wake: Notify::new(),
                 limit,
-                ended: CancellationToken::new(),
+                socket,
             }),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
-        // A panic while holding this lock cannot leave the queue half-updated
-        // (each section is one push or swap), so a poisoned lock is usable.
+    /// The client's socket, for its connection task to read from.
+    pub fn socket(&self) -> &TcpStream {
+        &self.shared.socket
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        // A panic while holding this lock cannot leave the queue
+        // half-updated (the byte count is adjusted with each line moved), so
+        // a poisoned lock is usable.
         self.shared.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -91,42 +140,39 @@ impl Outbox {
             queue.lines.clear();
             queue.bytes = 0;
             drop(queue);
-            self.shared.ended.cancel();
-            self.shared.wake_writer.notify_one();
+            self.shared.wake.notify_one();
             return false;
         }
         queue.bytes += line.len();
         queue.lines.push_back(line.clone());
-        drop(queue);
-        self.shared.wake_writer.notify_one();
+        self.write_or_schedule(queue);
         true
     }
 
-    /// Queues a last line (typically `ERROR`), then closes: the writer
-    /// flushes what is queued and shuts the socket.
+    /// Queues a last line (typically `ERROR`), then closes: what is queued
+    /// is still written, and [`Outbox::finish`] shuts the socket.
     pub fn close_with(&self, last_line: Bytes) {
         let mut queue = self.lock();
         if queue.state == State::Open {
             queue.bytes += last_line.len();
             queue.lines.push_back(last_line);
             queue.state = State::Closing;
+            self.write_or_schedule(queue);
+        } else {
+            drop(queue);
         }
-        drop(queue);
-        self.shared.ended.cancel();
-        self.shared.wake_writer.notify_one();
+        self.shared.wake.notify_one();
     }
 
     /// Asks the connection to end with `reason`. Only the connection's own
     /// task removes its client from the network, so its handlers can rely on
     /// their client being there; other tasks (KILL) ask through here.
     pub fn request_disconnect(&self, reason: String) {
-        let mut queue = self.lock();
-        queue.end_reason.get_or_insert(reason);
-        drop(queue);
-        self.shared.ended.cancel();
+        self.lock().end_reason.get_or_insert(reason);
+        self.shared.wake.notify_one();
     }
 
-    /// Why the connection must end, once [`Outbox::ended`] has resolved.
+    /// Why the connection must end, once it must.
     pub fn end_reason(&self) -> String {
         let queue = self.lock();
         match (&queue.end_reason, queue.state) {
@@ -140,13 +186,8 @@ impl Outbox {
         self.lock().state == State::Overflowed
     }
 
-    /// Resolves when the connection must end.
-    pub fn ended(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
-        self.shared.ended.cancelled()
-    }
-
     pub fn is_ended(&self) -> bool {
-        self.shared.ended.is_cancelled()
+        self.lock().must_end()
     }
 
     /// Bytes waiting to be written.
@@ -154,100 +195,376 @@ impl Outbox {
         self.lock().bytes
     }
 
-    /// Drains the queue into `socket` until the outbox is closed. Returns
-    /// when everything queued before the close was written, the sendq
-    /// overflowed, the socket failed, or a closed connection did not take
-    /// its last lines within [`CLOSE_FLUSH_LIMIT`].
-    pub async fn run_writer<W: AsyncWrite + Unpin>(&self, mut socket: W) {
-        // One timer for the writer's whole life, so a peer that never reads
-        // cannot keep a closed connection (and its slot) forever. Once it
-        // has fired, every path below leaves the loop, so it is never polled
-        // again after completing.
-        let mut give_up = std::pin::pin!(self.give_up());
-        loop {
-            let (lines, state) = {
-                let mut queue = self.lock();
-                let lines = std::mem::take(&mut queue.lines);
-                (lines, queue.state)
-            };
-            if state == State::Overflowed {
-                // The leading CRLF ends any line cut short by the overflow.
-                let error = b"\r\nERROR :SendQ exceeded\r\n";
-                let _ = tokio::time::timeout(Duration::from_secs(1), socket.write_all(error)).await;
-                break;
+    /// Queues a line nobody waits for (another member's JOIN, PART or
+    /// QUIT): inside a [`FlushScope`] that hands its delayed lines to a
+    /// [`DelayedWrites`], it is written with the client's next urgent line
+    /// or within [`DELAYED_WRITE_WINDOW`], whichever comes first. Order is
+    /// kept: it is the same queue.
+    pub fn send_delayed(&self, line: &Bytes) -> bool {
+        let mut queue = self.lock();
+        if queue.state != State::Open {
+            return false;
+        }
+        if queue.bytes + line.len() > self.shared.limit {
+            drop(queue);
+            // Same overflow as any other line.
+            return self.send(line);
+        }
+        queue.bytes += line.len();
+        queue.lines.push_back(line.clone());
+        match queue.writer {
+            Writer::Delayed => {}
+            Writer::Idle if defer_delayed_to_scope(self) => queue.writer = Writer::Delayed,
+            _ => self.write_or_schedule(queue),
+        }
+        true
+    }
+
+    fn write_or_schedule<'a>(&'a self, mut queue: MutexGuard<'a, Queue>) {
+        if !matches!(queue.writer, Writer::Idle | Writer::Delayed) {
+            return;
+        }
+        if defer_to_scope(self) {
+            queue.writer = Writer::Scheduled;
+        } else {
+            self.write_queued(queue);
+        }
+    }
+
+    /// Writes as much of the queue as the socket takes now, without waiting,
+    /// unless another task is already writing (it then writes these lines
+    /// too). Afterwards the writer is `Idle` (all written, or nothing more
+    /// can be) or `Blocked` (the connection task was told to finish the job).
+    fn write_queued<'a>(&'a self, mut queue: MutexGuard<'a, Queue>) {
+        if queue.writer == Writer::Writing {
+            return;
+        }
+        queue.writer = Writer::Writing;
+        while !queue.lines.is_empty() && matches!(queue.state, State::Open | State::Closing) {
+            // The lines are taken out for the syscall, so that senders only
+            // wait for a push, never for the socket.
+            let mut lines = std::mem::take(&mut queue.lines);
+            drop(queue);
+            let result = write_some(&self.shared.socket, &mut lines);
+            queue = self.lock();
+            if matches!(queue.state, State::Open | State::Closing) {
+                // Lines queued meanwhile go after what is left of these.
+                lines.append(&mut queue.lines);
+                queue.lines = lines;
             }
-            if lines.is_empty() {
-                if state == State::Closing {
+            match result {
+                Ok(written) => queue.bytes = queue.bytes.saturating_sub(written),
+                Err(error) if error.kind() == ErrorKind::WouldBlock => {
+                    queue.writer = Writer::Blocked;
+                    drop(queue);
+                    self.shared.wake.notify_one();
+                    return;
+                }
+                Err(error) => {
+                    queue.state = State::Broken;
+                    queue.lines.clear();
+                    queue.bytes = 0;
+                    queue
+                        .end_reason
+                        .get_or_insert_with(|| format!("Write error: {error}"));
+                    self.shared.wake.notify_one();
+                }
+            }
+        }
+        queue.writer = Writer::Idle;
+    }
+
+    /// Run by the client's connection task while it serves the client:
+    /// writes whatever a full socket held back as soon as it drains, and
+    /// resolves, with the reason, when the connection must end (KILL,
+    /// sendq overflow, a write error, a close).
+    pub async fn serve_until_ended(&self) -> String {
+        loop {
+            let blocked = {
+                let queue = self.lock();
+                if queue.must_end() {
                     break;
                 }
-                self.shared.wake_writer.notified().await;
+                queue.writer == Writer::Blocked
+            };
+            if blocked {
+                tokio::select! {
+                    ready = self.shared.socket.writable() => match ready {
+                        Ok(()) => {
+                            let queue = self.lock();
+                            if queue.writer == Writer::Blocked {
+                                self.write_queued(queue);
+                            }
+                        }
+                        Err(error) => self.request_disconnect(format!("Write error: {error}")),
+                    },
+                    () = self.shared.wake.notified() => {}
+                }
+            } else {
+                self.shared.wake.notified().await;
+            }
+        }
+        self.end_reason()
+    }
+
+    /// Run by the connection task once the client has left: writes what is
+    /// still queued (giving up after [`CLOSE_FLUSH_LIMIT`], so a peer that
+    /// never reads cannot keep the task), tells an overflowed client why it
+    /// was cut off, and shuts the socket.
+    pub async fn finish(&self) {
+        let give_up = Instant::now() + CLOSE_FLUSH_LIMIT;
+        loop {
+            let (state, writer) = {
+                let queue = self.lock();
+                if matches!(queue.state, State::Open | State::Closing) {
+                    self.write_queued(queue);
+                } else {
+                    drop(queue);
+                }
+                let queue = self.lock();
+                let writable = matches!(queue.state, State::Open | State::Closing);
+                if writable && queue.lines.is_empty() && queue.writer != Writer::Writing {
+                    break;
+                }
+                (queue.state, queue.writer)
+            };
+            if writer == Writer::Writing {
+                // Another task is in the middle of a write: let it finish,
+                // so that nothing is written between its lines.
+                if Instant::now() >= give_up {
+                    break;
+                }
+                tokio::task::yield_now().await;
                 continue;
             }
-            if let Err(error) = self.write_lines(&mut socket, lines, give_up.as_mut()).await {
-                if self.is_overflowed() {
-                    // Loop round to send the ERROR.
-                    continue;
-                }
-                // Tell the reader, so the client leaves the network now
-                // rather than at its next read.
-                self.request_disconnect(format!("Write error: {error}"));
-                break;
-            }
-        }
-        let _ = tokio::time::timeout(Duration::from_secs(1), socket.shutdown()).await;
-    }
-
-    /// Writes `lines` with vectored writes straight from the shared
-    /// buffers: no per-client copy buffer to keep after a burst, and no
-    /// copying of each line.
-    async fn write_lines<W: AsyncWrite + Unpin>(
-        &self,
-        socket: &mut W,
-        mut lines: VecDeque<Bytes>,
-        mut give_up: std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
-    ) -> std::io::Result<()> {
-        while !lines.is_empty() {
-            let written = {
-                // On the heap, not inline: a future keeps what it holds
-                // across the write, and every idle client carries one.
-                let slices: Vec<IoSlice<'_>> = lines
-                    .iter()
-                    .take(MAX_IOVECS)
-                    .map(|line| IoSlice::new(line))
-                    .collect();
-                // Raced against giving up, so a client that stopped reading
-                // cannot keep this task blocked forever.
-                tokio::select! {
-                    result = socket.write_vectored(&slices) => result?,
-                    () = give_up.as_mut() => return Err(std::io::ErrorKind::TimedOut.into()),
-                }
-            };
-            if written == 0 {
-                return Err(std::io::ErrorKind::WriteZero.into());
-            }
-            let mut left = written;
-            while let Some(first) = lines.front_mut() {
-                if first.len() > left {
-                    first.advance(left);
+            match state {
+                State::Overflowed => {
+                    self.send_overflow_notice().await;
                     break;
                 }
-                left -= first.len();
-                lines.pop_front();
+                State::Broken => break,
+                State::Open | State::Closing => {}
             }
-            // Credited write by write, so bytes the client already has never
-            // count against its sendq.
-            let mut queue = self.lock();
-            queue.bytes = queue.bytes.saturating_sub(written);
+            match tokio::time::timeout_at(give_up, self.shared.socket.writable()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => break,
+            }
         }
-        Ok(())
+        let _ = socket2::SockRef::from(&self.shared.socket).shutdown(std::net::Shutdown::Write);
     }
 
-    /// Resolves when writing should stop: at once on overflow, or
-    /// [`CLOSE_FLUSH_LIMIT`] after the connection was ended.
-    async fn give_up(&self) {
-        self.shared.ended.cancelled().await;
-        if !self.is_overflowed() {
-            tokio::time::sleep(CLOSE_FLUSH_LIMIT).await;
+    async fn send_overflow_notice(&self) {
+        // The leading CRLF ends any line cut short by the overflow.
+        let mut notice: &[u8] = b"\r\nERROR :SendQ exceeded\r\n";
+        let give_up = Instant::now() + OVERFLOW_NOTICE_LIMIT;
+        while !notice.is_empty() {
+            match self.shared.socket.try_write(notice) {
+                Ok(0) => return,
+                Ok(n) => notice = &notice[n..],
+                Err(error) if error.kind() == ErrorKind::WouldBlock => {
+                    match tokio::time::timeout_at(give_up, self.shared.socket.writable()).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) | Err(_) => return,
+                    }
+                }
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Writes the lines a [`FlushScope`] put off, before the scope ends.
+    pub fn flush_scheduled(&self) {
+        self.flush_if(Writer::Scheduled);
+    }
+
+    /// Writes what is queued if the writer is still `expected`: otherwise
+    /// someone else already wrote it or is responsible for it.
+    fn flush_if(&self, expected: Writer) {
+        let queue = self.lock();
+        if queue.writer == expected {
+            self.write_queued(queue);
+        }
+    }
+}
+
+/// Writes the front of `lines` to `socket` until it would block, dropping
+/// what was written (mid-line if need be). Returns the bytes written, or the
+/// error that stopped it (`WouldBlock` once the socket is full).
+fn write_some(socket: &TcpStream, lines: &mut VecDeque<Bytes>) -> std::io::Result<usize> {
+    let mut total = 0;
+    while !lines.is_empty() {
+        let slices: SmallVec<[IoSlice<'_>; MAX_IOVECS]> = lines
+            .iter()
+            .take(MAX_IOVECS)
+            .map(|line| IoSlice::new(line))
+            .collect();
+        let written = match socket.try_write_vectored(&slices) {
+            Ok(0) => Err(ErrorKind::WriteZero.into()),
+            Ok(written) => Ok(written),
+            // Bytes already written still count as written.
+            Err(error) if total > 0 && error.kind() == ErrorKind::WouldBlock => break,
+            Err(error) => Err(error),
+        }?;
+        drop(slices);
+        total += written;
+        let mut left = written;
+        while let Some(first) = lines.front_mut() {
+            if first.len() > left {
+                first.advance(left);
+                break;
+            }
+            left -= first.len();
+            lines.pop_front();
+        }
+    }
+    Ok(total)
+}
+
+#[derive(Default)]
+struct Deferred {
+    active: bool,
+    /// Written when the scope ends.
+    urgent: Vec<Outbox>,
+    /// Handed to the scope's [`DelayedWrites`] when it ends.
+    delayed: Vec<Outbox>,
+}
+
+thread_local! {
+    static DEFERRED: RefCell<Deferred> = RefCell::default();
+}
+
+/// Records `outbox` for the scope active on this thread; `false` if none is.
+fn defer_to_scope(outbox: &Outbox) -> bool {
+    DEFERRED.with(|deferred| {
+        let mut deferred = deferred.borrow_mut();
+        if deferred.active {
+            deferred.urgent.push(outbox.clone());
+        }
+        deferred.active
+    })
+}
+
+/// Like [`defer_to_scope`], for delayed lines.
+fn defer_delayed_to_scope(outbox: &Outbox) -> bool {
+    DEFERRED.with(|deferred| {
+        let mut deferred = deferred.borrow_mut();
+        if deferred.active {
+            deferred.delayed.push(outbox.clone());
+        }
+        deferred.active
+    })
+}
+
+/// Puts off socket writes made on this thread until the scope ends, so that
+/// a batch of commands costs each recipient one write instead of one per
+/// line. Scopes nest; the outermost one writes.
+///
+/// It is not `Send`, so it cannot be held across an `.await`: a task could
+/// move to another thread and leave lines unwritten behind it.
+pub struct FlushScope<'a> {
+    outermost: bool,
+    /// Where delayed lines go; without it they are written with the rest.
+    delayed_writes: Option<&'a DelayedWrites>,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl FlushScope<'_> {
+    /// A scope that writes everything, delayed lines included, when it ends.
+    pub fn enter() -> FlushScope<'static> {
+        FlushScope::enter_with(None)
+    }
+
+    /// A scope that hands delayed lines to `delayed_writes`.
+    pub fn enter_with(delayed_writes: Option<&DelayedWrites>) -> FlushScope<'_> {
+        let outermost = DEFERRED.with(|deferred| {
+            let mut deferred = deferred.borrow_mut();
+            !std::mem::replace(&mut deferred.active, true)
+        });
+        FlushScope {
+            outermost,
+            delayed_writes,
+            _not_send: PhantomData,
+        }
+    }
+}
+
+impl Drop for FlushScope<'_> {
+    fn drop(&mut self) {
+        if !self.outermost {
+            return;
+        }
+        let (mut urgent, mut delayed) = DEFERRED.with(|deferred| {
+            let mut deferred = deferred.borrow_mut();
+            deferred.active = false;
+            (
+                std::mem::take(&mut deferred.urgent),
+                std::mem::take(&mut deferred.delayed),
+            )
+        });
+        for outbox in &urgent {
+            outbox.flush_scheduled();
+        }
+        match self.delayed_writes {
+            Some(delayed_writes) if !delayed.is_empty() => delayed_writes.add(&mut delayed),
+            _ => {
+                for outbox in &delayed {
+                    outbox.flush_if(Writer::Delayed);
+                }
+            }
+        }
+        // Hand the lists' allocations back for the next scope.
+        urgent.clear();
+        delayed.clear();
+        DEFERRED.with(|deferred| {
+            let mut deferred = deferred.borrow_mut();
+            if deferred.urgent.capacity() < urgent.capacity() {
+                deferred.urgent = urgent;
+            }
+            if deferred.delayed.capacity() < delayed.capacity() {
+                deferred.delayed = delayed;
+            }
+        });
+    }
+}
+
+/// The outboxes holding delayed lines, written by one task
+/// ([`DelayedWrites::run`]) [`DELAYED_WRITE_WINDOW`] after the first of them
+/// arrived. An idle server has no timer running.
+#[derive(Debug, Default)]
+pub struct DelayedWrites {
+    pending: Mutex<Vec<Outbox>>,
+    wake: Notify,
+}
+
+impl DelayedWrites {
+    fn add(&self, outboxes: &mut Vec<Outbox>) {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let was_empty = pending.is_empty();
+        pending.append(outboxes);
+        drop(pending);
+        if was_empty {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Writes delayed lines until `stop` resolves. Lines still queued then
+    /// are written by each connection as it closes.
+    pub async fn run(&self, stop: impl Future<Output = ()>) {
+        let mut stop = std::pin::pin!(stop);
+        let mut batch = Vec::new();
+        loop {
+            tokio::select! {
+                () = stop.as_mut() => return,
+                () = self.wake.notified() => {}
+            }
+            tokio::time::sleep(DELAYED_WRITE_WINDOW).await;
+            std::mem::swap(
+                &mut batch,
+                &mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()),
+            );
+            for outbox in batch.drain(..) {
+                outbox.flush_if(Writer::Delayed);
+            }
         }
     }
 }
@@ -255,73 +572,166 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncReadExt;
+    use tokio::net::TcpListener;
 
-    #[test]
-    fn passing_the_limit_overflows_and_ends_the_connection() {
-        let outbox = Outbox::new(10);
-        assert!(outbox.send(&Bytes::from_static(b"12345\r\n")));
-        assert!(!outbox.send(&Bytes::from_static(b"12345\r\n")));
-        assert!(outbox.is_overflowed());
-        assert!(outbox.is_ended());
-        assert_eq!(outbox.queued_bytes(), 0);
+    /// An outbox on one end of a loopback connection, and the other end.
+    async fn connected(limit: usize) -> (Outbox, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        // A small send buffer, so that a peer that is not reading fills it
+        // quickly, as on a real network.
+        socket2::SockRef::from(&server)
+            .set_send_buffer_size(8192)
+            .unwrap();
+        (Outbox::new(limit, server), client)
+    }
+
+    async fn read_all(mut peer: TcpStream) -> String {
+        let mut received = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), peer.read_to_end(&mut received))
+            .await
+            .expect("the outbox closed its socket")
+            .unwrap();
+        String::from_utf8(received).unwrap()
     }
 
     #[tokio::test]
-    async fn closing_flushes_what_was_queued() {
-        let outbox = Outbox::new(1024);
+    async fn passing_the_limit_overflows_and_ends_the_connection() {
+        let (outbox, peer) = connected(10).await;
+        assert!(outbox.send(&Bytes::from_static(b"12345\r\n")));
+        // The first line went straight to the socket, so it no longer counts.
+        assert_eq!(outbox.queued_bytes(), 0);
+        assert!(!outbox.send(&Bytes::from_static(b"12345678901\r\n")));
+        assert!(outbox.is_overflowed());
+        assert!(outbox.is_ended());
+        assert_eq!(outbox.serve_until_ended().await, "SendQ exceeded");
+        outbox.finish().await;
+        assert_eq!(
+            read_all(peer).await,
+            "12345\r\n\r\nERROR :SendQ exceeded\r\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn closing_flushes_what_was_queued_and_refuses_more() {
+        let (outbox, peer) = connected(1024).await;
         outbox.send(&Bytes::from_static(b"A\r\n"));
         outbox.close_with(Bytes::from_static(b"ERROR :bye\r\n"));
         assert!(!outbox.send(&Bytes::from_static(b"late\r\n")));
-        let mut written = Vec::new();
-        outbox.run_writer(&mut written).await;
-        assert_eq!(written, b"A\r\nERROR :bye\r\n");
-    }
-
-    /// Takes at most three bytes per write, like a congested socket.
-    struct Trickle(Vec<u8>);
-
-    impl AsyncWrite for Trickle {
-        fn poll_write(
-            mut self: std::pin::Pin<&mut Self>,
-            _: &mut std::task::Context<'_>,
-            buf: &[u8],
-        ) -> std::task::Poll<std::io::Result<usize>> {
-            let n = buf.len().min(3);
-            self.0.extend_from_slice(&buf[..n]);
-            std::task::Poll::Ready(Ok(n))
-        }
-
-        fn poll_flush(
-            self: std::pin::Pin<&mut Self>,
-            _: &mut std::task::Context<'_>,
-        ) -> std::task::Poll<std::io::Result<()>> {
-            std::task::Poll::Ready(Ok(()))
-        }
-
-        fn poll_shutdown(
-            self: std::pin::Pin<&mut Self>,
-            _: &mut std::task::Context<'_>,
-        ) -> std::task::Poll<std::io::Result<()>> {
-            std::task::Poll::Ready(Ok(()))
-        }
+        assert_eq!(outbox.serve_until_ended().await, "Connection closed");
+        outbox.finish().await;
+        assert_eq!(read_all(peer).await, "A\r\nERROR :bye\r\n");
     }
 
     #[tokio::test]
-    async fn partial_writes_resume_mid_line_and_credit_the_sendq() {
-        let outbox = Outbox::new(8192);
-        let lines: Vec<String> = (0..100)
+    async fn a_scope_puts_writes_off_until_it_ends() {
+        let (outbox, peer) = connected(1024).await;
+        {
+            let _scope = FlushScope::enter();
+            {
+                let _inner = FlushScope::enter();
+                outbox.send(&Bytes::from_static(b"one\r\n"));
+            }
+            outbox.send(&Bytes::from_static(b"two\r\n"));
+            assert_eq!(outbox.queued_bytes(), 10, "nothing written inside");
+        }
+        assert_eq!(outbox.queued_bytes(), 0);
+        outbox.close_with(Bytes::from_static(b"ERROR :bye\r\n"));
+        outbox.finish().await;
+        assert_eq!(read_all(peer).await, "one\r\ntwo\r\nERROR :bye\r\n");
+    }
+
+    #[tokio::test]
+    async fn delayed_lines_wait_for_the_next_urgent_line_in_order() {
+        let (outbox, peer) = connected(1024).await;
+        let delayed_writes = DelayedWrites::default();
+        {
+            let _scope = FlushScope::enter_with(Some(&delayed_writes));
+            outbox.send_delayed(&Bytes::from_static(b"JOIN\r\n"));
+        }
+        assert_eq!(outbox.queued_bytes(), 6, "still waiting for company");
+        {
+            let _scope = FlushScope::enter_with(Some(&delayed_writes));
+            outbox.send(&Bytes::from_static(b"PRIVMSG\r\n"));
+        }
+        assert_eq!(outbox.queued_bytes(), 0);
+        outbox.close_with(Bytes::from_static(b"ERROR :bye\r\n"));
+        outbox.finish().await;
+        assert_eq!(read_all(peer).await, "JOIN\r\nPRIVMSG\r\nERROR :bye\r\n");
+    }
+
+    #[tokio::test]
+    async fn delayed_lines_alone_are_written_by_the_delayed_writer() {
+        let (outbox, peer) = connected(1024).await;
+        let delayed_writes = Arc::new(DelayedWrites::default());
+        let stop = tokio_util::sync::CancellationToken::new();
+        let writer = tokio::spawn({
+            let delayed_writes = delayed_writes.clone();
+            let stop = stop.clone();
+            async move { delayed_writes.run(stop.cancelled()).await }
+        });
+        {
+            let _scope = FlushScope::enter_with(Some(&delayed_writes));
+            outbox.send_delayed(&Bytes::from_static(b"QUIT\r\n"));
+            outbox.send_delayed(&Bytes::from_static(b"PART\r\n"));
+        }
+        let written = Instant::now() + Duration::from_secs(5);
+        while outbox.queued_bytes() > 0 {
+            assert!(Instant::now() < written, "the delayed writer never wrote");
+            tokio::time::sleep(DELAYED_WRITE_WINDOW).await;
+        }
+        stop.cancel();
+        writer.await.unwrap();
+        outbox.close_with(Bytes::from_static(b"ERROR :bye\r\n"));
+        outbox.finish().await;
+        assert_eq!(read_all(peer).await, "QUIT\r\nPART\r\nERROR :bye\r\n");
+    }
+
+    #[tokio::test]
+    async fn a_full_socket_is_drained_by_the_connection_task_in_order() {
+        let (outbox, peer) = connected(64 << 20).await;
+        let lines: Vec<String> = (0..100_000)
             .map(|i| format!("PRIVMSG #c :line {i}\r\n"))
             .collect();
         for line in &lines {
-            outbox.send(&Bytes::from(line.clone()));
+            assert!(outbox.send(&Bytes::from(line.clone())));
+        }
+        assert!(
+            outbox.queued_bytes() > 0,
+            "a peer that is not reading cannot take 2.4 MB at once"
+        );
+        let reader = tokio::spawn(read_all(peer));
+        let serving = tokio::spawn({
+            let outbox = outbox.clone();
+            async move { outbox.serve_until_ended().await }
+        });
+        let drained = Instant::now() + Duration::from_secs(10);
+        while outbox.queued_bytes() > 0 {
+            assert!(Instant::now() < drained, "the queue never drained");
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
         outbox.close_with(Bytes::from_static(b"ERROR :bye\r\n"));
-        let mut socket = Trickle(Vec::new());
-        outbox.run_writer(&mut socket).await;
-        assert_eq!(
-            String::from_utf8(socket.0).unwrap(),
-            lines.concat() + "ERROR :bye\r\n"
-        );
-        assert_eq!(outbox.queued_bytes(), 0);
+        assert_eq!(serving.await.unwrap(), "Connection closed");
+        outbox.finish().await;
+        assert_eq!(reader.await.unwrap(), lines.concat() + "ERROR :bye\r\n");
+    }
+
+    #[tokio::test]
+    async fn a_disconnect_request_ends_the_serving_loop() {
+        let (outbox, _peer) = connected(1024).await;
+        let serving = tokio::spawn({
+            let outbox = outbox.clone();
+            async move { outbox.serve_until_ended().await }
+        });
+        outbox.request_disconnect("Killed (oper (spam))".to_owned());
+        let reason = tokio::time::timeout(Duration::from_secs(5), serving)
+            .await
+            .expect("the loop noticed")
+            .unwrap();
+        assert_eq!(reason, "Killed (oper (spam))");
     }
 }

@@ -345,7 +345,13 @@ impl World {
             let quit = LineBuilder::new(Some(&client.mask), "QUIT").trailing(reason);
             let nick = client.nick.clone();
             let folded = self.fold(&nick);
-            self.send_to_peers(id, &quit, false);
+            // Delayed: nobody waits for a QUIT, and a mass disconnect then
+            // costs each peer one write per many QUITs.
+            for peer in self.peers(id) {
+                if let Some(client) = self.clients.get(&peer) {
+                    client.outbox.send_delayed(&quit);
+                }
+            }
             self.remember_whowas(id, &nick, folded.clone());
             self.notify_monitors_offline(&folded, &nick);
         }
