@@ -77,10 +77,21 @@ fn load_config(cli: &Cli) -> Result<Config, String> {
 }
 
 fn serve(cli: Cli) -> ExitCode {
+    use std::io::IsTerminal;
+    // Log lines are formatted on the connection tasks but written by a
+    // thread of their own, buffered, so that a burst of connections costs
+    // one write per burst rather than one per line. If that thread falls
+    // more than its queue behind, lines are dropped rather than stalling
+    // the clients. The guard flushes what is queued when `serve` returns.
+    let (log_writer, _flush_logs_on_exit) =
+        tracing_appender::non_blocking(std::io::BufWriter::new(std::io::stderr()));
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
+        // Colour codes only for a person watching, not in a log file.
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(log_writer)
         .init();
     let config = match load_config(&cli) {
         Ok(config) => config,

@@ -199,14 +199,9 @@ impl Input {
 
 async fn read_loop(server: &Arc<Server>, session: &mut Session) -> String {
     let limits = &server.config.limits;
-    let ping_interval = Duration::from_secs(limits.ping_interval_secs);
-    let ping_timeout = Duration::from_secs(limits.ping_timeout_secs);
-    let registration_deadline =
-        Instant::now() + Duration::from_secs(limits.registration_timeout_secs);
     let outbox = session.outbox.clone();
     let socket = outbox.socket();
     let mut last_read = Instant::now();
-    let mut ping_sent: Option<Instant> = None;
     let mut input = Input {
         buffer: BytesMut::new(),
         codec: LineCodec::default(),
@@ -253,29 +248,15 @@ async fn read_loop(server: &Arc<Server>, session: &mut Session) -> String {
             input.buffer = BytesMut::new();
         }
 
-        let deadline = match (session.registered, ping_sent) {
-            (false, _) => registration_deadline,
-            (true, Some(sent)) => sent + ping_timeout,
-            (true, None) => last_read + ping_interval,
-        };
+        // Keepalive and registration deadlines are the sweep's job
+        // (`keepalive.rs`): it ends the connection through the outbox.
         let readable = tokio::select! {
             biased;
             reason = stop_reading(server, &outbox) => return reason,
-            readable = tokio::time::timeout_at(deadline, socket.readable()) => readable,
+            readable = socket.readable() => readable,
         };
-        match readable {
-            Err(_) if !session.registered => return "Registration timed out".to_owned(),
-            Err(_) if ping_sent.is_some() => {
-                let silent = last_read.elapsed().as_secs();
-                return format!("Ping timeout: {silent} seconds");
-            }
-            Err(_) => {
-                ping_sent = Some(Instant::now());
-                outbox.send(&LineBuilder::new(None, "PING").last(&server.name));
-                continue;
-            }
-            Ok(Err(e)) => return format!("Read error: {e}"),
-            Ok(Ok(())) => {}
+        if let Err(e) = readable {
+            return format!("Read error: {e}");
         }
         input.buffer.reserve(READ_CHUNK);
         match socket.try_read_buf(&mut input.buffer) {
@@ -285,9 +266,10 @@ async fn read_loop(server: &Arc<Server>, session: &mut Session) -> String {
             Err(e) => return format!("Read error: {e}"),
         }
         last_read = Instant::now();
-        ping_sent = None;
+        outbox.liveness().record_read();
     }
 }
+
 fn handle_frame(server: &Arc<Server>, session: &mut Session, frame: Frame) -> Flow {
     let line = match frame {
         Frame::TooLong => {

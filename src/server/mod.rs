@@ -5,6 +5,7 @@ pub mod channel;
 mod connection;
 pub mod flood;
 pub mod isupport;
+mod keepalive;
 pub mod outbox;
 pub mod world;
 
@@ -134,6 +135,7 @@ pub async fn spawn(config: Config) -> anyhow::Result<ServerHandle> {
     // Server::new hashes the password decoy: keep it off the runtime.
     let server = Arc::new(tokio::task::spawn_blocking(move || Server::new(config)).await??);
     let tracker = TaskTracker::new();
+    tracker.spawn(keepalive::run(server.clone()));
     tracker.spawn({
         let server = server.clone();
         async move { server.delayed_writes.run(server.shutdown.cancelled()).await }

@@ -25,8 +25,12 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use super::keepalive::Liveness;
+
 /// Lines handed to one vectored write (the kernel takes up to 1024).
 const MAX_IOVECS: usize = 64;
+/// Lines an empty queue keeps room for; more room is given back.
+const KEPT_QUEUE_CAPACITY: usize = 4;
 /// How long an ended connection may take to receive its last lines.
 pub const CLOSE_FLUSH_LIMIT: Duration = Duration::from_secs(10);
 /// How long a client cut off for its sendq gets to take the ERROR line.
@@ -90,6 +94,9 @@ struct Shared {
     wake: Notify,
     limit: usize,
     socket: TcpStream,
+    // Kept here, in the one allocation a connection shares with the
+    // network state, rather than in one more of its own.
+    liveness: Liveness,
 }
 
 /// The sending side of a client's connection. Cheap to clone.
@@ -112,6 +119,7 @@ impl Outbox {
                 wake: Notify::new(),
                 limit,
                 socket,
+                liveness: Liveness::default(),
             }),
         }
     }
@@ -119,6 +127,11 @@ impl Outbox {
     /// The client's socket, for its connection task to read from.
     pub fn socket(&self) -> &TcpStream {
         &self.shared.socket
+    }
+
+    /// When the client was last heard from, for the keepalive sweep.
+    pub fn liveness(&self) -> &Liveness {
+        &self.shared.liveness
     }
 
     fn lock(&self) -> MutexGuard<'_, Queue> {
@@ -270,6 +283,11 @@ impl Outbox {
                     self.shared.wake.notify_one();
                 }
             }
+        }
+        if queue.lines.is_empty() && queue.lines.capacity() > KEPT_QUEUE_CAPACITY {
+            // Room for a burst (the welcome, a NAMES reply) is not kept for
+            // the hours a client then sits idle.
+            queue.lines = VecDeque::new();
         }
         queue.writer = Writer::Idle;
     }
