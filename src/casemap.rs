@@ -36,6 +36,16 @@ impl CaseMapping {
     pub fn fold(self, text: &str) -> String {
         text.chars().map(|c| self.fold_char(c)).collect()
     }
+
+    /// Like [`CaseMapping::fold`], without allocating when `text` is
+    /// already folded (most names on the message path are).
+    pub fn fold_cow(self, text: &str) -> std::borrow::Cow<'_, str> {
+        if text.chars().all(|c| self.fold_char(c) == c) {
+            std::borrow::Cow::Borrowed(text)
+        } else {
+            std::borrow::Cow::Owned(self.fold(text))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -46,5 +56,16 @@ mod tests {
     fn rfc1459_folds_brackets() {
         assert_eq!(CaseMapping::Rfc1459.fold("Nick[]\\~"), "nick{}|^");
         assert_eq!(CaseMapping::Ascii.fold("Nick[]\\~"), "nick[]\\~");
+    }
+
+    #[test]
+    fn fold_cow_borrows_only_what_is_already_folded() {
+        use std::borrow::Cow;
+        let rfc = CaseMapping::Rfc1459;
+        assert!(matches!(rfc.fold_cow("#chan{}"), Cow::Borrowed("#chan{}")));
+        assert_eq!(
+            rfc.fold_cow("#Chan[]"),
+            Cow::<str>::Owned("#chan{}".to_owned())
+        );
     }
 }

@@ -2,8 +2,9 @@
 //! STATUSMSG) and to nicks. The text, CTCP and DCC payloads included, is
 //! relayed byte for byte.
 
-use std::collections::HashSet;
 use std::time::Instant;
+
+use smallvec::SmallVec;
 
 use super::{is_channel_name, replies, Ctx, Flow};
 use crate::proto::numeric::Response;
@@ -60,12 +61,14 @@ fn relay(ctx: &Ctx<'_>, msg: &Message<'_>, kind: Kind) -> Flow {
         }
     }
     let me = &world.clients[&id];
-    let mut seen = HashSet::new();
+    // Targets are few (at most TARGMAX), so a short list beats a set.
+    let mut seen: SmallVec<[std::borrow::Cow<'_, str>; 4]> = SmallVec::new();
     for target in targets.split(',').filter(|t| !t.is_empty()) {
-        let folded_target = world.fold(target);
-        if !seen.insert(folded_target) {
+        let folded_target = world.fold_cow(target);
+        if seen.contains(&folded_target) {
             continue;
         }
+        seen.push(folded_target);
         if seen.len() > max_targets {
             if errors {
                 me.send(

@@ -140,19 +140,21 @@ static COMMANDS: &[CommandSpec] = &[
     spec("WHOWAS", 1, Registered, query::whowas),
 ];
 
+/// Looks `command` up in any case, without allocating an uppercase copy.
 fn find(command: &str) -> Option<&'static CommandSpec> {
+    let uppercase = || command.bytes().map(|b| b.to_ascii_uppercase());
     COMMANDS
-        .binary_search_by(|spec| spec.name.cmp(command))
+        .binary_search_by(|spec| spec.name.bytes().cmp(uppercase()))
         .ok()
         .map(|i| &COMMANDS[i])
 }
 
 /// Runs one parsed message from a client.
 pub fn dispatch(server: &Arc<Server>, session: &mut Session, message: &Message<'_>) -> Flow {
-    let command = message.command.to_ascii_uppercase();
-    let Some(spec) = find(&command) else {
+    let Some(spec) = find(message.command) else {
         reply_numeric(server, session, Response::ERR_UNKNOWNCOMMAND, |b| {
-            b.param(&command).trailing("Unknown command")
+            b.param(&message.command.to_ascii_uppercase())
+                .trailing("Unknown command")
         });
         return Flow::Continue;
     };
@@ -281,4 +283,23 @@ pub fn split_list(list: &str) -> impl Iterator<Item = &str> {
 /// Whether `name` could name a channel on this server.
 pub fn is_channel_name(name: &str) -> bool {
     name.starts_with(|c| crate::server::isupport::CHANTYPES.contains(c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_is_sorted_and_found_in_any_case() {
+        assert!(
+            COMMANDS.windows(2).all(|w| w[0].name < w[1].name),
+            "binary search needs COMMANDS in order, each once"
+        );
+        for spec in COMMANDS {
+            assert!(spec.name.bytes().all(|b| b.is_ascii_uppercase()));
+            let lower = spec.name.to_ascii_lowercase();
+            assert_eq!(find(&lower).map(|s| s.name), Some(spec.name));
+        }
+        assert!(find("NOSUCHCOMMAND").is_none());
+    }
 }

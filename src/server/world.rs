@@ -18,7 +18,9 @@ use crate::proto::numeric::Response;
 use crate::proto::LineBuilder;
 
 pub type ClientId = u64;
-pub type Clients = HashMap<ClientId, Client>;
+// Boxed: a growing map then moves 16-byte entries, not whole clients, and
+// its spare capacity costs 16 bytes per slot instead of a `Client`.
+pub type Clients = HashMap<ClientId, Box<Client>>;
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct UserModes {
@@ -194,12 +196,17 @@ impl World {
 
     pub fn add_client(&mut self, client: Client) {
         *self.connections_per_ip.entry(client.ip).or_default() += 1;
-        self.clients.insert(client.id, client);
+        self.clients.insert(client.id, Box::new(client));
+    }
+
+    /// `name` casefolded, borrowed when it already was.
+    pub fn fold_cow<'a>(&self, name: &'a str) -> std::borrow::Cow<'a, str> {
+        self.casemapping.fold_cow(name)
     }
 
     pub fn client_by_nick(&self, nick: &str) -> Option<&Client> {
-        let id = self.nicks.get(&self.fold(nick))?;
-        self.clients.get(id)
+        let id = self.nicks.get(&*self.fold_cow(nick))?;
+        self.clients.get(id).map(|client| &**client)
     }
 
     /// Registered clients only: an unregistered connection holding a nick is
@@ -209,7 +216,7 @@ impl World {
     }
 
     pub fn channel(&self, name: &str) -> Option<&Channel> {
-        self.channels.get(&self.fold(name))
+        self.channels.get(&*self.fold_cow(name))
     }
 
     /// Everyone who shares at least one channel with `id`, each once.
