@@ -258,6 +258,25 @@ fn first_difference(a: &[String], b: &[String]) -> Option<(usize, Option<String>
         .map(|i| (i, a.get(i).cloned(), b.get(i).cloned()))
 }
 
+/// The replies to one read's worth of commands may add up to more than the
+/// sendq. A client that reads them must still get them all: its socket never
+/// pushed back, so it is no slow reader.
+#[tokio::test]
+async fn a_burst_of_replies_larger_than_the_sendq_reaches_a_reading_client() {
+    const SENDQ: usize = 4096;
+    /// About 12 KB of PONGs, three times the sendq, most from one read.
+    const PINGS: usize = 300;
+    let server = TestServer::start_with(&format!("[limits]\nsendq_bytes = {SENDQ}\n")).await;
+    let mut client = server.client("burst").await;
+    let burst: String = (0..PINGS).map(|i| format!("PING token-{i}\r\n")).collect();
+    client.send_raw(burst.as_bytes()).await;
+    for i in 0..PINGS {
+        client
+            .expect_line(&format!(":{SERVER} PONG {SERVER} :token-{i}"))
+            .await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_client_that_stops_reading_is_cut_off_and_others_are_not_delayed() {
     const SENDQ: usize = 65536;

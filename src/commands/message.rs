@@ -61,7 +61,8 @@ fn relay(ctx: &Ctx<'_>, msg: &Message<'_>, kind: Kind) -> Flow {
         }
     }
     let me = &world.clients[&id];
-    // Targets are few (at most TARGMAX), so a short list beats a set.
+    // Targets are few (a line holds at most a few dozen), so a short list
+    // beats a set.
     let mut seen: SmallVec<[std::borrow::Cow<'_, str>; 4]> = SmallVec::new();
     for target in targets.split(',').filter(|t| !t.is_empty()) {
         let folded_target = world.fold_cow(target);

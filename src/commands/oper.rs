@@ -5,6 +5,7 @@ use std::sync::Arc;
 use super::{replies, Ctx, Flow};
 use crate::proto::numeric::Response;
 use crate::proto::{LineBuilder, Message};
+use crate::server::outbox::FlushScope;
 use crate::server::world::ClientId;
 use crate::server::Server;
 
@@ -41,6 +42,9 @@ pub fn oper(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
 }
 
 fn finish_oper(server: &Server, id: ClientId, name: &str, success: bool) {
+    // Declared before the state lock, so the replies are written after it
+    // is released.
+    let _batch = FlushScope::enter_with(Some(&server.delayed_writes));
     let mut world = server.world();
     let Some(me) = world.clients.get(&id) else {
         return;

@@ -1,18 +1,17 @@
 //! One client connection, served by one task: it reads and handles lines in
-//! batches, keeps the keepalive and flood timers, and writes what the
-//! client's full socket held back (see [`Outbox`]).
+//! batches, applies flood control, and writes what the client's full socket
+//! held back (see [`Outbox`]). Keepalive is the sweep's (`keepalive.rs`).
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::time::Instant;
 use tokio_util::codec::Decoder;
 use tracing::{debug, info};
 
@@ -72,6 +71,7 @@ pub(super) async fn serve(
     let mut session = Session::new(id, outbox.clone());
     let mut leave = LeaveOnDrop {
         server: &server,
+        outbox: &outbox,
         id,
         reason: None,
     };
@@ -88,19 +88,29 @@ pub(super) async fn serve(
 /// internal error, so a bug in one handler can never leave a ghost behind.
 struct LeaveOnDrop<'a> {
     server: &'a Server,
+    outbox: &'a Outbox,
     id: ClientId,
     reason: Option<String>,
 }
 
 impl Drop for LeaveOnDrop<'_> {
     fn drop(&mut self) {
-        if std::thread::panicking() {
+        let panicking = std::thread::panicking();
+        if panicking {
             tracing::error!(client = self.id, "connection task panicked");
         }
         let reason = self.reason.as_deref().unwrap_or("Internal error");
         // The QUIT fan-out is written after the state lock is released.
         let _batch = FlushScope::enter_with(Some(&self.server.delayed_writes));
         self.server.world().remove_client(self.id, reason);
+        if panicking {
+            // The task that would have flushed the last lines is unwinding:
+            // hand them to a new one so the client still gets its ERROR.
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                let outbox = self.outbox.clone();
+                runtime.spawn(async move { outbox.finish().await });
+            }
+        }
     }
 }
 
@@ -152,10 +162,9 @@ impl Input {
         &mut self,
         server: &Arc<Server>,
         session: &mut Session,
-        received: Instant,
     ) -> std::io::Result<Pause> {
         let _batch = FlushScope::enter_with(Some(&server.delayed_writes));
-        let pause = self.handle_batch(server, session, received);
+        let pause = self.handle_batch(server, session);
         // The client's own replies go out first: a client that waits for
         // them before its next command (a bot, a join storm) can send it
         // while the batch's fan-out is still being written, and the next
@@ -168,7 +177,6 @@ impl Input {
         &mut self,
         server: &Arc<Server>,
         session: &mut Session,
-        received: Instant,
     ) -> std::io::Result<Pause> {
         let mut next = self.throttled.take();
         loop {
@@ -178,10 +186,12 @@ impl Input {
                     let Some(frame) = self.next_frame()? else {
                         return Ok(Pause::NeedInput);
                     };
+                    // Each line is judged at the time it is handled, so the
+                    // time spent waiting for earlier lines is credited.
                     let wait = self
                         .flood
                         .as_mut()
-                        .map_or(Duration::ZERO, |f| f.delay(received.into_std()));
+                        .map_or(Duration::ZERO, |f| f.delay(Instant::now()));
                     if !wait.is_zero() {
                         return Ok(Pause::Throttled(frame, wait));
                     }
@@ -201,7 +211,6 @@ async fn read_loop(server: &Arc<Server>, session: &mut Session) -> String {
     let limits = &server.config.limits;
     let outbox = session.outbox.clone();
     let socket = outbox.socket();
-    let mut last_read = Instant::now();
     let mut input = Input {
         buffer: BytesMut::new(),
         codec: LineCodec::default(),
@@ -209,13 +218,13 @@ async fn read_loop(server: &Arc<Server>, session: &mut Session) -> String {
         flood: FloodControl::new(
             limits.flood_burst,
             limits.flood_lines_per_sec,
-            last_read.into_std(),
+            Instant::now(),
         ),
         throttled: None,
     };
 
     loop {
-        let pause = match input.handle_buffered(server, session, last_read) {
+        let pause = match input.handle_buffered(server, session) {
             Ok(pause) => pause,
             Err(e) => return format!("Read error: {e}"),
         };
@@ -229,6 +238,9 @@ async fn read_loop(server: &Arc<Server>, session: &mut Session) -> String {
                     reason = stop_reading(server, &outbox) => return reason,
                     () = tokio::time::sleep(wait) => {}
                 }
+                // Nothing is read while input waits, yet the client is
+                // alive: it must not be taken for a silent one.
+                outbox.liveness().record_read();
                 continue;
             }
             Pause::Wait(work) => {
@@ -265,7 +277,6 @@ async fn read_loop(server: &Arc<Server>, session: &mut Session) -> String {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
             Err(e) => return format!("Read error: {e}"),
         }
-        last_read = Instant::now();
         outbox.liveness().record_read();
     }
 }

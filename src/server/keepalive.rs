@@ -105,7 +105,8 @@ pub async fn run(server: Arc<Server>) {
             () = server.shutdown.cancelled() => return,
             _ = ticks.tick() => {}
         }
-        // The PINGs are written once the state lock is released.
+        // Declared before the state lock, so the PINGs are written after it
+        // is released.
         let _batch = FlushScope::enter();
         let world = server.world();
         let now = now_ms();

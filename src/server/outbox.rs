@@ -31,6 +31,8 @@ use super::keepalive::Liveness;
 const MAX_IOVECS: usize = 64;
 /// Lines an empty queue keeps room for; more room is given back.
 const KEPT_QUEUE_CAPACITY: usize = 4;
+/// Outboxes a scope's or the delayed writer's list keeps room for.
+const KEPT_LIST_CAPACITY: usize = 4096;
 /// How long an ended connection may take to receive its last lines.
 pub const CLOSE_FLUSH_LIMIT: Duration = Duration::from_secs(10);
 /// How long a client cut off for its sendq gets to take the ERROR line.
@@ -225,22 +227,44 @@ impl Outbox {
         }
         queue.bytes += line.len();
         queue.lines.push_back(line.clone());
-        match queue.writer {
-            Writer::Delayed => {}
-            Writer::Idle if defer_delayed_to_scope(self) => queue.writer = Writer::Delayed,
-            _ => self.write_or_schedule(queue),
+        if self.is_pressing(&queue) {
+            self.write_or_schedule(queue);
+        } else if queue.writer == Writer::Idle {
+            if defer_delayed_to_scope(self) {
+                queue.writer = Writer::Delayed;
+            } else {
+                self.write_queued(queue);
+            }
+        } else if queue.writer != Writer::Delayed {
+            self.write_or_schedule(queue);
         }
         true
     }
 
+    /// Whether so much is queued that waiting for the end of the batch (or
+    /// for company) could pass the sendq limit on a socket that never
+    /// pushed back: a JOIN to many big channels queues a lot of NAMES.
+    fn is_pressing(&self, queue: &Queue) -> bool {
+        queue.bytes > self.shared.limit / 4
+    }
+
     fn write_or_schedule<'a>(&'a self, mut queue: MutexGuard<'a, Queue>) {
-        if !matches!(queue.writer, Writer::Idle | Writer::Delayed) {
-            return;
-        }
-        if defer_to_scope(self) {
-            queue.writer = Writer::Scheduled;
-        } else {
-            self.write_queued(queue);
+        match queue.writer {
+            // Someone is already responsible for writing these lines.
+            Writer::Writing | Writer::Blocked => {}
+            Writer::Scheduled => {
+                if self.is_pressing(&queue) {
+                    // The scope finds it written and moves on.
+                    self.write_queued(queue);
+                }
+            }
+            Writer::Idle | Writer::Delayed => {
+                if !self.is_pressing(&queue) && defer_to_scope(self) {
+                    queue.writer = Writer::Scheduled;
+                } else {
+                    self.write_queued(queue);
+                }
+            }
         }
     }
 
@@ -530,15 +554,20 @@ impl Drop for FlushScope<'_> {
                 }
             }
         }
-        // Hand the lists' allocations back for the next scope.
+        // Hand the lists' allocations back for the next scope, unless one
+        // huge broadcast made them too big to keep for good.
         urgent.clear();
         delayed.clear();
         DEFERRED.with(|deferred| {
             let mut deferred = deferred.borrow_mut();
-            if deferred.urgent.capacity() < urgent.capacity() {
+            if deferred.urgent.capacity() < urgent.capacity()
+                && urgent.capacity() <= KEPT_LIST_CAPACITY
+            {
                 deferred.urgent = urgent;
             }
-            if deferred.delayed.capacity() < delayed.capacity() {
+            if deferred.delayed.capacity() < delayed.capacity()
+                && delayed.capacity() <= KEPT_LIST_CAPACITY
+            {
                 deferred.delayed = delayed;
             }
         });
@@ -582,6 +611,9 @@ impl DelayedWrites {
             );
             for outbox in batch.drain(..) {
                 outbox.flush_if(Writer::Delayed);
+            }
+            if batch.capacity() > KEPT_LIST_CAPACITY {
+                batch = Vec::new();
             }
         }
     }
