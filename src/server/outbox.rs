@@ -29,8 +29,6 @@ use super::keepalive::Liveness;
 
 /// Lines handed to one vectored write (the kernel takes up to 1024).
 const MAX_IOVECS: usize = 64;
-/// Lines an empty queue keeps room for; more room is given back.
-const KEPT_QUEUE_CAPACITY: usize = 4;
 /// Outboxes a scope's or the delayed writer's list keeps room for.
 const KEPT_LIST_CAPACITY: usize = 4096;
 /// How long an ended connection may take to receive its last lines.
@@ -308,9 +306,10 @@ impl Outbox {
                 }
             }
         }
-        if queue.lines.is_empty() && queue.lines.capacity() > KEPT_QUEUE_CAPACITY {
-            // Room for a burst (the welcome, a NAMES reply) is not kept for
-            // the hours a client then sits idle.
+        if queue.lines.is_empty() {
+            // An emptied queue gives its room back: most clients sit idle
+            // for hours between bursts, and one small allocation per write
+            // costs less than keeping it for all of them.
             queue.lines = VecDeque::new();
         }
         queue.writer = Writer::Idle;
