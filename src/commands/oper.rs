@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::{replies, Ctx, Flow};
 use crate::proto::numeric::Response;
 use crate::proto::{LineBuilder, Message};
-use crate::server::outbox::FlushScope;
+use crate::server::flush::FlushScope;
 use crate::server::world::ClientId;
 use crate::server::Server;
 

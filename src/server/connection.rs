@@ -16,7 +16,8 @@ use tokio_util::codec::Decoder;
 use tracing::{debug, info};
 
 use super::flood::FloodControl;
-use super::outbox::{FlushScope, Outbox};
+use super::flush::FlushScope;
+use super::outbox::Outbox;
 use super::world::{Client, ClientId};
 use super::{unix_now, ConnectionSlot, Server};
 use crate::commands::{self, Flow, Session};

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use super::outbox::FlushScope;
+use super::flush::FlushScope;
 use super::Server;
 use crate::proto::LineBuilder;
 

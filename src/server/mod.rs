@@ -4,6 +4,7 @@ pub mod caps;
 pub mod channel;
 mod connection;
 pub mod flood;
+pub mod flush;
 pub mod isupport;
 mod keepalive;
 pub mod outbox;
@@ -22,7 +23,7 @@ use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::password::PasswordChecker;
-use outbox::DelayedWrites;
+use flush::DelayedWrites;
 use world::World;
 
 /// How long a shutdown waits for clients to take their last lines.

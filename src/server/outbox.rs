@@ -2,7 +2,7 @@
 //!
 //! Senders push shared `Bytes` handles and write them with non-blocking
 //! vectored writes from the sender's own task: no writer task per client, no
-//! wakeup per line. Inside a [`FlushScope`] (one batch of input lines) the
+//! wakeup per line. Inside a [`FlushScope`](super::flush::FlushScope) (one batch of input lines) the
 //! writes are put off until the batch ends, so a recipient of many lines gets
 //! them in one syscall. When a socket cannot take more, the client's own
 //! connection task waits for it to drain ([`Outbox::serve_until_ended`]).
@@ -11,11 +11,8 @@
 //! byte limit is cut off instead of growing memory or slowing down the
 //! sender.
 
-use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::future::Future;
 use std::io::{ErrorKind, IoSlice};
-use std::marker::PhantomData;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -25,12 +22,11 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use super::flush::defer_to_scope;
 use super::keepalive::Liveness;
 
 /// Lines handed to one vectored write (the kernel takes up to 1024).
 const MAX_IOVECS: usize = 64;
-/// Outboxes a scope's or the delayed writer's list keeps room for.
-const KEPT_LIST_CAPACITY: usize = 4096;
 /// How long an ended connection may take to receive its last lines.
 pub const CLOSE_FLUSH_LIMIT: Duration = Duration::from_secs(10);
 /// How long a client cut off for its sendq gets to take the ERROR line.
@@ -56,9 +52,9 @@ enum State {
 enum Writer {
     /// Nobody needs to: the next send writes at once or schedules itself.
     Idle,
-    /// Only delayed lines are queued: [`DelayedWrites`] writes them soon.
+    /// Only delayed lines are queued: [`DelayedWrites`](super::flush::DelayedWrites) writes them soon.
     Delayed,
-    /// A [`FlushScope`] holds this outbox and writes it when it ends.
+    /// A [`FlushScope`](super::flush::FlushScope) holds this outbox and writes it when it ends.
     Scheduled,
     /// A task is writing, without the lock; it also writes what is queued
     /// meanwhile before it lets go.
@@ -209,8 +205,8 @@ impl Outbox {
     }
 
     /// Queues a line nobody waits for (another member's JOIN, PART or
-    /// QUIT): inside a [`FlushScope`] that hands its delayed lines to a
-    /// [`DelayedWrites`], it is written with the client's next urgent line
+    /// QUIT): inside a [`FlushScope`](super::flush::FlushScope) that hands its delayed lines to a
+    /// [`DelayedWrites`](super::flush::DelayedWrites), it is written with the client's next urgent line
     /// or within [`DELAYED_WRITE_WINDOW`], whichever comes first. Order is
     /// kept: it is the same queue.
     pub fn send_delayed(&self, line: &Bytes) -> bool {
@@ -228,7 +224,7 @@ impl Outbox {
         if self.is_pressing(&queue) {
             self.write_or_schedule(queue);
         } else if queue.writer == Writer::Idle {
-            if defer_delayed_to_scope(self) {
+            if defer_to_scope(self, true) {
                 queue.writer = Writer::Delayed;
             } else {
                 self.write_queued(queue);
@@ -257,7 +253,7 @@ impl Outbox {
                 }
             }
             Writer::Idle | Writer::Delayed => {
-                if !self.is_pressing(&queue) && defer_to_scope(self) {
+                if !self.is_pressing(&queue) && defer_to_scope(self, false) {
                     queue.writer = Writer::Scheduled;
                 } else {
                     self.write_queued(queue);
@@ -413,9 +409,14 @@ impl Outbox {
         }
     }
 
-    /// Writes the lines a [`FlushScope`] put off, before the scope ends.
+    /// Writes the lines a [`FlushScope`](super::flush::FlushScope) put off, before the scope ends.
     pub fn flush_scheduled(&self) {
         self.flush_if(Writer::Scheduled);
+    }
+
+    /// Writes the delayed lines, unless someone already did.
+    pub(super) fn flush_delayed(&self) {
+        self.flush_if(Writer::Delayed);
     }
 
     /// Writes what is queued if the writer is still `expected`: otherwise
@@ -461,166 +462,10 @@ fn write_some(socket: &TcpStream, lines: &mut VecDeque<Bytes>) -> std::io::Resul
     Ok(total)
 }
 
-#[derive(Default)]
-struct Deferred {
-    active: bool,
-    /// Written when the scope ends.
-    urgent: Vec<Outbox>,
-    /// Handed to the scope's [`DelayedWrites`] when it ends.
-    delayed: Vec<Outbox>,
-}
-
-thread_local! {
-    static DEFERRED: RefCell<Deferred> = RefCell::default();
-}
-
-/// Records `outbox` for the scope active on this thread; `false` if none is.
-fn defer_to_scope(outbox: &Outbox) -> bool {
-    DEFERRED.with(|deferred| {
-        let mut deferred = deferred.borrow_mut();
-        if deferred.active {
-            deferred.urgent.push(outbox.clone());
-        }
-        deferred.active
-    })
-}
-
-/// Like [`defer_to_scope`], for delayed lines.
-fn defer_delayed_to_scope(outbox: &Outbox) -> bool {
-    DEFERRED.with(|deferred| {
-        let mut deferred = deferred.borrow_mut();
-        if deferred.active {
-            deferred.delayed.push(outbox.clone());
-        }
-        deferred.active
-    })
-}
-
-/// Puts off socket writes made on this thread until the scope ends, so that
-/// a batch of commands costs each recipient one write instead of one per
-/// line. Scopes nest; the outermost one writes.
-///
-/// It is not `Send`, so it cannot be held across an `.await`: a task could
-/// move to another thread and leave lines unwritten behind it.
-pub struct FlushScope<'a> {
-    outermost: bool,
-    /// Where delayed lines go; without it they are written with the rest.
-    delayed_writes: Option<&'a DelayedWrites>,
-    _not_send: PhantomData<*const ()>,
-}
-
-impl FlushScope<'_> {
-    /// A scope that writes everything, delayed lines included, when it ends.
-    pub fn enter() -> FlushScope<'static> {
-        FlushScope::enter_with(None)
-    }
-
-    /// A scope that hands delayed lines to `delayed_writes`.
-    pub fn enter_with(delayed_writes: Option<&DelayedWrites>) -> FlushScope<'_> {
-        let outermost = DEFERRED.with(|deferred| {
-            let mut deferred = deferred.borrow_mut();
-            !std::mem::replace(&mut deferred.active, true)
-        });
-        FlushScope {
-            outermost,
-            delayed_writes,
-            _not_send: PhantomData,
-        }
-    }
-}
-
-impl Drop for FlushScope<'_> {
-    fn drop(&mut self) {
-        if !self.outermost {
-            return;
-        }
-        let (mut urgent, mut delayed) = DEFERRED.with(|deferred| {
-            let mut deferred = deferred.borrow_mut();
-            deferred.active = false;
-            (
-                std::mem::take(&mut deferred.urgent),
-                std::mem::take(&mut deferred.delayed),
-            )
-        });
-        for outbox in &urgent {
-            outbox.flush_scheduled();
-        }
-        match self.delayed_writes {
-            Some(delayed_writes) if !delayed.is_empty() => delayed_writes.add(&mut delayed),
-            _ => {
-                for outbox in &delayed {
-                    outbox.flush_if(Writer::Delayed);
-                }
-            }
-        }
-        // Hand the lists' allocations back for the next scope, unless one
-        // huge broadcast made them too big to keep for good.
-        urgent.clear();
-        delayed.clear();
-        DEFERRED.with(|deferred| {
-            let mut deferred = deferred.borrow_mut();
-            if deferred.urgent.capacity() < urgent.capacity()
-                && urgent.capacity() <= KEPT_LIST_CAPACITY
-            {
-                deferred.urgent = urgent;
-            }
-            if deferred.delayed.capacity() < delayed.capacity()
-                && delayed.capacity() <= KEPT_LIST_CAPACITY
-            {
-                deferred.delayed = delayed;
-            }
-        });
-    }
-}
-
-/// The outboxes holding delayed lines, written by one task
-/// ([`DelayedWrites::run`]) [`DELAYED_WRITE_WINDOW`] after the first of them
-/// arrived. An idle server has no timer running.
-#[derive(Debug, Default)]
-pub struct DelayedWrites {
-    pending: Mutex<Vec<Outbox>>,
-    wake: Notify,
-}
-
-impl DelayedWrites {
-    fn add(&self, outboxes: &mut Vec<Outbox>) {
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        let was_empty = pending.is_empty();
-        pending.append(outboxes);
-        drop(pending);
-        if was_empty {
-            self.wake.notify_one();
-        }
-    }
-
-    /// Writes delayed lines until `stop` resolves. Lines still queued then
-    /// are written by each connection as it closes.
-    pub async fn run(&self, stop: impl Future<Output = ()>) {
-        let mut stop = std::pin::pin!(stop);
-        let mut batch = Vec::new();
-        loop {
-            tokio::select! {
-                () = stop.as_mut() => return,
-                () = self.wake.notified() => {}
-            }
-            tokio::time::sleep(DELAYED_WRITE_WINDOW).await;
-            std::mem::swap(
-                &mut batch,
-                &mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()),
-            );
-            for outbox in batch.drain(..) {
-                outbox.flush_if(Writer::Delayed);
-            }
-            if batch.capacity() > KEPT_LIST_CAPACITY {
-                batch = Vec::new();
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::flush::{DelayedWrites, FlushScope};
     use tokio::io::AsyncReadExt;
     use tokio::net::TcpListener;
 
