@@ -7,6 +7,7 @@
 pub mod casemap;
 pub mod commands;
 pub mod config;
+pub mod logging;
 pub mod password;
 pub mod proto;
 pub mod server;

@@ -78,13 +78,9 @@ fn load_config(cli: &Cli) -> Result<Config, String> {
 
 fn serve(cli: Cli) -> ExitCode {
     use std::io::IsTerminal;
-    // Log lines are formatted on the connection tasks but written by a
-    // thread of their own, buffered, so that a burst of connections costs
-    // one write per burst rather than one per line. If that thread falls
-    // more than its queue behind, lines are dropped rather than stalling
-    // the clients. The guard flushes what is queued when `serve` returns.
-    let (log_writer, _flush_logs_on_exit) =
-        tracing_appender::non_blocking(std::io::BufWriter::new(std::io::stderr()));
+    // Formatted on the connection tasks, written in batches by a thread
+    // of its own (see `logging.rs`); flushed when `serve` returns.
+    let (log_writer, _flush_logs_on_exit) = parlor::logging::BatchedLog::new(std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -135,3 +131,6 @@ fn mkpasswd() -> ExitCode {
     println!("{}", parlor::hash_password(password));
     ExitCode::SUCCESS
 }
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

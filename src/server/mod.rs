@@ -112,8 +112,18 @@ impl ServerHandle {
     /// their queued output to be written.
     pub async fn shutdown(self) {
         info!("shutting down");
-        self.server.world().shutting_down = true;
         self.server.shutdown.cancel();
+        {
+            let mut world = self.server.world();
+            world.shutting_down = true;
+            // Connections wait on their outbox, not on the token: a waiter
+            // on the token would make every idle connection bigger.
+            for client in world.clients.values() {
+                client
+                    .outbox
+                    .request_disconnect(connection::SHUTDOWN_REASON.to_owned());
+            }
+        }
         self.tracker.close();
         if tokio::time::timeout(SHUTDOWN_FLUSH, self.tracker.wait())
             .await
@@ -191,16 +201,7 @@ async fn accept_loop(server: Arc<Server>, listener: TcpListener, tracker: TaskTr
             }
         };
         let _ = stream.set_nodelay(true);
-        let slot = ConnectionSlot::take(&server);
-        let server = server.clone();
-        tracker.spawn(async move {
-            if slot.count > server.config.limits.max_clients {
-                drop(slot);
-                connection::refuse(stream, "Server is full").await;
-            } else {
-                connection::serve(server.clone(), stream, peer, slot).await;
-            }
-        });
+        connection::start(&server, stream, peer, &tracker);
     }
 }
 
@@ -211,6 +212,7 @@ pub(crate) struct ConnectionSlot {
     server: Arc<Server>,
     /// Connections counted, this one included, when it was taken.
     count: usize,
+    released: bool,
 }
 
 impl ConnectionSlot {
@@ -219,13 +221,20 @@ impl ConnectionSlot {
         ConnectionSlot {
             server: server.clone(),
             count,
+            released: false,
+        }
+    }
+
+    pub(crate) fn release(&mut self) {
+        if !std::mem::replace(&mut self.released, true) {
+            self.server.connections.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }
 
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
-        self.server.connections.fetch_sub(1, Ordering::Relaxed);
+        self.release();
     }
 }
 

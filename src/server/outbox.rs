@@ -12,14 +12,15 @@
 //! sender.
 
 use std::collections::VecDeque;
+use std::future::{poll_fn, Future};
 use std::io::{ErrorKind, IoSlice};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use smallvec::SmallVec;
 use tokio::net::TcpStream;
-use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::flush::defer_to_scope;
@@ -72,6 +73,10 @@ struct Queue {
     /// Why the connection must end, when asked by another task (KILL) or
     /// after a write error.
     end_reason: Option<String>,
+    /// Wakes the connection task: the socket is full, or it must end. A
+    /// waker kept here, rather than a `Notify` and the futures that wait on
+    /// it, keeps an idle connection's task small.
+    connection_task: Option<Waker>,
 }
 
 impl Queue {
@@ -86,8 +91,6 @@ struct Shared {
     // none crosses an `.await`. Writes happen outside it (one writer at a
     // time, see `Writer::Writing`), so a sender never waits for a syscall.
     queue: Mutex<Queue>,
-    /// Wakes the connection task: the socket is full, or it must end.
-    wake: Notify,
     limit: usize,
     socket: TcpStream,
     // Kept here, in the one allocation a connection shares with the
@@ -111,8 +114,8 @@ impl Outbox {
                     state: State::Open,
                     writer: Writer::Idle,
                     end_reason: None,
+                    connection_task: None,
                 }),
-                wake: Notify::new(),
                 limit,
                 socket,
                 liveness: Liveness::default(),
@@ -148,8 +151,7 @@ impl Outbox {
             queue.state = State::Overflowed;
             queue.lines.clear();
             queue.bytes = 0;
-            drop(queue);
-            self.shared.wake.notify_one();
+            wake_connection_task(queue);
             return false;
         }
         queue.bytes += line.len();
@@ -166,19 +168,25 @@ impl Outbox {
             queue.bytes += last_line.len();
             queue.lines.push_back(last_line);
             queue.state = State::Closing;
+            // The connection task is woken first: writing may take the
+            // lock away (see `Writer::Writing`).
+            let task = queue.connection_task.take();
             self.write_or_schedule(queue);
+            if let Some(task) = task {
+                task.wake();
+            }
         } else {
-            drop(queue);
+            wake_connection_task(queue);
         }
-        self.shared.wake.notify_one();
     }
 
     /// Asks the connection to end with `reason`. Only the connection's own
     /// task removes its client from the network, so its handlers can rely on
     /// their client being there; other tasks (KILL) ask through here.
     pub fn request_disconnect(&self, reason: String) {
-        self.lock().end_reason.get_or_insert(reason);
-        self.shared.wake.notify_one();
+        let mut queue = self.lock();
+        queue.end_reason.get_or_insert(reason);
+        wake_connection_task(queue);
     }
 
     /// Why the connection must end, once it must.
@@ -287,8 +295,7 @@ impl Outbox {
                 Ok(written) => queue.bytes = queue.bytes.saturating_sub(written),
                 Err(error) if error.kind() == ErrorKind::WouldBlock => {
                     queue.writer = Writer::Blocked;
-                    drop(queue);
-                    self.shared.wake.notify_one();
+                    wake_connection_task(queue);
                     return;
                 }
                 Err(error) => {
@@ -298,7 +305,9 @@ impl Outbox {
                     queue
                         .end_reason
                         .get_or_insert_with(|| format!("Write error: {error}"));
-                    self.shared.wake.notify_one();
+                    if let Some(task) = queue.connection_task.take() {
+                        task.wake();
+                    }
                 }
             }
         }
@@ -316,32 +325,43 @@ impl Outbox {
     /// resolves, with the reason, when the connection must end (KILL,
     /// sendq overflow, a write error, a close).
     pub async fn serve_until_ended(&self) -> String {
+        poll_fn(|cx| self.poll_serve_until_ended(cx)).await
+    }
+
+    /// [`Outbox::serve_until_ended`] as a poll, for a connection task that
+    /// waits on its socket at the same time without a future of its own.
+    pub fn poll_serve_until_ended(&self, cx: &mut Context<'_>) -> Poll<String> {
         loop {
-            let blocked = {
-                let queue = self.lock();
-                if queue.must_end() {
-                    break;
+            let mut queue = self.lock();
+            if queue.must_end() {
+                drop(queue);
+                return Poll::Ready(self.end_reason());
+            }
+            // Registered before the socket is polled, so that a wake-up
+            // meanwhile is not lost.
+            match &mut queue.connection_task {
+                Some(task) if task.will_wake(cx.waker()) => {}
+                task => *task = Some(cx.waker().clone()),
+            }
+            if queue.writer != Writer::Blocked {
+                return Poll::Pending;
+            }
+            drop(queue);
+            match self.shared.socket.poll_write_ready(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(())) => {
+                    // A write that still finds the socket full clears its
+                    // readiness, so this loop does not spin.
+                    let queue = self.lock();
+                    if queue.writer == Writer::Blocked {
+                        self.write_queued(queue);
+                    }
                 }
-                queue.writer == Writer::Blocked
-            };
-            if blocked {
-                tokio::select! {
-                    ready = self.shared.socket.writable() => match ready {
-                        Ok(()) => {
-                            let queue = self.lock();
-                            if queue.writer == Writer::Blocked {
-                                self.write_queued(queue);
-                            }
-                        }
-                        Err(error) => self.request_disconnect(format!("Write error: {error}")),
-                    },
-                    () = self.shared.wake.notified() => {}
+                Poll::Ready(Err(error)) => {
+                    self.request_disconnect(format!("Write error: {error}"));
                 }
-            } else {
-                self.shared.wake.notified().await;
             }
         }
-        self.end_reason()
     }
 
     /// Run by the connection task once the client has left: writes what is
@@ -382,9 +402,8 @@ impl Outbox {
                 State::Broken => break,
                 State::Open | State::Closing => {}
             }
-            match tokio::time::timeout_at(give_up, self.shared.socket.writable()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) | Err(_) => break,
+            if !self.writable_before(give_up).await {
+                break;
             }
         }
         let _ = socket2::SockRef::from(&self.shared.socket).shutdown(std::net::Shutdown::Write);
@@ -399,14 +418,27 @@ impl Outbox {
                 Ok(0) => return,
                 Ok(n) => notice = &notice[n..],
                 Err(error) if error.kind() == ErrorKind::WouldBlock => {
-                    match tokio::time::timeout_at(give_up, self.shared.socket.writable()).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(_)) | Err(_) => return,
+                    if !self.writable_before(give_up).await {
+                        return;
                     }
                 }
                 Err(_) => return,
             }
         }
+    }
+
+    /// Waits until the socket can take more; `false` if `deadline` came
+    /// first or the socket failed.
+    async fn writable_before(&self, deadline: Instant) -> bool {
+        // Boxed: the timer exists only while a closing connection waits,
+        // and an unboxed one would make every connection's task bigger for
+        // its whole life.
+        let mut timer = Box::pin(tokio::time::sleep_until(deadline));
+        poll_fn(|cx| match self.shared.socket.poll_write_ready(cx) {
+            Poll::Ready(result) => Poll::Ready(result.is_ok()),
+            Poll::Pending => timer.as_mut().poll(cx).map(|()| false),
+        })
+        .await
     }
 
     /// Writes the lines a [`FlushScope`](super::flush::FlushScope) put off, before the scope ends.
@@ -426,6 +458,15 @@ impl Outbox {
         if queue.writer == expected {
             self.write_queued(queue);
         }
+    }
+}
+
+/// Wakes the connection task, after letting go of the lock it would take.
+fn wake_connection_task(mut queue: MutexGuard<'_, Queue>) {
+    let task = queue.connection_task.take();
+    drop(queue);
+    if let Some(task) = task {
+        task.wake();
     }
 }
 
