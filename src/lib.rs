@@ -10,7 +10,9 @@ pub mod config;
 pub mod logging;
 pub mod password;
 pub mod proto;
+pub mod scram;
 pub mod server;
+pub mod store;
 
 pub use config::Config;
 pub use server::{run, spawn, ServerHandle};
