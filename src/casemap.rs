@@ -23,13 +23,22 @@ impl CaseMapping {
     }
 
     pub fn fold_char(self, c: char) -> char {
-        match (self, c) {
-            (_, 'A'..='Z') => c.to_ascii_lowercase(),
-            (CaseMapping::Rfc1459, '[') => '{',
-            (CaseMapping::Rfc1459, ']') => '}',
-            (CaseMapping::Rfc1459, '\\') => '|',
-            (CaseMapping::Rfc1459, '~') => '^',
-            _ => c,
+        match u8::try_from(c) {
+            Ok(byte) => char::from(self.fold_byte(byte)),
+            Err(_) => c,
+        }
+    }
+
+    /// Both mappings fold ASCII only, so folding works on bytes: any byte
+    /// of a multi-byte character (0x80 and up) is left as it is.
+    fn fold_byte(self, b: u8) -> u8 {
+        match (self, b) {
+            (_, b'A'..=b'Z') => b.to_ascii_lowercase(),
+            (CaseMapping::Rfc1459, b'[') => b'{',
+            (CaseMapping::Rfc1459, b']') => b'}',
+            (CaseMapping::Rfc1459, b'\\') => b'|',
+            (CaseMapping::Rfc1459, b'~') => b'^',
+            _ => b,
         }
     }
 
@@ -40,7 +49,7 @@ impl CaseMapping {
     /// Like [`CaseMapping::fold`], without allocating when `text` is
     /// already folded (most names on the message path are).
     pub fn fold_cow(self, text: &str) -> std::borrow::Cow<'_, str> {
-        if text.chars().all(|c| self.fold_char(c) == c) {
+        if text.bytes().all(|b| self.fold_byte(b) == b) {
             std::borrow::Cow::Borrowed(text)
         } else {
             std::borrow::Cow::Owned(self.fold(text))

@@ -2,8 +2,6 @@
 //! STATUSMSG) and to nicks. The text, CTCP and DCC payloads included, is
 //! relayed byte for byte.
 
-use std::time::Instant;
-
 use smallvec::SmallVec;
 
 use super::{is_channel_name, replies, Ctx, Flow};
@@ -57,7 +55,7 @@ fn relay(ctx: &Ctx<'_>, msg: &Message<'_>, kind: Kind) -> Flow {
     let mut world = ctx.world();
     if kind == Kind::Privmsg {
         if let Some(me) = world.clients.get_mut(&id) {
-            me.last_active = Instant::now();
+            me.last_active = ctx.session.now;
         }
     }
     let me = &world.clients[&id];

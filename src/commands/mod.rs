@@ -18,6 +18,7 @@ mod topic;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::proto::numeric::{Numeric, Response};
 use crate::proto::{LineBuilder, Message};
@@ -37,6 +38,9 @@ pub struct Session {
     pub got_user: bool,
     /// OPER attempts made on this connection.
     pub oper_attempts: u8,
+    /// When the input being handled came in (or was let through by flood
+    /// control): one clock read per batch of lines, not several per line.
+    pub now: Instant,
 }
 
 impl Session {
@@ -49,6 +53,7 @@ impl Session {
             pass: None,
             got_user: false,
             oper_attempts: 0,
+            now: Instant::now(),
         }
     }
 }
@@ -82,6 +87,8 @@ enum Allowed {
 
 struct CommandSpec {
     name: &'static str,
+    /// `name` as a [`command_key`], what the lookup compares.
+    key: u128,
     min_params: usize,
     allowed: Allowed,
     handler: Handler,
@@ -95,10 +102,44 @@ const fn spec(
 ) -> CommandSpec {
     CommandSpec {
         name,
+        key: match command_key(name.as_bytes()) {
+            Some(key) => key,
+            None => panic!("a command name is longer than MAX_COMMAND_LEN"),
+        },
         min_params,
         allowed,
         handler,
     }
+}
+
+/// Longer than any command in the table.
+const MAX_COMMAND_LEN: usize = 16;
+
+/// A command name, uppercased and zero-padded, as one big-endian number:
+/// numbers compare in the order of the names (a shorter name's padding
+/// sorts before any letter), so the lookup's comparisons are single
+/// integer comparisons instead of calls to compare strings. `None` for a
+/// name too long to be a command, or with a NUL (which would pass for
+/// padding).
+const fn command_key(name: &[u8]) -> Option<u128> {
+    if name.len() > MAX_COMMAND_LEN {
+        return None;
+    }
+    let mut key = 0u128;
+    let mut i = 0;
+    while i < MAX_COMMAND_LEN {
+        let byte = if i < name.len() {
+            if name[i] == 0 {
+                return None;
+            }
+            name[i].to_ascii_uppercase()
+        } else {
+            0
+        };
+        key = key << 8 | byte as u128;
+        i += 1;
+    }
+    Some(key)
 }
 
 use Allowed::{Always, BeforeRegistration, Registered};
@@ -140,11 +181,11 @@ static COMMANDS: &[CommandSpec] = &[
     spec("WHOWAS", 1, Registered, query::whowas),
 ];
 
-/// Looks `command` up in any case, without allocating an uppercase copy.
+/// Looks `command` up in any case.
 fn find(command: &str) -> Option<&'static CommandSpec> {
-    let uppercase = || command.bytes().map(|b| b.to_ascii_uppercase());
+    let key = command_key(command.as_bytes())?;
     COMMANDS
-        .binary_search_by(|spec| spec.name.bytes().cmp(uppercase()))
+        .binary_search_by_key(&key, |spec| spec.key)
         .ok()
         .map(|i| &COMMANDS[i])
 }
@@ -295,11 +336,21 @@ mod tests {
             COMMANDS.windows(2).all(|w| w[0].name < w[1].name),
             "binary search needs COMMANDS in order, each once"
         );
+        assert!(
+            COMMANDS.windows(2).all(|w| w[0].key < w[1].key),
+            "keys must sort as the names do"
+        );
         for spec in COMMANDS {
             assert!(spec.name.bytes().all(|b| b.is_ascii_uppercase()));
+            assert!(spec.name.len() <= MAX_COMMAND_LEN);
             let lower = spec.name.to_ascii_lowercase();
             assert_eq!(find(&lower).map(|s| s.name), Some(spec.name));
         }
         assert!(find("NOSUCHCOMMAND").is_none());
+        assert!(find(&"PRIVMSG".repeat(10)).is_none());
+        assert!(find("").is_none());
+        assert!(find("PING\0").is_none());
+        assert!(find("PIN").is_none());
+        assert!(find("PINGS").is_none());
     }
 }

@@ -49,10 +49,7 @@ impl Decoder for LineCodec {
     fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, Self::Error> {
         const MAX_LINE: usize = MAX_TAG_BYTES + MAX_BODY_BYTES;
         loop {
-            let newline = buf[self.searched..]
-                .iter()
-                .position(|&b| b == b'\n')
-                .map(|i| i + self.searched);
+            let newline = memchr::memchr(b'\n', &buf[self.searched..]).map(|i| i + self.searched);
             let Some(newline) = newline else {
                 if self.discarding {
                     buf.clear();

@@ -1,6 +1,6 @@
 //! A channel's state: members with their prefixes, modes, lists and topic.
 
-use std::collections::{HashMap, HashSet};
+use super::maps::{HashMap, HashSet};
 
 use bytes::Bytes;
 
@@ -118,12 +118,12 @@ impl Channel {
             name,
             created,
             topic: None,
-            members: HashMap::new(),
+            members: HashMap::default(),
             modes: ChannelModes::new_channel(),
             bans: Vec::new(),
             excepts: Vec::new(),
             invex: Vec::new(),
-            invited: HashSet::new(),
+            invited: HashSet::default(),
         }
     }
 

@@ -261,7 +261,7 @@ impl Input {
                     let wait = self
                         .flood
                         .as_mut()
-                        .map_or(Duration::ZERO, |f| f.delay(Instant::now()));
+                        .map_or(Duration::ZERO, |f| f.delay(session.now));
                     if !wait.is_zero() {
                         return Ok(Pause::Throttled(frame, wait));
                     }
@@ -300,13 +300,15 @@ impl Connection {
                     }
                     // Nothing is read while input waits, yet the client is
                     // alive: it must not be taken for a silent one.
-                    outbox.liveness().record_read();
+                    session.now = Instant::now();
+                    outbox.liveness().record_read(session.now);
                     continue;
                 }
                 Pause::Wait(mut work) => {
                     if let Err(reason) = unless_ended(&outbox, |cx| work.as_mut().poll(cx)).await {
                         return reason;
                     }
+                    session.now = Instant::now();
                     continue;
                 }
             }
@@ -331,7 +333,8 @@ impl Connection {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
                 Err(e) => return format!("Read error: {e}"),
             }
-            outbox.liveness().record_read();
+            session.now = Instant::now();
+            outbox.liveness().record_read(session.now);
         }
     }
 }

@@ -15,9 +15,15 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Milliseconds since the first call, never 0 (0 means "never").
 fn now_ms() -> u64 {
+    ms_at(Instant::now())
+}
+
+/// `instant` in the milliseconds of [`now_ms`].
+fn ms_at(instant: Instant) -> u64 {
     static EPOCH: OnceLock<Instant> = OnceLock::new();
     let epoch = *EPOCH.get_or_init(Instant::now);
-    u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX) + 1
+    let since = instant.saturating_duration_since(epoch);
+    u64::try_from(since.as_millis()).unwrap_or(u64::MAX) + 1
 }
 
 /// When a connection was last heard from, shared between its task (which
@@ -43,8 +49,8 @@ impl Default for Liveness {
 
 impl Liveness {
     /// Anything read from the client shows it is alive (and answers a PING).
-    pub fn record_read(&self) {
-        self.last_read_ms.store(now_ms(), Ordering::Relaxed);
+    pub fn record_read(&self, at: Instant) {
+        self.last_read_ms.store(ms_at(at), Ordering::Relaxed);
     }
 }
 

@@ -4,7 +4,9 @@
 //! because each fan-out happens under it, every member of a channel sees
 //! that channel's events in the same order.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
+
+use super::maps::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::time::Instant;
 
@@ -93,9 +95,9 @@ impl Client {
             registered: false,
             modes: UserModes::default(),
             away: None,
-            channels: HashSet::new(),
-            invited_to: HashSet::new(),
-            monitoring: HashSet::new(),
+            channels: HashSet::default(),
+            invited_to: HashSet::default(),
+            monitoring: HashSet::default(),
             caps: Caps::default(),
             outbox,
             signon,
@@ -177,13 +179,13 @@ impl World {
         World {
             casemapping,
             server_name,
-            clients: HashMap::new(),
-            nicks: HashMap::new(),
-            channels: HashMap::new(),
+            clients: HashMap::default(),
+            nicks: HashMap::default(),
+            channels: HashMap::default(),
             whowas: VecDeque::new(),
             whowas_limit,
-            monitors: HashMap::new(),
-            connections_per_ip: HashMap::new(),
+            monitors: HashMap::default(),
+            connections_per_ip: HashMap::default(),
             peak_users: 0,
             counts: UserCounts::default(),
             shutting_down: false,
@@ -221,7 +223,7 @@ impl World {
 
     /// Everyone who shares at least one channel with `id`, each once.
     pub fn peers(&self, id: ClientId) -> HashSet<ClientId> {
-        let mut peers = HashSet::new();
+        let mut peers = HashSet::default();
         if let Some(client) = self.clients.get(&id) {
             for name in &client.channels {
                 if let Some(channel) = self.channels.get(name) {
