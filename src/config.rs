@@ -17,6 +17,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub admin: AdminConfig,
     pub limits: Limits,
+    pub accounts: AccountsConfig,
     #[serde(default)]
     pub oper: Vec<OperConfig>,
 }
@@ -65,6 +66,31 @@ pub struct Limits {
     pub ping_timeout_secs: u64,
     pub flood_burst: u32,
     pub flood_lines_per_sec: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountsConfig {
+    pub registration: Registration,
+    pub email_required: bool,
+    pub register_before_connect: bool,
+    pub name_length: usize,
+    pub min_password_length: usize,
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub argon2_parallelism: u32,
+    pub scram_iterations: u32,
+    pub nick_protection: bool,
+    pub nick_grace_secs: u64,
+}
+
+/// Who may register an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Registration {
+    Open,
+    Opers,
+    Closed,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -220,6 +246,51 @@ impl Config {
                     format!("{value} is out of range: allowed 1 to 86400 seconds"),
                 ));
             }
+        }
+        let a = &self.accounts;
+        if !(1..=64).contains(&a.name_length) {
+            return Err((
+                "accounts.name_length",
+                format!("{} is out of range: allowed 1 to 64", a.name_length),
+            ));
+        }
+        if !(1..=256).contains(&a.min_password_length) {
+            return Err((
+                "accounts.min_password_length",
+                format!(
+                    "{} is out of range: allowed 1 to 256",
+                    a.min_password_length
+                ),
+            ));
+        }
+        if let Err(e) = argon2::Params::new(
+            a.argon2_memory_kib,
+            a.argon2_iterations,
+            a.argon2_parallelism,
+            None,
+        ) {
+            return Err((
+                "accounts.argon2_memory_kib",
+                format!("the Argon2 parameters are not usable together: {e}"),
+            ));
+        }
+        if !(1..=86_400).contains(&a.nick_grace_secs) {
+            return Err((
+                "accounts.nick_grace_secs",
+                format!(
+                    "{} is out of range: allowed 1 to 86400 seconds",
+                    a.nick_grace_secs
+                ),
+            ));
+        }
+        if !(4096..=1_000_000).contains(&a.scram_iterations) {
+            return Err((
+                "accounts.scram_iterations",
+                format!(
+                    "{} is out of range: allowed 4096 (RFC 7677's minimum) to 1000000",
+                    a.scram_iterations
+                ),
+            ));
         }
         for oper in &self.oper {
             if oper.name.is_empty() || oper.name.contains(' ') {

@@ -4,6 +4,8 @@
 //! [`commands::dispatch`] → handler → state change and replies → each
 //! client's [`server::outbox`] → socket.
 
+pub mod accounts;
+pub mod admin;
 pub mod casemap;
 pub mod commands;
 pub mod config;

@@ -32,6 +32,30 @@ enum Command {
     /// Read a password from standard input and print its Argon2 hash, for
     /// `[[oper]] password_hash`.
     Mkpasswd,
+    /// Manage accounts in the data directory's database (the server may be
+    /// running). Passwords are read from standard input.
+    Account {
+        #[command(subcommand)]
+        action: AccountCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AccountCommand {
+    /// Create an account (registration rules for names and passwords apply).
+    Create {
+        name: String,
+        #[arg(long)]
+        email: Option<String>,
+    },
+    /// Set an account's password.
+    Passwd { name: String },
+    /// Delete an account, its nicks and the channels it founded.
+    Delete { name: String },
+    /// List every account.
+    List,
+    /// Show one account.
+    Show { name: String },
 }
 
 fn main() -> ExitCode {
@@ -48,6 +72,7 @@ fn main() -> ExitCode {
             }
         },
         Some(Command::Mkpasswd) => mkpasswd(),
+        Some(Command::Account { ref action }) => account(&cli, action),
         Some(Command::Serve) | None => serve(cli),
     }
 }
@@ -113,6 +138,20 @@ fn serve(cli: Cli) -> ExitCode {
 }
 
 fn mkpasswd() -> ExitCode {
+    match read_password() {
+        Ok(password) => {
+            println!("{}", parlor::hash_password(&password));
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// One line from standard input, prompted for on a terminal.
+fn read_password() -> Result<String, &'static str> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
         eprint!("Password (shown as you type): ");
@@ -120,16 +159,58 @@ fn mkpasswd() -> ExitCode {
     }
     let mut password = String::new();
     if stdin.lock().read_line(&mut password).is_err() {
-        eprintln!("cannot read the password from standard input");
-        return ExitCode::FAILURE;
+        return Err("cannot read the password from standard input");
     }
     let password = password.trim_end_matches(['\r', '\n']);
     if password.is_empty() {
-        eprintln!("the password is empty");
-        return ExitCode::FAILURE;
+        return Err("the password is empty");
     }
-    println!("{}", parlor::hash_password(password));
-    ExitCode::SUCCESS
+    Ok(password.to_owned())
+}
+
+fn account(cli: &Cli, command: &AccountCommand) -> ExitCode {
+    use parlor::admin::AccountAction;
+    let config = match load_config(cli) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let password = || read_password().map_err(|e| e.to_owned());
+    let action = match command {
+        AccountCommand::Create { name, email } => {
+            password().map(|password| AccountAction::Create {
+                name: name.clone(),
+                email: email.clone(),
+                password,
+            })
+        }
+        AccountCommand::Passwd { name } => password().map(|password| AccountAction::Passwd {
+            name: name.clone(),
+            password,
+        }),
+        AccountCommand::Delete { name } => Ok(AccountAction::Delete { name: name.clone() }),
+        AccountCommand::List => Ok(AccountAction::List),
+        AccountCommand::Show { name } => Ok(AccountAction::Show { name: name.clone() }),
+    };
+    let result = action.and_then(|action| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the runtime: {e}"))?;
+        runtime.block_on(parlor::admin::run(&config, action))
+    });
+    match result {
+        Ok(output) => {
+            println!("{output}");
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("parlor account: {message}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 #[global_allocator]

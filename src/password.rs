@@ -13,7 +13,7 @@ pub fn hash_password(password: &str) -> String {
     hash_with(&Argon2::default(), password)
 }
 
-fn hash_with(argon2: &Argon2<'_>, password: &str) -> String {
+pub(crate) fn hash_with(argon2: &Argon2<'_>, password: &str) -> String {
     let salt = SaltString::generate(&mut rand_core::OsRng);
     argon2
         .hash_password(password.as_bytes(), &salt)
@@ -29,7 +29,7 @@ fn argon2_like(hash: &str) -> Option<Argon2<'static>> {
     Some(Argon2::new(algorithm, Version::V0x13, params))
 }
 
-fn verify(hash: &str, password: &str) -> bool {
+pub(crate) fn verify(hash: &str, password: &str) -> bool {
     PasswordHash::new(hash)
         .map(|parsed| {
             Argon2::default()

@@ -262,3 +262,70 @@ async fn ipv4_and_ipv6_wildcards_can_be_listened_on_together() {
     }
     handle.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn account_commands_work_on_the_database_of_a_running_server() {
+    let server = TestServer::start().await;
+    let dir = server.data_dir.path().display().to_string();
+    let account = |args: &[&str], stdin: &str| {
+        let mut all = vec!["--data-dir", &dir, "account"];
+        all.extend_from_slice(args);
+        run(&all, stdin)
+    };
+
+    let (code, stdout, stderr) = account(
+        &["create", "lena", "--email", "lena@example.org"],
+        "lenas-password\n",
+    );
+    assert_eq!(
+        (code, stdout.as_str()),
+        (0, "account lena created\n"),
+        "{stderr}"
+    );
+
+    // The running server sees it at once.
+    let mut lena = server.client("lena").await;
+    let lines = lena
+        .exchange("PRIVMSG NickServ :IDENTIFY lenas-password")
+        .await;
+    assert!(lines.iter().any(|l| l.contains(" 900 ")), "{lines:?}");
+
+    let (code, stdout, _) = account(&["list"], "");
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains("lena ") && stdout.contains("lena@example.org"),
+        "{stdout}"
+    );
+    assert!(stdout.ends_with("1 accounts\n"), "{stdout}");
+
+    let (code, stdout, _) = account(&["show", "LENA"], "");
+    assert_eq!(code, 0);
+    assert!(
+        stdout.starts_with("account:    lena\nemail:      lena@example.org\n"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("argon2"), "never the hash: {stdout}");
+
+    let (code, stdout, _) = account(&["passwd", "lena"], "a-new-password\n");
+    assert_eq!((code, stdout.as_str()), (0, "password of lena changed\n"));
+    let mut again = server.client("lena2").await;
+    let lines = again
+        .exchange("PRIVMSG NickServ :IDENTIFY lena a-new-password")
+        .await;
+    assert!(lines.iter().any(|l| l.contains(" 900 ")), "{lines:?}");
+
+    let (code, _, stderr) = account(&["create", "mo"], "short\n");
+    assert_eq!(code, 1);
+    assert_eq!(
+        stderr,
+        "parlor account: cannot create mo: Passwords must be at least 8 characters long\n"
+    );
+
+    let (code, stdout, _) = account(&["delete", "lena"], "");
+    assert_eq!((code, stdout.as_str()), (0, "account lena deleted\n"));
+    let (code, _, stderr) = account(&["show", "lena"], "");
+    assert_eq!(
+        (code, stderr.as_str()),
+        (1, "parlor account: no account lena\n")
+    );
+}

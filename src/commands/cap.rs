@@ -2,7 +2,7 @@
 
 use super::registration::try_register;
 use super::{Ctx, Flow};
-use crate::proto::numeric::Extra;
+use crate::proto::numeric::{Extra, Response};
 use crate::proto::{LineBuilder, Message};
 use crate::server::caps::Cap;
 
@@ -11,13 +11,20 @@ pub fn cap(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
     match subcommand.as_str() {
         "LS" => {
             begin_negotiation(ctx);
-            let offered: Vec<&str> = Cap::ALL.iter().map(|c| c.name()).collect();
-            send_cap(ctx, "LS", &offered.join(" "));
-            if msg
+            let version_302 = msg
                 .param(1)
                 .and_then(|v| v.parse::<u32>().ok())
-                .is_some_and(|v| v >= 302)
-            {
+                .is_some_and(|v| v >= 302);
+            // Values are for clients that asked for them with `LS 302`.
+            let offered: Vec<String> = Cap::ALL
+                .iter()
+                .map(|&cap| match value(ctx, cap) {
+                    Some(value) if version_302 => format!("{}={value}", cap.name()),
+                    _ => cap.name().to_owned(),
+                })
+                .collect();
+            send_cap(ctx, "LS", &offered.join(" "));
+            if version_302 {
                 // CAP LS 302 implies cap-notify.
                 set_caps(ctx, &[(Cap::CapNotify, true)]);
             }
@@ -60,6 +67,12 @@ pub fn cap(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
                 return Flow::Continue;
             }
             ctx.session.cap_negotiating = false;
+            // sasl-3.1: registration ends an exchange still going on.
+            if ctx.session.sasl.take().is_some() {
+                ctx.reply(Response::ERR_SASLABORT, |b| {
+                    b.trailing("SASL authentication aborted")
+                });
+            }
             try_register(ctx)
         }
         _ => {
@@ -68,6 +81,23 @@ pub fn cap(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
             });
             Flow::Continue
         }
+    }
+}
+
+/// The value `CAP LS 302` gives `cap`, if it has one.
+fn value(ctx: &Ctx<'_>, cap: Cap) -> Option<String> {
+    match cap {
+        Cap::Sasl => Some(super::sasl::MECHANISMS.to_owned()),
+        Cap::AccountRegistration => {
+            let rules = &ctx.server.config.accounts;
+            let keys = [
+                (rules.register_before_connect, "before-connect"),
+                (rules.email_required, "email-required"),
+            ];
+            let value: Vec<&str> = keys.iter().filter(|k| k.0).map(|k| k.1).collect();
+            (!value.is_empty()).then(|| value.join(","))
+        }
+        _ => None,
     }
 }
 

@@ -141,7 +141,13 @@ fn join_one(ctx: &Ctx<'_>, name: &str, key: Option<&str>) {
     me.invited_to.remove(&folded);
     me.channels.insert(folded.clone());
     let line = LineBuilder::new(Some(&me.mask), "JOIN").last(&channel.name);
-    channel.broadcast_membership(clients, &line, id);
+    // extended-join: the account (or `*`) and realname, built once for
+    // all who asked for it.
+    let extended = LineBuilder::new(Some(&me.mask), "JOIN")
+        .param(&channel.name)
+        .param(me.account.as_deref().unwrap_or("*"))
+        .trailing(&me.realname);
+    channel.broadcast_join(clients, [&line, &extended], id);
     send_topic(ctx, &world, &world.channels[&folded], &nick, false);
     send_names(ctx, &world, &world.channels[&folded], id);
 }

@@ -2,18 +2,25 @@
 //! parameter count and when it may be used, so `421`, `451`, `461` and `462`
 //! are answered here and never in a handler.
 
+mod account;
 mod cap;
 mod info;
 mod listing;
 mod membership;
 mod message;
 mod mode;
+mod nick_claims;
+mod nickserv;
 mod oper;
 mod presence;
 mod query;
 mod registration;
 mod replies;
+mod sasl;
 mod topic;
+
+pub use nick_claims::run as run_nick_claims;
+pub use registration::is_valid_nick;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -38,6 +45,10 @@ pub struct Session {
     pub got_user: bool,
     /// OPER attempts made on this connection.
     pub oper_attempts: u8,
+    /// The SASL exchange under way, if any.
+    pub sasl: Option<Box<sasl::Exchange>>,
+    /// Failed logins on this connection (SASL, REGISTER, NickServ).
+    pub login_failures: u8,
     /// When the input being handled came in (or was let through by flood
     /// control): one clock read per batch of lines, not several per line.
     pub now: Instant,
@@ -53,6 +64,8 @@ impl Session {
             pass: None,
             got_user: false,
             oper_attempts: 0,
+            sasl: None,
+            login_failures: 0,
             now: Instant::now(),
         }
     }
@@ -63,10 +76,14 @@ pub enum Flow {
     Continue,
     /// The client leaves with this reason, shown to others as given.
     Quit(String),
-    /// Slow work (Argon2) that must finish before the next line is read,
-    /// so that a client's commands still take effect in order.
-    Wait(Pin<Box<dyn Future<Output = ()> + Send>>),
+    /// Slow work (Argon2, the database) that must finish before the next
+    /// line is read, so that a client's commands still take effect in
+    /// order. What it returns is applied to the session when it is done.
+    Wait(Pin<Box<dyn Future<Output = Option<SessionUpdate>> + Send>>),
 }
+
+/// A change slow work makes to the session it ran for.
+pub type SessionUpdate = Box<dyn FnOnce(&mut Session) + Send>;
 
 pub struct Ctx<'a> {
     pub server: &'a Arc<Server>,
@@ -147,6 +164,7 @@ use Allowed::{Always, BeforeRegistration, Registered};
 /// Every command, sorted by name for binary search.
 static COMMANDS: &[CommandSpec] = &[
     spec("ADMIN", 0, Registered, info::admin),
+    spec("AUTHENTICATE", 1, Always, sasl::authenticate),
     spec("AWAY", 0, Registered, presence::away),
     spec("CAP", 1, Always, cap::cap),
     spec("INFO", 0, Registered, info::info),
@@ -162,7 +180,9 @@ static COMMANDS: &[CommandSpec] = &[
     spec("MOTD", 0, Registered, info::motd),
     spec("NAMES", 0, Registered, listing::names),
     spec("NICK", 0, Always, registration::nick),
+    spec("NICKSERV", 1, Registered, nickserv::command),
     spec("NOTICE", 0, Registered, message::notice),
+    spec("NS", 1, Registered, nickserv::command),
     spec("OPER", 2, Registered, oper::oper),
     spec("PART", 1, Registered, membership::part),
     spec("PASS", 1, BeforeRegistration, registration::pass),
@@ -170,6 +190,7 @@ static COMMANDS: &[CommandSpec] = &[
     spec("PONG", 0, Always, registration::pong),
     spec("PRIVMSG", 0, Registered, message::privmsg),
     spec("QUIT", 0, Always, registration::quit),
+    spec("REGISTER", 3, Always, account::register),
     spec("TIME", 0, Registered, info::time),
     spec("TOPIC", 1, Registered, topic::topic),
     spec("USER", 4, BeforeRegistration, registration::user),

@@ -38,6 +38,7 @@ pub fn oper(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
     Flow::Wait(Box::pin(async move {
         let verified = server.passwords.verify(hash, password).await;
         finish_oper(&server, id, &name, verified);
+        None
     }))
 }
 

@@ -224,6 +224,14 @@ fn send_whois(ctx: &Ctx<'_>, world: &World, me: &Client, target: &Client) {
                 .trailing("is an IRC operator"),
         );
     }
+    if let Some(account) = &target.account {
+        me.send(
+            &ctx.numeric(&me.nick, Extra::RPL_WHOISACCOUNT)
+                .param(nick)
+                .param(account)
+                .trailing("is logged in as"),
+        );
+    }
     if let Some(away) = &target.away {
         me.send(&reply(Response::RPL_AWAY).param(nick).trailing(away));
     }

@@ -33,7 +33,9 @@ pub fn nick(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
         });
         return Flow::Continue;
     };
-    if !is_valid_nick(new_nick, ctx.server.config.limits.nick_length) {
+    if !is_valid_nick(new_nick, ctx.server.config.limits.nick_length)
+        || new_nick.eq_ignore_ascii_case(super::nickserv::NICK)
+    {
         ctx.reply(Response::ERR_ERRONEOUSNICKNAME, |b| {
             b.param(new_nick).trailing("Erroneous nickname")
         });
@@ -60,6 +62,9 @@ pub fn nick(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
         let line = LineBuilder::new(Some(&me.mask), "NICK").last(new_nick);
         world.send_to_peers(id, &line, true);
         world.set_nick(id, new_nick);
+        world.nick_claims.remove(&id);
+        drop(world);
+        super::nick_claims::check(ctx.server, id);
         return Flow::Continue;
     }
     world.set_nick(id, new_nick);
@@ -143,6 +148,7 @@ pub fn try_register(ctx: &mut Ctx<'_>) -> Flow {
     drop(world);
     info::send_lusers(ctx);
     info::send_motd(ctx);
+    super::nick_claims::check(ctx.server, id);
     Flow::Continue
 }
 

@@ -11,6 +11,7 @@ pub use irc_proto::Response;
 #[repr(u16)]
 pub enum Extra {
     RPL_CREATIONTIME = 329,
+    RPL_WHOISACCOUNT = 330,
     /// Modern IRC's RPL_INVITELIST (336): a pending invitation. Renamed
     /// because `irc_proto` gives that name to 346, the `+I` list.
     RPL_PENDINGINVITE = 336,

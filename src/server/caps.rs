@@ -6,17 +6,33 @@ pub enum Cap {
     MultiPrefix,
     UserhostInNames,
     CapNotify,
+    Sasl,
+    AccountNotify,
+    ExtendedJoin,
+    AccountRegistration,
 }
 
 impl Cap {
     /// Every capability offered, in the order `CAP LS` lists them.
-    pub const ALL: [Cap; 3] = [Cap::CapNotify, Cap::MultiPrefix, Cap::UserhostInNames];
+    pub const ALL: [Cap; 7] = [
+        Cap::AccountNotify,
+        Cap::CapNotify,
+        Cap::AccountRegistration,
+        Cap::ExtendedJoin,
+        Cap::MultiPrefix,
+        Cap::Sasl,
+        Cap::UserhostInNames,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Cap::MultiPrefix => "multi-prefix",
             Cap::UserhostInNames => "userhost-in-names",
             Cap::CapNotify => "cap-notify",
+            Cap::Sasl => "sasl",
+            Cap::AccountNotify => "account-notify",
+            Cap::ExtendedJoin => "extended-join",
+            Cap::AccountRegistration => "draft/account-registration",
         }
     }
 

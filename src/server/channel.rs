@@ -4,6 +4,7 @@ use super::maps::{HashMap, HashSet};
 
 use bytes::Bytes;
 
+use super::caps::Cap;
 use super::world::{ClientId, Clients};
 use crate::proto::mask::wildcard_match;
 
@@ -190,8 +191,15 @@ impl Channel {
     /// for `actor`, who waits for it, and delayed for the others, so that
     /// a busy channel's churn costs each member one write per many changes.
     pub fn broadcast_membership(&self, clients: &Clients, line: &Bytes, actor: ClientId) {
+        self.broadcast_join(clients, [line, line], actor);
+    }
+
+    /// [`Channel::broadcast_membership`] for a JOIN, with the extended-join
+    /// form `[plain, extended]` for the members who asked for it.
+    pub fn broadcast_join(&self, clients: &Clients, lines: [&Bytes; 2], actor: ClientId) {
         for &member in self.members.keys() {
             if let Some(client) = clients.get(&member) {
+                let line = lines[usize::from(client.caps.has(Cap::ExtendedJoin))];
                 if member == actor {
                     client.outbox.send(line);
                 } else {

@@ -23,7 +23,7 @@ use super::flush::FlushScope;
 use super::outbox::Outbox;
 use super::world::Client;
 use super::{unix_now, ConnectionSlot, Server};
-use crate::commands::{self, Flow, Session};
+use crate::commands::{self, Flow, Session, SessionUpdate};
 use crate::proto::codec::{Frame, LineCodec};
 use crate::proto::numeric::Extra;
 use crate::proto::{parse_message, LineBuilder, ParseError};
@@ -202,7 +202,7 @@ enum Pause {
     /// The client sent more than flood control allows: this line waits.
     Throttled(Frame, Duration),
     /// A command's slow work must finish before the next line.
-    Wait(Pin<Box<dyn Future<Output = ()> + Send>>),
+    Wait(Pin<Box<dyn Future<Output = Option<SessionUpdate>> + Send>>),
     Quit(String),
 }
 
@@ -305,8 +305,10 @@ impl Connection {
                     continue;
                 }
                 Pause::Wait(mut work) => {
-                    if let Err(reason) = unless_ended(&outbox, |cx| work.as_mut().poll(cx)).await {
-                        return reason;
+                    match unless_ended(&outbox, |cx| work.as_mut().poll(cx)).await {
+                        Ok(Some(update)) => update(session),
+                        Ok(None) => {}
+                        Err(reason) => return reason,
                     }
                     session.now = Instant::now();
                     continue;
@@ -429,7 +431,9 @@ mod tests {
     /// over wait futures, 480 with the waits polled by hand.
     #[tokio::test]
     async fn the_connection_future_stays_small() {
-        let server = Arc::new(Server::new(crate::Config::embedded()).unwrap());
+        let data_dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(data_dir.path()).await.unwrap();
+        let server = Arc::new(Server::new(crate::Config::embedded(), store).unwrap());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let _client = TcpStream::connect(listener.local_addr().unwrap())
             .await

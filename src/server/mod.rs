@@ -22,8 +22,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+use crate::accounts::Accounts;
 use crate::config::Config;
 use crate::password::PasswordChecker;
+use crate::store::Store;
 use flush::DelayedWrites;
 use world::World;
 
@@ -50,6 +52,7 @@ pub struct Server {
     pub created: SystemTime,
     pub version: &'static str,
     pub passwords: PasswordChecker,
+    pub accounts: Accounts,
     /// Lines that may wait a moment for company (see `Outbox::send_delayed`).
     pub delayed_writes: DelayedWrites,
     next_client_id: AtomicU64,
@@ -58,7 +61,8 @@ pub struct Server {
 }
 
 impl Server {
-    pub fn new(config: Config) -> anyhow::Result<Server> {
+    /// Computes the password decoys: call it off the async runtime.
+    pub fn new(config: Config, store: Store) -> anyhow::Result<Server> {
         let motd = config.motd_lines().with_context(|| {
             format!("cannot read server.motd_file {:?}", config.server.motd_file)
         })?;
@@ -75,12 +79,23 @@ impl Server {
             created: SystemTime::now(),
             version: concat!("parlor-", env!("CARGO_PKG_VERSION")),
             passwords: PasswordChecker::new(config.oper.first().map(|o| o.password_hash.as_str())),
+            accounts: Accounts::new(store, &config),
             delayed_writes: DelayedWrites::default(),
             next_client_id: AtomicU64::new(1),
             connections: AtomicUsize::new(0),
             shutdown: CancellationToken::new(),
             config,
         })
+    }
+
+    /// Resolves when the server starts shutting down.
+    pub async fn shutdown_requested(&self) {
+        self.shutdown.cancelled().await
+    }
+
+    /// `name` folded with the network's casemapping.
+    pub fn fold(&self, name: &str) -> String {
+        self.config.server.casemapping.fold(name)
     }
 
     /// Locks the network state. Never hold the guard across an `.await`.
@@ -132,6 +147,7 @@ impl ServerHandle {
         {
             warn!("some clients did not take their last lines in time");
         }
+        self.server.accounts.store().close().await;
     }
 }
 
@@ -144,10 +160,12 @@ pub async fn spawn(config: Config) -> anyhow::Result<ServerHandle> {
             config.server.data_dir.display()
         )
     })?;
-    // Server::new hashes the password decoy: keep it off the runtime.
-    let server = Arc::new(tokio::task::spawn_blocking(move || Server::new(config)).await??);
+    let store = Store::open(&config.server.data_dir).await?;
+    // Server::new hashes the password decoys: keep it off the runtime.
+    let server = Arc::new(tokio::task::spawn_blocking(move || Server::new(config, store)).await??);
     let tracker = TaskTracker::new();
     tracker.spawn(keepalive::run(server.clone()));
+    tracker.spawn(crate::commands::run_nick_claims(server.clone()));
     tracker.spawn({
         let server = server.clone();
         async move { server.delayed_writes.run(server.shutdown.cancelled()).await }

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::caps::Caps;
+use super::caps::{Cap, Caps};
 use super::channel::Channel;
 use super::outbox::Outbox;
 use crate::casemap::CaseMapping;
@@ -66,6 +66,8 @@ pub struct Client {
     /// Casefolded nicks the client watches with MONITOR.
     pub monitoring: HashSet<String>,
     pub caps: Caps,
+    /// The account logged in to (its display name).
+    pub account: Option<String>,
     pub outbox: Outbox,
     /// Unix time of connection.
     pub signon: u64,
@@ -99,6 +101,7 @@ impl Client {
             invited_to: HashSet::default(),
             monitoring: HashSet::default(),
             caps: Caps::default(),
+            account: None,
             outbox,
             signon,
             last_active: Instant::now(),
@@ -172,6 +175,18 @@ pub struct World {
     /// Kept as clients come, go and change modes, so LUSERS (sent to every
     /// client that registers) never has to count everyone.
     pub counts: UserCounts,
+    /// Clients using a registered nick without being logged in to its
+    /// account: they must identify or lose the nick (see `nick_claims.rs`).
+    pub nick_claims: HashMap<ClientId, NickClaim>,
+}
+
+/// A registered nick used by someone not logged in to its account.
+#[derive(Debug)]
+pub struct NickClaim {
+    pub nick_folded: String,
+    /// The owning account, folded.
+    pub owner: String,
+    pub deadline: Instant,
 }
 
 impl World {
@@ -189,6 +204,7 @@ impl World {
             peak_users: 0,
             counts: UserCounts::default(),
             shutting_down: false,
+            nick_claims: HashMap::default(),
         }
     }
 
@@ -247,6 +263,40 @@ impl World {
             if let Some(client) = self.clients.get(&id) {
                 client.send(line);
             }
+        }
+    }
+
+    /// Sends `line` to everyone sharing a channel with `id` who enabled
+    /// `cap`, and to `id` itself if it did.
+    pub fn send_to_peers_with(&self, id: ClientId, line: &Bytes, cap: Cap) {
+        let mut peers = self.peers(id);
+        peers.insert(id);
+        for peer in peers {
+            if let Some(client) = self.clients.get(&peer).filter(|c| c.caps.has(cap)) {
+                client.send(line);
+            }
+        }
+    }
+
+    /// A `Guest12345` nick nobody uses, for a client that must give its
+    /// nick up.
+    pub fn free_guest_nick(&self) -> String {
+        use rand_core::RngCore;
+        for _ in 0..100 {
+            let nick = format!("Guest{}", 10_000 + rand_core::OsRng.next_u32() % 90_000);
+            if !self.nicks.contains_key(&self.fold(&nick)) {
+                return nick;
+            }
+        }
+        // Unreachable in practice (most of 90,000 nicks taken): client ids
+        // are never reused, but a client could be using this one.
+        let mut id = self.clients.len();
+        loop {
+            let nick = format!("Guest-{id}");
+            if !self.nicks.contains_key(&self.fold(&nick)) {
+                return nick;
+            }
+            id += 1;
         }
     }
 
@@ -347,6 +397,7 @@ impl World {
     /// count on its own client being present; other tasks ask a connection
     /// to end with [`Outbox::request_disconnect`].
     pub fn remove_client(&mut self, id: ClientId, reason: &str) {
+        self.nick_claims.remove(&id);
         let Some(client) = self.clients.get(&id) else {
             return;
         };

@@ -25,6 +25,7 @@ pub struct TestServer {
     handle: Option<ServerHandle>,
     pub addr: SocketAddr,
     pub data_dir: tempfile::TempDir,
+    extra: String,
 }
 
 impl TestServer {
@@ -36,6 +37,20 @@ impl TestServer {
     /// A server with `extra` TOML laid over the test defaults.
     pub async fn start_with(extra: &str) -> TestServer {
         let data_dir = tempfile::tempdir().expect("temporary data directory");
+        TestServer::start_in(data_dir, extra).await
+    }
+
+    /// Stops the server and starts a new one on the same data directory
+    /// and configuration (on a new port), as a restart would.
+    pub async fn restart(mut self) -> TestServer {
+        if let Some(handle) = self.handle.take() {
+            handle.shutdown().await;
+        }
+        let extra = std::mem::take(&mut self.extra);
+        TestServer::start_in(self.data_dir, &extra).await
+    }
+
+    async fn start_in(data_dir: tempfile::TempDir, extra: &str) -> TestServer {
         let base = format!(
             "[server]\nname = \"{SERVER}\"\nlisten = [\"127.0.0.1:0\"]\ndata_dir = {:?}\n\
              [limits]\nflood_lines_per_sec = 0\nmax_clients_per_ip = 0\n",
@@ -49,6 +64,7 @@ impl TestServer {
             handle: Some(handle),
             addr,
             data_dir,
+            extra: extra.to_owned(),
         }
     }
 

@@ -1,0 +1,230 @@
+//! Accounts on the wire: the logged-in state (900/901 and `ACCOUNT` for
+//! account-notify) and `REGISTER` (IRCv3 draft/account-registration).
+
+use std::sync::Arc;
+
+use super::{nick_claims, sasl, Ctx, Flow};
+use crate::accounts::AccountError;
+use crate::config::Registration;
+use crate::proto::numeric::Response;
+use crate::proto::{LineBuilder, Message};
+use crate::server::caps::Cap;
+use crate::server::world::{Client, ClientId};
+use crate::server::Server;
+use crate::store::Account;
+
+/// The account the client is logged in to.
+pub fn logged_in(ctx: &Ctx<'_>) -> Option<String> {
+    ctx.world().clients.get(&ctx.id())?.account.clone()
+}
+
+/// Logs client `id` in to `account`: `900`, and `ACCOUNT` to those who
+/// share a channel with it and asked for account-notify. `false` if the
+/// client is gone.
+pub fn log_in(server: &Arc<Server>, id: ClientId, account: &Account) -> bool {
+    let mut world = server.world();
+    let Some(me) = world.clients.get_mut(&id) else {
+        return false;
+    };
+    me.account = Some(account.name.clone());
+    tracing::info!(client = id, account = %account.name, "logged in");
+    nick_claims::release(&mut world, id, &server.fold(&account.name));
+    let me = &world.clients[&id];
+    me.send(
+        &LineBuilder::numeric(&server.name, Response::RPL_LOGGEDIN, &me.nick)
+            .param(&source_of(me))
+            .param(&account.name)
+            .trailing(&format!("You are now logged in as {}", account.name)),
+    );
+    if me.registered {
+        let line = LineBuilder::new(Some(&me.mask), "ACCOUNT").last(&account.name);
+        world.send_to_peers_with(id, &line, Cap::AccountNotify);
+    }
+    true
+}
+
+/// Logs client `id` out: `901`, and `ACCOUNT *` for account-notify.
+pub fn log_out(server: &Arc<Server>, id: ClientId) {
+    end_login(server, id);
+    // Their nick may be the account's: they must log in again to keep it.
+    nick_claims::check(server, id);
+}
+
+fn end_login(server: &Arc<Server>, id: ClientId) {
+    let mut world = server.world();
+    let Some(me) = world.clients.get_mut(&id) else {
+        return;
+    };
+    if me.account.take().is_none() {
+        return;
+    }
+    let me = &world.clients[&id];
+    me.send(
+        &LineBuilder::numeric(&server.name, Response::RPL_LOGGEDOUT, &me.nick)
+            .param(&source_of(me))
+            .trailing("You are now logged out"),
+    );
+    if me.registered {
+        let line = LineBuilder::new(Some(&me.mask), "ACCOUNT").last("*");
+        world.send_to_peers_with(id, &line, Cap::AccountNotify);
+    }
+}
+
+/// `nick!user@host`, or `nick!*@*` for a client that has not sent USER.
+fn source_of(me: &Client) -> String {
+    if me.user.is_empty() {
+        format!("{}!*@*", me.nick)
+    } else {
+        me.mask.clone()
+    }
+}
+
+/// `REGISTER <account> <email|*> <password>`: registers an account and
+/// logs the client in to it. `*` as the account means the current nick.
+pub fn register(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
+    let (requested, email, password) = (msg.params[0], msg.params[1], msg.params[2]);
+    let nick = {
+        let world = ctx.world();
+        match world.clients.get(&ctx.id()) {
+            Some(me) => me.nick.clone(),
+            None => return Flow::Continue,
+        }
+    };
+    let rules = &ctx.server.config.accounts;
+    if nick == "*" {
+        return register_fail(
+            ctx,
+            "NEED_NICK",
+            "*",
+            "You must choose a nickname before registering",
+        );
+    }
+    if !ctx.session.registered && !rules.register_before_connect {
+        ctx.send(
+            &LineBuilder::new(Some(&ctx.server.name), "FAIL")
+                .param("REGISTER")
+                .param("COMPLETE_CONNECTION_REQUIRED")
+                .trailing("Complete the connection before registering an account"),
+        );
+        return Flow::Continue;
+    }
+    // `*` stands for the current nick, in replies too.
+    let name = if requested == "*" {
+        nick.as_str()
+    } else {
+        requested
+    };
+    if logged_in(ctx).is_some() {
+        return register_fail(
+            ctx,
+            "ALREADY_AUTHENTICATED",
+            name,
+            "You are already logged in to an account",
+        );
+    }
+    if ctx.server.fold(name) != ctx.server.fold(&nick) {
+        return register_fail(
+            ctx,
+            "ACCOUNT_NAME_MUST_BE_NICK",
+            name,
+            "Your account name must be your current nickname",
+        );
+    }
+    if let Some(refusal) = registration_refusal(ctx) {
+        return register_fail(ctx, "TEMPORARILY_UNAVAILABLE", name, refusal);
+    }
+    let email = (email != "*").then_some(email);
+    let accounts = &ctx.server.accounts;
+    let checked = accounts
+        .check_name(name)
+        .and_then(|()| accounts.check_email(email))
+        .and_then(|()| accounts.check_password(password));
+    if let Err(error) = checked {
+        return register_failed(ctx, name, &error);
+    }
+    let (server, id) = (ctx.server.clone(), ctx.id());
+    let (name, email, password) = (
+        name.to_owned(),
+        email.map(str::to_owned),
+        password.to_owned(),
+    );
+    Flow::Wait(Box::pin(async move {
+        let registered = server
+            .accounts
+            .register(&name, email.as_deref(), &password)
+            .await;
+        match registered {
+            Ok(account) => {
+                // SUCCESS first, then 900, as the specification's VERIFY
+                // example and other servers order them.
+                send_to(
+                    &server,
+                    id,
+                    &LineBuilder::new(Some(&server.name), "REGISTER")
+                        .param("SUCCESS")
+                        .param(&account.name)
+                        .trailing("Account successfully registered"),
+                );
+                log_in(&server, id, &account);
+                Some(sasl::forgive_failures())
+            }
+            Err(error) => {
+                let line = fail_line(&server, &name, &error);
+                send_to(&server, id, &line);
+                None
+            }
+        }
+    }))
+}
+
+/// Why this client may not register at all, if it may not.
+pub fn registration_refusal(ctx: &Ctx<'_>) -> Option<&'static str> {
+    match ctx.server.config.accounts.registration {
+        Registration::Open => None,
+        Registration::Closed => Some("Account registration is disabled on this server"),
+        Registration::Opers => {
+            let is_oper = ctx
+                .world()
+                .clients
+                .get(&ctx.id())
+                .is_some_and(|me| me.modes.oper);
+            (!is_oper).then_some("Only server operators may register accounts on this server")
+        }
+    }
+}
+
+fn register_failed(ctx: &Ctx<'_>, name: &str, error: &AccountError) -> Flow {
+    ctx.send(&fail_line(ctx.server, name, error));
+    Flow::Continue
+}
+
+fn register_fail(ctx: &Ctx<'_>, code: &str, name: &str, text: &str) -> Flow {
+    ctx.send(&fail(ctx.server, code, name, text));
+    Flow::Continue
+}
+
+/// The `FAIL REGISTER` line for `error`.
+fn fail_line(server: &Server, name: &str, error: &AccountError) -> bytes::Bytes {
+    let code = match error {
+        AccountError::Exists(_) => "ACCOUNT_EXISTS",
+        AccountError::BadName(_) => "BAD_ACCOUNT_NAME",
+        AccountError::WeakPassword(_) => "WEAK_PASSWORD",
+        AccountError::BadEmail(_) => "INVALID_EMAIL",
+        AccountError::NoSuchAccount | AccountError::Unavailable => "TEMPORARILY_UNAVAILABLE",
+    };
+    fail(server, code, name, &error.to_string())
+}
+
+fn fail(server: &Server, code: &str, name: &str, text: &str) -> bytes::Bytes {
+    LineBuilder::new(Some(&server.name), "FAIL")
+        .param("REGISTER")
+        .param(code)
+        .param(name)
+        .trailing(text)
+}
+
+fn send_to(server: &Server, id: ClientId, line: &bytes::Bytes) {
+    if let Some(me) = server.world().clients.get(&id) {
+        me.send(line);
+    }
+}
