@@ -53,7 +53,7 @@ struct Inner {
     argon2: Argon2<'static>,
     /// Argon2 runs this many at a time on the blocking pool: a burst of
     /// logins queues instead of taking every core and its memory cost each.
-    permits: Semaphore,
+    permits: Arc<Semaphore>,
     /// Checked when a name is unknown, so that probing names costs what
     /// guessing passwords costs.
     decoy_hash: String,
@@ -86,7 +86,7 @@ impl Accounts {
                 argon2,
                 rules,
                 casemapping: config.server.casemapping,
-                permits: Semaphore::new(parallel),
+                permits: Arc::new(Semaphore::new(parallel)),
                 decoy_secret,
             }),
         }
@@ -249,10 +249,13 @@ impl Accounts {
                 let credentials = credentials.clone();
                 Ok((account, credentials))
             }
-            _ => Ok((
-                None,
-                ScramCredentials::decoy(&folded, &self.inner.decoy_secret),
-            )),
+            _ => {
+                let mut decoy = ScramCredentials::decoy(&folded, &self.inner.decoy_secret);
+                // The iteration count is sent to the client: a decoy with
+                // another count than real accounts would tell them apart.
+                decoy.iterations = self.inner.rules.scram_iterations;
+                Ok((None, decoy))
+            }
         }
     }
 
@@ -297,15 +300,22 @@ impl Accounts {
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, AccountError> {
-        let _permit = self
+        let permit = self
             .inner
             .permits
-            .acquire()
+            .clone()
+            .acquire_owned()
             .await
             .map_err(|_| AccountError::Unavailable)?;
-        tokio::task::spawn_blocking(work)
-            .await
-            .map_err(|_| AccountError::Unavailable)
+        // The permit goes with the work: if the waiting connection goes
+        // away, the hash still runs to its end and must still count.
+        tokio::task::spawn_blocking(move || {
+            let result = work();
+            drop(permit);
+            result
+        })
+        .await
+        .map_err(|_| AccountError::Unavailable)
     }
 }
 

@@ -195,7 +195,17 @@ async fn nickserv_registers_identifies_and_changes_passwords() {
             ),
         ]
     );
-    let lines = heidi.exchange("NS SET PASSWORD second-password").await;
+    // The current password is asked for: a client left logged in cannot
+    // be used to take the account over.
+    assert_eq!(
+        heidi
+            .exchange("NS SET PASSWORD wrong-password second-password")
+            .await,
+        [from_nickserv("heidi", "Password incorrect")]
+    );
+    let lines = heidi
+        .exchange("NS SET PASSWORD first-password second-password")
+        .await;
     assert_eq!(lines, [from_nickserv("heidi", "Password changed")]);
     let lines = heidi.exchange("NICKSERV LOGOUT").await;
     assert_eq!(
@@ -382,14 +392,18 @@ async fn a_registered_nick_must_be_identified_for_or_it_is_changed() {
     lisa.send("QUIT").await;
     lisa.read_to_end().await;
 
-    // Someone who does not is renamed, and told.
+    // Someone who does not is renamed, and told; changing the nick's case
+    // (or leaving it and coming back) does not restart the grace period.
     let mut other = server.client("lisa").await;
     other.expect_line(&from_nickserv("lisa", warning)).await;
+    other.send("NICK LISA").await;
+    other.expect_line(":lisa!~lisa@127.0.0.1 NICK LISA").await;
     let renamed = other.next_line().await;
     let guest = renamed
-        .strip_prefix(":lisa!~lisa@127.0.0.1 NICK ")
+        .strip_prefix(":LISA!~lisa@127.0.0.1 NICK ")
         .unwrap_or_else(|| panic!("{renamed}"))
         .to_owned();
+    assert_eq!(guest.len(), 9, "{guest}");
     assert!(guest.starts_with("Guest"), "{guest}");
     other
         .expect_line(&from_nickserv(
@@ -397,4 +411,29 @@ async fn a_registered_nick_must_be_identified_for_or_it_is_changed() {
             &format!("You did not identify in time, so your nick is now {guest}"),
         ))
         .await;
+}
+
+#[tokio::test]
+async fn dropping_an_account_logs_out_every_connection_logged_in_to_it() {
+    let server = TestServer::start_with(FAST_HASHES).await;
+    let mut first = server.client("mona").await;
+    first.exchange("REGISTER * * monas-password").await;
+    let mut second = server.client("mona2").await;
+    second
+        .exchange("PRIVMSG NickServ :IDENTIFY mona monas-password")
+        .await;
+    first.exchange("NS DROP monas-password").await;
+    assert_eq!(
+        second.sync().await,
+        [numeric(
+            "901",
+            "mona2",
+            "mona2!~mona2@127.0.0.1 :You are now logged out"
+        )]
+    );
+    // A new account of the same name is not the old login's.
+    let mut newcomer = server.client("newcomer").await;
+    newcomer.exchange("NICK mona_").await;
+    let whois = second.exchange("WHOIS mona2").await;
+    assert!(!whois.iter().any(|l| l.contains(" 330 ")), "{whois:?}");
 }

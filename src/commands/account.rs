@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{nick_claims, sasl, Ctx, Flow};
+use super::{nick_claims, Ctx, Flow};
 use crate::accounts::AccountError;
 use crate::config::Registration;
 use crate::proto::numeric::Response;
@@ -18,6 +18,60 @@ pub fn logged_in(ctx: &Ctx<'_>) -> Option<String> {
     ctx.world().clients.get(&ctx.id())?.account.clone()
 }
 
+/// Who a client is logged in as: the account's folded name and creation
+/// time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Login {
+    pub folded: String,
+    pub created_at: i64,
+}
+
+pub fn login_of(server: &Server, id: ClientId) -> Option<Login> {
+    let world = server.world();
+    let me = world.clients.get(&id)?;
+    Some(Login {
+        folded: server.fold(me.account.as_deref()?),
+        created_at: me.account_created,
+    })
+}
+
+/// Whether `login` is a login to the account `owner` (folded) as it is
+/// now, not to an earlier account of that name.
+pub async fn is_login_of(server: &Server, login: &Login, owner: &str) -> bool {
+    if login.folded != owner {
+        return false;
+    }
+    matches!(
+        server.accounts.store().account(owner).await,
+        Ok(Some(account)) if account.created_at == login.created_at
+    )
+}
+
+/// Logs out every client logged in to the account `folded` (it was
+/// dropped), and lifts the claims made for it.
+pub fn log_out_everywhere(server: &Arc<Server>, folded: &str) {
+    let ids: Vec<ClientId> = {
+        let mut world = server.world();
+        world.nick_claims.retain(|_, claims| {
+            claims.retain(|claim| claim.owner != folded);
+            !claims.is_empty()
+        });
+        world
+            .clients
+            .values()
+            .filter(|c| {
+                c.account
+                    .as_deref()
+                    .is_some_and(|a| server.fold(a) == folded)
+            })
+            .map(|c| c.id)
+            .collect()
+    };
+    for id in ids {
+        log_out(server, id);
+    }
+}
+
 /// Logs client `id` in to `account`: `900`, and `ACCOUNT` to those who
 /// share a channel with it and asked for account-notify. `false` if the
 /// client is gone.
@@ -27,6 +81,7 @@ pub fn log_in(server: &Arc<Server>, id: ClientId, account: &Account) -> bool {
         return false;
     };
     me.account = Some(account.name.clone());
+    me.account_created = account.created_at;
     tracing::info!(client = id, account = %account.name, "logged in");
     nick_claims::release(&mut world, id, &server.fold(&account.name));
     let me = &world.clients[&id];
@@ -58,6 +113,7 @@ fn end_login(server: &Arc<Server>, id: ClientId) {
     if me.account.take().is_none() {
         return;
     }
+    me.account_created = 0;
     let me = &world.clients[&id];
     me.send(
         &LineBuilder::numeric(&server.name, Response::RPL_LOGGEDOUT, &me.nick)
@@ -166,7 +222,7 @@ pub fn register(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
                         .trailing("Account successfully registered"),
                 );
                 log_in(&server, id, &account);
-                Some(sasl::forgive_failures())
+                None
             }
             Err(error) => {
                 let line = fail_line(&server, &name, &error);

@@ -2,7 +2,7 @@
 
 use super::registration::try_register;
 use super::{Ctx, Flow};
-use crate::proto::numeric::{Extra, Response};
+use crate::proto::numeric::Extra;
 use crate::proto::{LineBuilder, Message};
 use crate::server::caps::Cap;
 
@@ -67,12 +67,6 @@ pub fn cap(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
                 return Flow::Continue;
             }
             ctx.session.cap_negotiating = false;
-            // sasl-3.1: registration ends an exchange still going on.
-            if ctx.session.sasl.take().is_some() {
-                ctx.reply(Response::ERR_SASLABORT, |b| {
-                    b.trailing("SASL authentication aborted")
-                });
-            }
             try_register(ctx)
         }
         _ => {

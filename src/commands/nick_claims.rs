@@ -15,6 +15,11 @@ use crate::server::Server;
 /// How often the claims are checked: each rename is at most this late.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
+/// Claims remembered per client. A client that moves between registered
+/// nicks keeps each claim's deadline (coming back to a nick does not give
+/// it a new grace period); this bounds how many.
+const MAX_CLAIMS_PER_CLIENT: usize = 8;
+
 /// Checks, off the connection's task, whether client `id`'s nick belongs
 /// to an account it is not logged in to, and if so claims it. Called
 /// whenever a registered client's nick or login changes.
@@ -28,13 +33,17 @@ pub fn check(server: &Arc<Server>, id: ClientId) {
     let server = server.clone();
     tokio::spawn(async move {
         let folded = server.fold(&nick);
-        let owner = match server.accounts.store().account_owning_nick(&folded).await {
+        let store = server.accounts.store();
+        let owner = match store.account_owning_nick(&folded).await {
             Ok(Some(owner)) => owner,
             Ok(None) => return,
             Err(error) => {
                 tracing::warn!(%error, "cannot check nick ownership");
                 return;
             }
+        };
+        let Ok(Some(owner_account)) = store.account(&owner).await else {
+            return;
         };
         let grace = server.config.accounts.nick_grace_secs;
         let _batch = FlushScope::enter();
@@ -43,42 +52,48 @@ pub fn check(server: &Arc<Server>, id: ClientId) {
             return;
         };
         // The nick or the login may have changed while the store answered.
-        let logged_in_as_owner =
-            me.account.as_deref().map(|a| server.fold(a)) == Some(owner.clone());
+        let logged_in_as_owner = me.account.as_deref().map(|a| server.fold(a)).as_deref()
+            == Some(owner.as_str())
+            && me.account_created == owner_account.created_at;
         if server.fold(&me.nick) != folded || logged_in_as_owner {
             return;
         }
+        let claims = world.nick_claims.entry(id).or_default();
+        if claims.iter().any(|claim| claim.nick_folded == folded) {
+            // Claimed before: the first deadline stands.
+            return;
+        }
+        if claims.len() >= MAX_CLAIMS_PER_CLIENT {
+            claims.remove(0);
+        }
+        claims.push(NickClaim {
+            nick_folded: folded,
+            owner,
+            deadline: Instant::now() + Duration::from_secs(grace),
+        });
         nickserv::notice_locked(
             &server,
-            me,
+            &world.clients[&id],
             &format!(
                 "This nickname is registered. Identify within {grace} seconds with /msg NickServ IDENTIFY <password> (or SASL), or it will be changed."
             ),
         );
-        world.nick_claims.insert(
-            id,
-            NickClaim {
-                nick_folded: folded,
-                owner,
-                deadline: Instant::now() + Duration::from_secs(grace),
-            },
-        );
     });
 }
 
-/// Drops the claim on client `id`'s nick if `account` owns it.
+/// Lifts client `id`'s claims for the account `account_folded`: it logged
+/// in to it.
 pub fn release(world: &mut World, id: ClientId, account_folded: &str) {
-    if world
-        .nick_claims
-        .get(&id)
-        .is_some_and(|claim| claim.owner == account_folded)
-    {
-        world.nick_claims.remove(&id);
+    if let Some(claims) = world.nick_claims.get_mut(&id) {
+        claims.retain(|claim| claim.owner != account_folded);
+        if claims.is_empty() {
+            world.nick_claims.remove(&id);
+        }
     }
 }
 
-/// Renames the clients whose grace period ran out, once a second until the
-/// server stops.
+/// Renames the clients whose grace period ran out on the nick they use,
+/// once a second until the server stops.
 pub async fn run(server: Arc<Server>) {
     let mut ticks = tokio::time::interval(SWEEP_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -93,29 +108,38 @@ pub async fn run(server: Arc<Server>) {
         let due: Vec<ClientId> = world
             .nick_claims
             .iter()
-            .filter(|(_, claim)| claim.deadline <= now)
+            .filter(|(id, claims)| {
+                world.clients.get(id).is_some_and(|me| {
+                    let nick = server.fold(&me.nick);
+                    claims
+                        .iter()
+                        .any(|claim| claim.deadline <= now && claim.nick_folded == nick)
+                })
+            })
             .map(|(&id, _)| id)
             .collect();
         for id in due {
-            let Some(claim) = world.nick_claims.remove(&id) else {
-                continue;
-            };
-            let Some(me) = world.clients.get(&id) else {
-                continue;
-            };
-            if server.fold(&me.nick) != claim.nick_folded {
-                continue;
-            }
-            let guest = world.free_guest_nick();
-            let line = LineBuilder::new(Some(&world.clients[&id].mask), "NICK").last(&guest);
-            world.send_to_peers(id, &line, true);
-            world.set_nick(id, &guest);
-            tracing::info!(client = id, nick = %guest, "renamed: did not identify in time");
-            nickserv::notice_locked(
-                &server,
-                &world.clients[&id],
-                &format!("You did not identify in time, so your nick is now {guest}"),
-            );
+            rename_to_guest(&server, &mut world, id);
         }
     }
+}
+
+/// Takes the claimed nick from client `id`. Its other claims stay, so
+/// that taking another claimed nick back is not a fresh start.
+fn rename_to_guest(server: &Server, world: &mut World, id: ClientId) {
+    let nick = world.clients[&id].nick.clone();
+    let folded = server.fold(&nick);
+    if let Some(claims) = world.nick_claims.get_mut(&id) {
+        claims.retain(|claim| claim.nick_folded != folded);
+    }
+    let guest = world.free_guest_nick();
+    let line = LineBuilder::new(Some(&world.clients[&id].mask), "NICK").last(&guest);
+    world.send_to_peers(id, &line, true);
+    world.set_nick(id, &guest);
+    tracing::info!(client = id, from = %nick, to = %guest, "renamed: did not identify in time");
+    nickserv::notice_locked(
+        server,
+        &world.clients[&id],
+        &format!("You did not identify in time, so your nick is now {guest}"),
+    );
 }

@@ -15,13 +15,15 @@ use crate::server::Server;
 pub const NICK: &str = "NickServ";
 const SOURCE: &str = "NickServ!NickServ@services.";
 
+const TOO_MANY_FAILURES: &str = "Too many failed logins on this connection";
+
 const HELP: &[&str] = &[
     "NickServ keeps accounts: register one to keep your nick and log in from any client.",
     "  REGISTER <password> [email]    register your current nick as an account",
     "  IDENTIFY [account] <password>  log in (clients can also use SASL)",
     "  LOGOUT                         log out",
     "  INFO [account]                 show an account",
-    "  SET PASSWORD <new password>    change your password",
+    "  SET PASSWORD <old> <new>       change your password",
     "  DROP <password>                delete your account",
     "  GHOST <nick> [password]        disconnect someone using a nick of yours",
     "  RECOVER <nick> [password]      disconnect them and take the nick",
@@ -69,8 +71,8 @@ pub fn handle(ctx: &mut Ctx<'_>, text: &str) -> Flow {
             }
         },
         ("INFO", [name]) => info(ctx, name),
-        ("SET", [setting, password]) if setting.eq_ignore_ascii_case("PASSWORD") => {
-            set_password(ctx, password)
+        ("SET", [setting, current, new]) if setting.eq_ignore_ascii_case("PASSWORD") => {
+            set_password(ctx, current, new)
         }
         ("DROP", [password]) => drop_account(ctx, password),
         ("GHOST", [nick]) => ghost(ctx, nick, None, false),
@@ -131,8 +133,8 @@ fn identify(ctx: &mut Ctx<'_>, name: &str, password: &str) -> Flow {
     if account::logged_in(ctx).is_some() {
         return reply(ctx, "You are already logged in to an account");
     }
-    if !sasl::count_attempt(ctx.session) {
-        return reply(ctx, "Too many failed logins on this connection");
+    if !sasl::may_attempt(ctx.session) {
+        return reply(ctx, TOO_MANY_FAILURES);
     }
     let (server, id) = (ctx.server.clone(), ctx.id());
     let (name, password) = (name.to_owned(), password.to_owned());
@@ -145,15 +147,15 @@ fn identify(ctx: &mut Ctx<'_>, name: &str, password: &str) -> Flow {
                     &format!("You are now logged in as {}", account.name),
                 );
                 account::log_in(&server, id, &account);
-                Some(sasl::forgive_failures())
+                None
             }
             Err(AccountError::Unavailable) => {
                 notice(&server, id, &AccountError::Unavailable.to_string());
                 None
             }
-            Err(_) => {
+            Err(error) => {
                 notice(&server, id, "Invalid account name or password");
-                None
+                sasl::count_failure(&error)
             }
         }
     }))
@@ -186,18 +188,30 @@ fn info(ctx: &mut Ctx<'_>, name: &str) -> Flow {
     }))
 }
 
-fn set_password(ctx: &mut Ctx<'_>, password: &str) -> Flow {
+/// `SET PASSWORD <old> <new>`: the current password too, so that a
+/// client left logged in cannot be used to take the account over.
+fn set_password(ctx: &mut Ctx<'_>, current: &str, new: &str) -> Flow {
     let Some(account) = account::logged_in(ctx) else {
         return reply(ctx, "Log in first: /msg NickServ IDENTIFY <password>");
     };
-    if let Err(error) = ctx.server.accounts.check_password(password) {
+    if let Err(error) = ctx.server.accounts.check_password(new) {
         return reply(ctx, &error.to_string());
     }
+    if !sasl::may_attempt(ctx.session) {
+        return reply(ctx, TOO_MANY_FAILURES);
+    }
     let (server, id) = (ctx.server.clone(), ctx.id());
-    let password = password.to_owned();
+    let (current, new) = (current.to_owned(), new.to_owned());
     Flow::Wait(Box::pin(async move {
-        let folded = server.fold(&account);
-        match server.accounts.change_password(&folded, &password).await {
+        if let Err(error) = server.accounts.log_in(&account, &current).await {
+            notice(&server, id, "Password incorrect");
+            return sasl::count_failure(&error);
+        }
+        match server
+            .accounts
+            .change_password(&server.fold(&account), &new)
+            .await
+        {
             Ok(()) => notice(&server, id, "Password changed"),
             Err(error) => notice(&server, id, &error.to_string()),
         }
@@ -211,30 +225,29 @@ fn drop_account(ctx: &mut Ctx<'_>, password: &str) -> Flow {
     let Some(account) = account::logged_in(ctx) else {
         return reply(ctx, "Log in first: /msg NickServ IDENTIFY <password>");
     };
-    if !sasl::count_attempt(ctx.session) {
-        return reply(ctx, "Too many failed logins on this connection");
+    if !sasl::may_attempt(ctx.session) {
+        return reply(ctx, TOO_MANY_FAILURES);
     }
     let (server, id) = (ctx.server.clone(), ctx.id());
     let password = password.to_owned();
     Flow::Wait(Box::pin(async move {
-        if server.accounts.log_in(&account, &password).await.is_err() {
+        if let Err(error) = server.accounts.log_in(&account, &password).await {
             notice(&server, id, "Password incorrect");
-            return None;
+            return sasl::count_failure(&error);
         }
-        match server
-            .accounts
-            .store()
-            .delete_account(&server.fold(&account))
-            .await
-        {
+        let folded = server.fold(&account);
+        match server.accounts.store().delete_account(&folded).await {
             Ok(_) => {
                 tracing::info!(account = %account, "account dropped");
-                account::log_out(&server, id);
+                // Every connection logged in to it, not only this one: a
+                // login left behind would count as the owner of a new
+                // account registered under the same name.
+                account::log_out_everywhere(&server, &folded);
                 notice(&server, id, &format!("Account {account} dropped"));
             }
             Err(_) => notice(&server, id, &AccountError::Unavailable.to_string()),
         }
-        Some(sasl::forgive_failures())
+        None
     }))
 }
 
@@ -254,11 +267,11 @@ fn ghost(ctx: &mut Ctx<'_>, nick: &str, password: Option<&str>, recover: bool) -
             return reply(ctx, &format!("Nobody is using {nick}"));
         }
     }
-    if password.is_some() && !sasl::count_attempt(ctx.session) {
-        return reply(ctx, "Too many failed logins on this connection");
+    if password.is_some() && !sasl::may_attempt(ctx.session) {
+        return reply(ctx, TOO_MANY_FAILURES);
     }
     let (server, id) = (ctx.server.clone(), ctx.id());
-    let logged_in = account::logged_in(ctx).map(|account| server.fold(&account));
+    let login = account::login_of(ctx.server, ctx.id());
     let (nick, password) = (nick.to_owned(), password.map(str::to_owned));
     Flow::Wait(Box::pin(async move {
         let owner = match server
@@ -277,14 +290,18 @@ fn ghost(ctx: &mut Ctx<'_>, nick: &str, password: Option<&str>, recover: bool) -
                 return None;
             }
         };
-        let allowed = match (&logged_in, &password) {
-            (Some(account), _) if *account == owner => true,
-            (_, Some(password)) => server.accounts.log_in(&owner, password).await.is_ok(),
-            _ => false,
+        let owns = match &login {
+            Some(login) => account::is_login_of(&server, login, &owner).await,
+            None => false,
         };
-        if !allowed {
+        let allowed = match (owns, &password) {
+            (true, _) => Ok(()),
+            (false, Some(password)) => server.accounts.log_in(&owner, password).await.map(drop),
+            (false, None) => Err(AccountError::NoSuchAccount),
+        };
+        if let Err(error) = allowed {
             notice(&server, id, &format!("You may not ghost {nick}"));
-            return None;
+            return password.and_then(|_| sasl::count_failure(&error));
         }
         take_nick(&server, id, &nick, recover);
         None

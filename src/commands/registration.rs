@@ -62,7 +62,6 @@ pub fn nick(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
         let line = LineBuilder::new(Some(&me.mask), "NICK").last(new_nick);
         world.send_to_peers(id, &line, true);
         world.set_nick(id, new_nick);
-        world.nick_claims.remove(&id);
         drop(world);
         super::nick_claims::check(ctx.server, id);
         return Flow::Continue;
@@ -138,6 +137,13 @@ pub fn try_register(ctx: &mut Ctx<'_>) -> Flow {
     }
     ctx.session.pass = None;
     ctx.session.registered = true;
+    // sasl-3.1: completing registration aborts an exchange still going on.
+    if ctx.session.sasl.take().is_some() {
+        me.send(
+            &LineBuilder::numeric(&ctx.server.name, Response::ERR_SASLABORT, &me.nick)
+                .trailing("SASL authentication aborted"),
+        );
+    }
     world.mark_registered(id);
     let me = &world.clients[&id];
     // 001-005 are queued under the lock that made the client registered,

@@ -7,6 +7,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 
 use super::{account, Ctx, Flow, Session, SessionUpdate};
+use crate::accounts::AccountError;
 use crate::proto::numeric::Response;
 use crate::proto::LineBuilder;
 use crate::proto::Message;
@@ -93,7 +94,6 @@ pub fn authenticate(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
         Step::ScramFirst => scram_first(ctx, &message),
         Step::ScramFinal(sent, account) => scram_final(ctx, sent, account, &message),
         Step::ScramDone(account) if message.is_empty() => {
-            ctx.session.login_failures = 0;
             log_in(ctx.server, ctx.id(), &account);
             Flow::Continue
         }
@@ -141,7 +141,7 @@ fn plain(ctx: &mut Ctx<'_>, message: &[u8]) -> Flow {
     if !authzid.is_empty() && ctx.server.fold(authzid) != ctx.server.fold(authcid) {
         return fail(ctx);
     }
-    if !count_attempt(ctx.session) {
+    if !may_attempt(ctx.session) {
         return fail(ctx);
     }
     let (server, id) = (ctx.server.clone(), ctx.id());
@@ -150,11 +150,11 @@ fn plain(ctx: &mut Ctx<'_>, message: &[u8]) -> Flow {
         match server.accounts.log_in(&authcid, &password).await {
             Ok(account) => {
                 log_in(&server, id, &account);
-                Some(forgive_failures())
-            }
-            Err(_) => {
-                sasl_failed(&server, id);
                 None
+            }
+            Err(error) => {
+                sasl_failed(&server, id);
+                count_failure(&error)
             }
         }
     }))
@@ -170,7 +170,7 @@ fn scram_first(ctx: &mut Ctx<'_>, message: &[u8]) -> Flow {
     {
         return fail(ctx);
     }
-    if !count_attempt(ctx.session) {
+    if !may_attempt(ctx.session) {
         return fail(ctx);
     }
     let (server, id) = (ctx.server.clone(), ctx.id());
@@ -209,22 +209,30 @@ fn scram_final(
             }));
             Flow::Continue
         }
-        _ => fail(ctx),
+        _ => {
+            ctx.session.login_failures += 1;
+            fail(ctx)
+        }
     }
 }
 
-/// Counts a login attempt; `false` once the connection has failed too
-/// often. A success forgives the count ([`forgive_failures`]).
-pub fn count_attempt(session: &mut Session) -> bool {
-    if session.login_failures >= MAX_LOGIN_FAILURES {
-        return false;
-    }
-    session.login_failures += 1;
-    true
+/// Whether the connection may still try a password: a connection that
+/// failed [`MAX_LOGIN_FAILURES`] times may not, whatever it did since (a
+/// success in between must not reset the count, or logging in to one's
+/// own account between guesses would make them unlimited).
+pub fn may_attempt(session: &Session) -> bool {
+    session.login_failures < MAX_LOGIN_FAILURES
 }
 
-pub fn forgive_failures() -> SessionUpdate {
-    Box::new(|session: &mut Session| session.login_failures = 0)
+/// The session update that counts a failed login, unless the failure was
+/// the server's (the store was unavailable).
+pub fn count_failure(error: &AccountError) -> Option<SessionUpdate> {
+    match error {
+        AccountError::Unavailable => None,
+        _ => Some(Box::new(|session: &mut Session| {
+            session.login_failures = session.login_failures.saturating_add(1);
+        })),
+    }
 }
 
 fn fail(ctx: &mut Ctx<'_>) -> Flow {

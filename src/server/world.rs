@@ -68,6 +68,10 @@ pub struct Client {
     pub caps: Caps,
     /// The account logged in to (its display name).
     pub account: Option<String>,
+    /// When that account was created: with the name, what identifies it,
+    /// since an account dropped and registered again under the same name
+    /// is someone else's.
+    pub account_created: i64,
     pub outbox: Outbox,
     /// Unix time of connection.
     pub signon: u64,
@@ -102,6 +106,7 @@ impl Client {
             monitoring: HashSet::default(),
             caps: Caps::default(),
             account: None,
+            account_created: 0,
             outbox,
             signon,
             last_active: Instant::now(),
@@ -177,7 +182,7 @@ pub struct World {
     pub counts: UserCounts,
     /// Clients using a registered nick without being logged in to its
     /// account: they must identify or lose the nick (see `nick_claims.rs`).
-    pub nick_claims: HashMap<ClientId, NickClaim>,
+    pub nick_claims: HashMap<ClientId, Vec<NickClaim>>,
 }
 
 /// A registered nick used by someone not logged in to its account.
@@ -278,17 +283,18 @@ impl World {
         }
     }
 
-    /// A `Guest12345` nick nobody uses, for a client that must give its
+    /// A `Guest1234` nick nobody uses, for a client that must give its
     /// nick up.
     pub fn free_guest_nick(&self) -> String {
         use rand_core::RngCore;
         for _ in 0..100 {
-            let nick = format!("Guest{}", 10_000 + rand_core::OsRng.next_u32() % 90_000);
+            // Nine characters: within the shortest nick_length allowed.
+            let nick = format!("Guest{}", 1_000 + rand_core::OsRng.next_u32() % 9_000);
             if !self.nicks.contains_key(&self.fold(&nick)) {
                 return nick;
             }
         }
-        // Unreachable in practice (most of 90,000 nicks taken): client ids
+        // Unreachable in practice (most of 9,000 nicks taken): client ids
         // are never reused, but a client could be using this one.
         let mut id = self.clients.len();
         loop {
