@@ -47,8 +47,8 @@ pub async fn is_login_of(server: &Server, login: &Login, owner: &str) -> bool {
     )
 }
 
-/// Logs out every client logged in to the account `folded` (it was
-/// dropped), and lifts the claims made for it.
+/// Forgets the dropped account `folded`: logs out every client logged in
+/// to it, lifts the claims made for it, and unregisters its channels.
 pub fn log_out_everywhere(server: &Arc<Server>, folded: &str) {
     let ids: Vec<ClientId> = {
         let mut world = server.world();
@@ -56,6 +56,13 @@ pub fn log_out_everywhere(server: &Arc<Server>, folded: &str) {
             claims.retain(|claim| claim.owner != folded);
             !claims.is_empty()
         });
+        // The store dropped its channels and access entries with it.
+        world
+            .registered_channels
+            .retain(|_, channel| channel.founder != folded);
+        for channel in world.registered_channels.values_mut() {
+            channel.access.retain(|(account, _)| account != folded);
+        }
         world
             .clients
             .values()

@@ -1,5 +1,6 @@
 //! Joining and leaving channels: JOIN, PART, KICK, INVITE.
 
+use super::chanserv::{self, Status};
 use super::listing::send_names;
 use super::topic::send_topic;
 use super::{existing_channel, is_channel_name, replies, split_list, Ctx, Flow};
@@ -106,25 +107,33 @@ fn join_one(ctx: &Ctx<'_>, name: &str, key: Option<&str>) {
         );
         return;
     }
-    let created = match world.channels.get(&folded) {
-        Some(channel) => {
-            if let Some((numeric, mode)) = join_refusal(&world, channel, id, key) {
-                let line = ctx
-                    .numeric(&nick, numeric)
-                    .param(&channel.name)
-                    .trailing(&format!("Cannot join channel (+{mode})"));
-                world.clients[&id].send(&line);
-                return;
-            }
-            false
-        }
-        None => {
-            world
-                .channels
-                .insert(folded.clone(), Channel::new(name.to_owned(), unix_now()));
-            true
-        }
+    // A registered channel gives ops by its access list, not to whoever
+    // happens to recreate it; op access also lets one past +i/+k/+l/+b.
+    let status = chanserv::status_on_join(ctx.server, &world, &folded, id);
+    // A registered channel being recreated comes back with its saved
+    // modes, which apply to the one recreating it too.
+    let created = !world.channels.contains_key(&folded);
+    if created {
+        let mut channel = Channel::new(name.to_owned(), unix_now());
+        chanserv::restore(&world, &folded, &mut channel);
+        world.channels.insert(folded.clone(), channel);
+    }
+    let channel = &world.channels[&folded];
+    let refusal = match status {
+        Status::Op => None,
+        _ => join_refusal(&world, channel, id, key),
     };
+    if let Some((numeric, mode)) = refusal {
+        let line = ctx
+            .numeric(&nick, numeric)
+            .param(&channel.name)
+            .trailing(&format!("Cannot join channel (+{mode})"));
+        world.clients[&id].send(&line);
+        if created {
+            world.channels.remove(&folded);
+        }
+        return;
+    }
     let World {
         channels, clients, ..
     } = &mut *world;
@@ -133,8 +142,8 @@ fn join_one(ctx: &Ctx<'_>, name: &str, key: Option<&str>) {
     channel.members.insert(
         id,
         Membership {
-            op: created,
-            voice: false,
+            op: status == Status::Op || (created && status == Status::Unregistered),
+            voice: status == Status::Voice,
         },
     );
     let me = clients.get_mut(&id).expect("the session's own client");
@@ -148,6 +157,9 @@ fn join_one(ctx: &Ctx<'_>, name: &str, key: Option<&str>) {
         .param(me.account.as_deref().unwrap_or("*"))
         .trailing(&me.realname);
     channel.broadcast_join(clients, [&line, &extended], id);
+    if let Some(mode) = chanserv::join_mode(channel, &clients[&id], status) {
+        channel.broadcast(clients, &mode, None);
+    }
     send_topic(ctx, &world, &world.channels[&folded], &nick, false);
     send_names(ctx, &world, &world.channels[&folded], id);
 }

@@ -4,7 +4,7 @@
 
 use smallvec::SmallVec;
 
-use super::{is_channel_name, nickserv, replies, Ctx, Flow};
+use super::{chanserv, is_channel_name, nickserv, replies, Ctx, Flow};
 use crate::proto::numeric::Response;
 use crate::proto::{LineBuilder, Message};
 
@@ -27,6 +27,9 @@ pub fn privmsg(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
     if let (Some(target), Some(text)) = (msg.param(0), msg.param(1)) {
         if target.eq_ignore_ascii_case(nickserv::NICK) {
             return nickserv::handle(ctx, text);
+        }
+        if target.eq_ignore_ascii_case(chanserv::NICK) {
+            return chanserv::handle(ctx, text);
         }
     }
     relay(ctx, msg, Kind::Privmsg)

@@ -4,6 +4,7 @@
 
 mod account;
 mod cap;
+mod chanserv;
 mod info;
 mod listing;
 mod membership;
@@ -167,6 +168,8 @@ static COMMANDS: &[CommandSpec] = &[
     spec("AUTHENTICATE", 1, Always, sasl::authenticate),
     spec("AWAY", 0, Registered, presence::away),
     spec("CAP", 1, Always, cap::cap),
+    spec("CHANSERV", 1, Registered, chanserv::command),
+    spec("CS", 1, Registered, chanserv::command),
     spec("INFO", 0, Registered, info::info),
     spec("INVITE", 0, Registered, membership::invite),
     spec("ISON", 1, Registered, presence::ison),

@@ -360,6 +360,7 @@ fn channel_mode(ctx: &Ctx<'_>, msg: &Message<'_>) -> Flow {
     }
     if let Some(line) = applied.line(&setter, &channel_name) {
         world.channels[&folded].broadcast_and_echo(&world.clients, &line, id);
+        super::chanserv::remember(ctx.server, &mut world, &folded);
     }
     Flow::Continue
 }

@@ -35,6 +35,7 @@ pub fn nick(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
     };
     if !is_valid_nick(new_nick, ctx.server.config.limits.nick_length)
         || new_nick.eq_ignore_ascii_case(super::nickserv::NICK)
+        || new_nick.eq_ignore_ascii_case(super::chanserv::NICK)
     {
         ctx.reply(Response::ERR_ERRONEOUSNICKNAME, |b| {
             b.param(new_nick).trailing("Erroneous nickname")

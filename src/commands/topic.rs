@@ -80,5 +80,6 @@ pub fn topic(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
     let channel = channels.get_mut(&folded).expect("checked above");
     channel.topic = topic;
     channel.broadcast_and_echo(clients, &line, ctx.id());
+    super::chanserv::remember(ctx.server, &mut world, &folded);
     Flow::Continue
 }

@@ -9,6 +9,7 @@ pub mod isupport;
 mod keepalive;
 pub mod maps;
 pub mod outbox;
+pub mod persist;
 pub mod world;
 
 use std::net::SocketAddr;
@@ -53,6 +54,9 @@ pub struct Server {
     pub version: &'static str,
     pub passwords: PasswordChecker,
     pub accounts: Accounts,
+    /// Writes registered channels' state in the background.
+    pub channel_saver: persist::ChannelSaver,
+    channel_writer: Mutex<Option<persist::ChannelWriter>>,
     /// Lines that may wait a moment for company (see `Outbox::send_delayed`).
     pub delayed_writes: DelayedWrites,
     next_client_id: AtomicU64,
@@ -66,6 +70,7 @@ impl Server {
         let motd = config.motd_lines().with_context(|| {
             format!("cannot read server.motd_file {:?}", config.server.motd_file)
         })?;
+        let (channel_saver, channel_writer) = persist::channel_saver();
         let world = World::new(
             config.server.casemapping,
             config.server.name.clone(),
@@ -80,6 +85,8 @@ impl Server {
             version: concat!("parlor-", env!("CARGO_PKG_VERSION")),
             passwords: PasswordChecker::new(config.oper.first().map(|o| o.password_hash.as_str())),
             accounts: Accounts::new(store, &config),
+            channel_saver,
+            channel_writer: Mutex::new(Some(channel_writer)),
             delayed_writes: DelayedWrites::default(),
             next_client_id: AtomicU64::new(1),
             connections: AtomicUsize::new(0),
@@ -164,6 +171,21 @@ pub async fn spawn(config: Config) -> anyhow::Result<ServerHandle> {
     // Server::new hashes the password decoys: keep it off the runtime.
     let server = Arc::new(tokio::task::spawn_blocking(move || Server::new(config, store)).await??);
     let tracker = TaskTracker::new();
+    let registered = server.accounts.store().registered_channels().await?;
+    server.world().registered_channels = registered
+        .into_iter()
+        .map(|channel| (channel.name_folded.clone(), channel))
+        .collect();
+    let channel_writer = server
+        .channel_writer
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
+    if let Some(writer) = channel_writer {
+        let server = server.clone();
+        let store = server.accounts.store().clone();
+        tracker.spawn(async move { writer.run(store, server.shutdown.cancelled()).await });
+    }
     tracker.spawn(keepalive::run(server.clone()));
     tracker.spawn(crate::commands::run_nick_claims(server.clone()));
     tracker.spawn({

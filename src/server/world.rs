@@ -18,6 +18,7 @@ use super::outbox::Outbox;
 use crate::casemap::CaseMapping;
 use crate::proto::numeric::Response;
 use crate::proto::LineBuilder;
+use crate::store::RegisteredChannel;
 
 pub type ClientId = u64;
 // Boxed: a growing map then moves 16-byte entries, not whole clients, and
@@ -183,6 +184,9 @@ pub struct World {
     /// Clients using a registered nick without being logged in to its
     /// account: they must identify or lose the nick (see `nick_claims.rs`).
     pub nick_claims: HashMap<ClientId, Vec<NickClaim>>,
+    /// Registered channels by folded name (see `chanserv.rs`), loaded from
+    /// the store at start and kept in step with it.
+    pub registered_channels: HashMap<String, RegisteredChannel>,
 }
 
 /// A registered nick used by someone not logged in to its account.
@@ -210,6 +214,7 @@ impl World {
             counts: UserCounts::default(),
             shutting_down: false,
             nick_claims: HashMap::default(),
+            registered_channels: HashMap::default(),
         }
     }
 

@@ -1,0 +1,491 @@
+//! ChanServ: a channel registered to an account keeps its founder, an
+//! access list applied when people join, and its topic, modes and lists
+//! across restarts. `/msg ChanServ REGISTER`, `ACCESS`, `OP`, `DEOP`,
+//! `INFO`, `DROP`, `HELP`; also reachable as `/CHANSERV` and `/CS`.
+
+use std::sync::Arc;
+
+use super::{account, Ctx, Flow};
+use crate::accounts::http_date;
+use crate::proto::{LineBuilder, Message};
+use crate::server::channel::{Channel, ChannelModes, ListEntry as MaskEntry, Topic};
+use crate::server::world::{Client, ClientId, World};
+use crate::server::{unix_now, Server};
+use crate::store::{AccessLevel, ChannelState, ListEntry, RegisteredChannel};
+
+/// The service's nick; no client may take it.
+pub const NICK: &str = "ChanServ";
+const SOURCE: &str = "ChanServ!ChanServ@services.";
+
+const HELP: &[&str] = &[
+    "ChanServ keeps registered channels: their founder, who gets ops or voice, and their topic, modes and lists.",
+    "  REGISTER <#channel>                      register a channel you are an operator of",
+    "  ACCESS <#channel> LIST                   show who gets what",
+    "  ACCESS <#channel> ADD <account> op|voice give an account ops or voice on join",
+    "  ACCESS <#channel> DEL <account>          take it back",
+    "  OP <#channel> [nick]                     op yourself or someone",
+    "  DEOP <#channel> [nick]                   deop yourself or someone",
+    "  INFO <#channel>                          show a registration",
+    "  DROP <#channel>                          unregister a channel you founded",
+    "  HELP                                     this text",
+];
+
+pub fn command(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
+    let text = msg.params.join(" ");
+    handle(ctx, &text)
+}
+
+/// One line of text sent to ChanServ.
+pub fn handle(ctx: &mut Ctx<'_>, text: &str) -> Flow {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let Some((&verb, args)) = words.split_first() else {
+        return reply(ctx, "Tell me what to do: /msg ChanServ HELP");
+    };
+    let verb = verb.to_ascii_uppercase();
+    let sub = |i: usize| args.get(i).map(|s| s.to_ascii_uppercase());
+    match (verb.as_str(), args) {
+        ("HELP", _) => {
+            for line in HELP {
+                notice(ctx.server, ctx.id(), line);
+            }
+            Flow::Continue
+        }
+        ("REGISTER", [channel]) => register(ctx, channel),
+        ("ACCESS", [channel, _]) if sub(1).as_deref() == Some("LIST") => access_list(ctx, channel),
+        ("ACCESS", [channel, _, account, level]) if sub(1).as_deref() == Some("ADD") => {
+            let level = match level.to_ascii_lowercase().as_str() {
+                "op" => AccessLevel::Op,
+                "voice" => AccessLevel::Voice,
+                _ => return reply(ctx, "The level is op or voice"),
+            };
+            set_access(ctx, channel, account, Some(level))
+        }
+        ("ACCESS", [channel, _, account]) if sub(1).as_deref() == Some("DEL") => {
+            set_access(ctx, channel, account, None)
+        }
+        ("OP", [channel]) => set_op(ctx, channel, None, true),
+        ("OP", [channel, nick]) => set_op(ctx, channel, Some(nick), true),
+        ("DEOP", [channel]) => set_op(ctx, channel, None, false),
+        ("DEOP", [channel, nick]) => set_op(ctx, channel, Some(nick), false),
+        ("INFO", [channel]) => info(ctx, channel),
+        ("DROP", [channel]) => drop_channel(ctx, channel),
+        (verb, _) => {
+            let usage = HELP
+                .iter()
+                .find(|line| line.trim_start().starts_with(verb))
+                .map(|line| line.trim_start().split("  ").next().unwrap_or(verb));
+            match usage {
+                Some(usage) => reply(ctx, &format!("Syntax: {usage}")),
+                None => reply(
+                    ctx,
+                    &format!("Unknown command {verb}; /msg ChanServ HELP lists them"),
+                ),
+            }
+        }
+    }
+}
+
+fn register(ctx: &mut Ctx<'_>, name: &str) -> Flow {
+    let Some(account) = account::logged_in(ctx) else {
+        return reply(ctx, "Log in first: /msg NickServ IDENTIFY <password>");
+    };
+    let (server, id) = (ctx.server.clone(), ctx.id());
+    let folded = server.fold(name);
+    let (name, state) = {
+        let world = server.world();
+        if world.registered_channels.contains_key(&folded) {
+            drop(world);
+            return reply(ctx, &format!("{name} is already registered"));
+        }
+        match world.channels.get(&folded) {
+            Some(channel) if channel.is_op(id) => (channel.name.clone(), snapshot(channel)),
+            _ => {
+                drop(world);
+                return reply(
+                    ctx,
+                    &format!("You must be a channel operator in {name} to register it"),
+                );
+            }
+        }
+    };
+    Flow::Wait(Box::pin(async move {
+        let founder = server.fold(&account);
+        let now = i64::try_from(unix_now()).unwrap_or(i64::MAX);
+        let stored = server
+            .accounts
+            .store()
+            .register_channel(&name, &folded, &founder, &state, now)
+            .await;
+        match stored {
+            Ok(true) => {
+                tracing::info!(channel = %name, account = %account, "channel registered");
+                server.world().registered_channels.insert(
+                    folded.clone(),
+                    RegisteredChannel {
+                        name: name.clone(),
+                        name_folded: folded,
+                        founder,
+                        registered_at: now,
+                        state,
+                        access: Vec::new(),
+                    },
+                );
+                notice(
+                    &server,
+                    id,
+                    &format!("{name} is now registered to {account}"),
+                );
+            }
+            Ok(false) => notice(&server, id, &format!("{name} is already registered")),
+            Err(_) => notice(&server, id, UNAVAILABLE),
+        }
+        None
+    }))
+}
+
+const UNAVAILABLE: &str = "Channel registration is unavailable right now; please try again later";
+
+/// The registration of `name` if the client may manage it (its founder),
+/// or `Err` with the reason.
+fn founded_by_me(ctx: &Ctx<'_>, name: &str) -> Result<RegisteredChannel, String> {
+    let Some(account) = account::logged_in(ctx) else {
+        return Err("Log in first: /msg NickServ IDENTIFY <password>".into());
+    };
+    let world = ctx.world();
+    match world.registered_channels.get(&ctx.server.fold(name)) {
+        None => Err(format!("{name} is not registered")),
+        Some(channel) if channel.founder == ctx.server.fold(&account) => Ok(channel.clone()),
+        Some(_) => Err(format!("Only the founder of {name} may do that")),
+    }
+}
+
+fn set_access(ctx: &mut Ctx<'_>, name: &str, target: &str, level: Option<AccessLevel>) -> Flow {
+    let channel = match founded_by_me(ctx, name) {
+        Ok(channel) => channel,
+        Err(reason) => return reply(ctx, &reason),
+    };
+    let (server, id) = (ctx.server.clone(), ctx.id());
+    let target = target.to_owned();
+    Flow::Wait(Box::pin(async move {
+        let store = server.accounts.store();
+        let account = server.fold(&target);
+        match store.account(&account).await {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                notice(
+                    &server,
+                    id,
+                    &format!("{target} is not a registered account"),
+                );
+                return None;
+            }
+            Err(_) => {
+                notice(&server, id, UNAVAILABLE);
+                return None;
+            }
+        }
+        if store
+            .set_access(&channel.name_folded, &account, level)
+            .await
+            .is_err()
+        {
+            notice(&server, id, UNAVAILABLE);
+            return None;
+        }
+        if let Some(registered) = server
+            .world()
+            .registered_channels
+            .get_mut(&channel.name_folded)
+        {
+            registered.access.retain(|(who, _)| *who != account);
+            if let Some(level) = level {
+                registered.access.push((account.clone(), level));
+            }
+        }
+        let done = match level {
+            Some(level) => format!(
+                "{target} now gets {} on {}",
+                level_name(level),
+                channel.name
+            ),
+            None => format!("{target} has no access to {} any more", channel.name),
+        };
+        notice(&server, id, &done);
+        None
+    }))
+}
+
+fn access_list(ctx: &mut Ctx<'_>, name: &str) -> Flow {
+    let registered = ctx
+        .world()
+        .registered_channels
+        .get(&ctx.server.fold(name))
+        .cloned();
+    let Some(channel) = registered else {
+        return reply(ctx, &format!("{name} is not registered"));
+    };
+    notice(
+        ctx.server,
+        ctx.id(),
+        &format!("Access to {}:", channel.name),
+    );
+    notice(
+        ctx.server,
+        ctx.id(),
+        &format!("  {} (founder)", channel.founder),
+    );
+    for (account, level) in &channel.access {
+        notice(
+            ctx.server,
+            ctx.id(),
+            &format!("  {account} ({})", level_name(*level)),
+        );
+    }
+    reply(ctx, "End of access list")
+}
+
+fn level_name(level: AccessLevel) -> &'static str {
+    match level {
+        AccessLevel::Op => "op",
+        AccessLevel::Voice => "voice",
+    }
+}
+
+fn set_op(ctx: &mut Ctx<'_>, name: &str, nick: Option<&str>, op: bool) -> Flow {
+    let id = ctx.id();
+    let folded = ctx.server.fold(name);
+    if status_on_join(ctx.server, &ctx.world(), &folded, id) != Status::Op {
+        return reply(ctx, &format!("You need op access to {name}"));
+    }
+    let mut world = ctx.world();
+    let target = match nick {
+        Some(nick) => world.client_by_nick(nick).map(|c| c.id),
+        None => Some(id),
+    };
+    let World {
+        channels, clients, ..
+    } = &mut *world;
+    let (Some(channel), Some(target)) = (channels.get_mut(&folded), target) else {
+        drop(world);
+        return reply(ctx, &format!("Nobody by that name is in {name}"));
+    };
+    let Some(membership) = channel.members.get_mut(&target) else {
+        drop(world);
+        return reply(ctx, &format!("Nobody by that name is in {name}"));
+    };
+    if membership.op != op {
+        membership.op = op;
+        let line = LineBuilder::new(Some(SOURCE), "MODE")
+            .param(&channel.name)
+            .param(if op { "+o" } else { "-o" })
+            .last(&clients[&target].nick);
+        channel.broadcast(clients, &line, None);
+    }
+    Flow::Continue
+}
+
+fn info(ctx: &mut Ctx<'_>, name: &str) -> Flow {
+    let registered = ctx
+        .world()
+        .registered_channels
+        .get(&ctx.server.fold(name))
+        .cloned();
+    let Some(channel) = registered else {
+        return reply(ctx, &format!("{name} is not registered"));
+    };
+    notice(ctx.server, ctx.id(), &format!("Channel: {}", channel.name));
+    notice(
+        ctx.server,
+        ctx.id(),
+        &format!("Founder: {}", channel.founder),
+    );
+    notice(
+        ctx.server,
+        ctx.id(),
+        &format!("Registered: {}", http_date(channel.registered_at)),
+    );
+    reply(ctx, &format!("Access entries: {}", channel.access.len()))
+}
+
+fn drop_channel(ctx: &mut Ctx<'_>, name: &str) -> Flow {
+    let channel = match founded_by_me(ctx, name) {
+        Ok(channel) => channel,
+        Err(reason) => return reply(ctx, &reason),
+    };
+    let (server, id) = (ctx.server.clone(), ctx.id());
+    Flow::Wait(Box::pin(async move {
+        match server
+            .accounts
+            .store()
+            .drop_channel(&channel.name_folded)
+            .await
+        {
+            Ok(_) => {
+                server
+                    .world()
+                    .registered_channels
+                    .remove(&channel.name_folded);
+                tracing::info!(channel = %channel.name, "channel dropped");
+                notice(
+                    &server,
+                    id,
+                    &format!("{} is no longer registered", channel.name),
+                );
+            }
+            Err(_) => notice(&server, id, UNAVAILABLE),
+        }
+        None
+    }))
+}
+
+/// What a client gets when it joins a channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// The channel is not registered: its creator gets ops, as usual.
+    Unregistered,
+    Op,
+    Voice,
+    /// Registered, and this client has no access.
+    Plain,
+}
+
+/// The status client `id` has on the channel `folded` by its registration.
+pub fn status_on_join(server: &Server, world: &World, folded: &str, id: ClientId) -> Status {
+    let Some(channel) = world.registered_channels.get(folded) else {
+        return Status::Unregistered;
+    };
+    let Some(account) = world.clients.get(&id).and_then(|c| c.account.as_deref()) else {
+        return Status::Plain;
+    };
+    let account = server.fold(account);
+    if channel.founder == account {
+        return Status::Op;
+    }
+    match channel.access.iter().find(|(who, _)| *who == account) {
+        Some((_, AccessLevel::Op)) => Status::Op,
+        Some((_, AccessLevel::Voice)) => Status::Voice,
+        None => Status::Plain,
+    }
+}
+
+/// The MODE ChanServ sends when `member` joins with ops or voice.
+pub fn join_mode(channel: &Channel, member: &Client, status: Status) -> Option<bytes::Bytes> {
+    let mode = match status {
+        Status::Op => "+o",
+        Status::Voice => "+v",
+        Status::Unregistered | Status::Plain => return None,
+    };
+    Some(
+        LineBuilder::new(Some(SOURCE), "MODE")
+            .param(&channel.name)
+            .param(mode)
+            .last(&member.nick),
+    )
+}
+
+/// A registered channel being created again (after a restart, or after
+/// everyone left) gets its saved topic, modes and lists back.
+pub fn restore(world: &World, folded: &str, channel: &mut Channel) {
+    let Some(registered) = world.registered_channels.get(folded) else {
+        return;
+    };
+    let state = &registered.state;
+    let has = |letter| state.modes.contains(letter);
+    channel.modes = ChannelModes {
+        invite_only: has('i'),
+        moderated: has('m'),
+        no_external: has('n'),
+        private: has('p'),
+        secret: has('s'),
+        topic_lock: has('t'),
+        key: state.key.clone(),
+        limit: state.limit.map(|l| l as usize),
+    };
+    channel.topic = state.topic.as_ref().map(|t| Topic {
+        text: t.text.clone(),
+        set_by: t.set_by.clone(),
+        set_at: u64::try_from(t.set_at).unwrap_or(0),
+    });
+    for entry in &state.lists {
+        let list = match entry.mode {
+            'b' => &mut channel.bans,
+            'e' => &mut channel.excepts,
+            _ => &mut channel.invex,
+        };
+        list.push(MaskEntry {
+            mask: entry.mask.clone(),
+            folded: world.fold(&entry.mask),
+            set_by: entry.set_by.clone(),
+            set_at: u64::try_from(entry.set_at).unwrap_or(0),
+        });
+    }
+}
+
+/// Saves the state of channel `folded`, if it is registered, in the
+/// background: called after every change of its topic, modes or lists.
+pub fn remember(server: &Arc<Server>, world: &mut World, folded: &str) {
+    let Some(channel) = world.channels.get(folded) else {
+        return;
+    };
+    let Some(registered) = world.registered_channels.get_mut(folded) else {
+        return;
+    };
+    let state = snapshot(channel);
+    registered.state = state.clone();
+    server.channel_saver.save(folded.to_owned(), state);
+}
+
+fn snapshot(channel: &Channel) -> ChannelState {
+    let m = &channel.modes;
+    let flags = [
+        (m.invite_only, 'i'),
+        (m.moderated, 'm'),
+        (m.no_external, 'n'),
+        (m.private, 'p'),
+        (m.secret, 's'),
+        (m.topic_lock, 't'),
+    ];
+    let lists = [
+        ('b', &channel.bans),
+        ('e', &channel.excepts),
+        ('I', &channel.invex),
+    ];
+    ChannelState {
+        topic: channel.topic.as_ref().map(|t| crate::store::Topic {
+            text: t.text.clone(),
+            set_by: t.set_by.clone(),
+            set_at: i64::try_from(t.set_at).unwrap_or(i64::MAX),
+        }),
+        modes: flags.iter().filter(|f| f.0).map(|f| f.1).collect(),
+        key: m.key.clone(),
+        limit: m.limit.map(|l| u32::try_from(l).unwrap_or(u32::MAX)),
+        lists: lists
+            .iter()
+            .flat_map(|(mode, entries)| {
+                entries.iter().map(|e| ListEntry {
+                    mode: *mode,
+                    mask: e.mask.clone(),
+                    set_by: e.set_by.clone(),
+                    set_at: i64::try_from(e.set_at).unwrap_or(i64::MAX),
+                })
+            })
+            .collect(),
+    }
+}
+
+fn reply(ctx: &Ctx<'_>, text: &str) -> Flow {
+    notice(ctx.server, ctx.id(), text);
+    Flow::Continue
+}
+
+/// A NOTICE from ChanServ to client `id`.
+fn notice(server: &Server, id: ClientId, text: &str) {
+    let world = server.world();
+    if let Some(me) = world.clients.get(&id) {
+        me.send(
+            &LineBuilder::new(Some(SOURCE), "NOTICE")
+                .param(&me.nick)
+                .trailing(text),
+        );
+    }
+}
