@@ -437,3 +437,37 @@ async fn dropping_an_account_logs_out_every_connection_logged_in_to_it() {
     let whois = second.exchange("WHOIS mona2").await;
     assert!(!whois.iter().any(|l| l.contains(" 330 ")), "{whois:?}");
 }
+
+#[tokio::test]
+async fn account_tag_marks_messages_from_logged_in_users_for_those_who_asked() {
+    let server = TestServer::start_with(FAST_HASHES).await;
+    let mut tagged = server.client("tagged").await;
+    tagged.exchange("CAP REQ :account-tag").await;
+    let mut plain = server.client("plain").await;
+    let mut nina = server.client("nina").await;
+    nina.exchange("REGISTER * * ninas-password").await;
+    for c in [&mut tagged, &mut plain, &mut nina] {
+        join(c, "#room").await;
+    }
+    tagged.sync().await;
+    plain.sync().await;
+    nina.exchange("PRIVMSG #room :hello").await;
+    nina.exchange("PRIVMSG tagged :psst").await;
+    assert_eq!(
+        tagged.sync().await,
+        [
+            "@account=nina :nina!~nina@127.0.0.1 PRIVMSG #room :hello",
+            "@account=nina :nina!~nina@127.0.0.1 PRIVMSG tagged :psst",
+        ]
+    );
+    assert_eq!(
+        plain.sync().await,
+        [":nina!~nina@127.0.0.1 PRIVMSG #room :hello"]
+    );
+    // Not logged in: no tag.
+    plain.exchange("PRIVMSG #room :hi").await;
+    assert_eq!(
+        tagged.sync().await,
+        [":plain!~plain@127.0.0.1 PRIVMSG #room :hi"]
+    );
+}

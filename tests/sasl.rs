@@ -57,7 +57,7 @@ async fn negotiating(server: &TestServer, nick: &str) -> Client {
     assert_eq!(
         ls,
         format!(
-            ":{SERVER} CAP * LS :account-notify cap-notify draft/account-registration=before-connect \
+            ":{SERVER} CAP * LS :account-notify account-tag cap-notify draft/account-registration=before-connect \
              extended-join multi-prefix sasl=PLAIN,SCRAM-SHA-256 userhost-in-names"
         )
     );

@@ -8,14 +8,16 @@ pub enum Cap {
     CapNotify,
     Sasl,
     AccountNotify,
+    AccountTag,
     ExtendedJoin,
     AccountRegistration,
 }
 
 impl Cap {
     /// Every capability offered, in the order `CAP LS` lists them.
-    pub const ALL: [Cap; 7] = [
+    pub const ALL: [Cap; 8] = [
         Cap::AccountNotify,
+        Cap::AccountTag,
         Cap::CapNotify,
         Cap::AccountRegistration,
         Cap::ExtendedJoin,
@@ -31,6 +33,7 @@ impl Cap {
             Cap::CapNotify => "cap-notify",
             Cap::Sasl => "sasl",
             Cap::AccountNotify => "account-notify",
+            Cap::AccountTag => "account-tag",
             Cap::ExtendedJoin => "extended-join",
             Cap::AccountRegistration => "draft/account-registration",
         }

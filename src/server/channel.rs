@@ -221,23 +221,36 @@ impl Channel {
         }
     }
 
-    /// Like [`Channel::broadcast`], limited to members with at least the
-    /// given status (`@` ops, `+` voiced and ops): STATUSMSG.
-    pub fn broadcast_status(
+    /// A PRIVMSG or NOTICE for the members but its sender (`except`), with
+    /// at least `min_status` if given (STATUSMSG). Members that enabled
+    /// account-tag get the line `tagged` makes, built once, the first time
+    /// one of them needs it.
+    pub fn broadcast_message(
         &self,
         clients: &Clients,
         line: &Bytes,
+        tagged: Option<&dyn Fn() -> Bytes>,
         except: ClientId,
-        min_status: char,
+        min_status: Option<char>,
     ) {
+        let tagged_line = std::cell::OnceCell::new();
         for (&member, m) in &self.members {
             let qualifies = match min_status {
-                '@' => m.op,
-                _ => m.op || m.voice,
+                None => true,
+                Some('@') => m.op,
+                Some(_) => m.op || m.voice,
             };
-            if member != except && qualifies {
-                if let Some(client) = clients.get(&member) {
-                    client.outbox.send(line);
+            if member == except || !qualifies {
+                continue;
+            }
+            if let Some(client) = clients.get(&member) {
+                match tagged {
+                    Some(make) if client.caps.has(Cap::AccountTag) => {
+                        client.outbox.send(tagged_line.get_or_init(make));
+                    }
+                    _ => {
+                        client.outbox.send(line);
+                    }
                 }
             }
         }
