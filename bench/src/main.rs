@@ -7,8 +7,10 @@ mod dm;
 mod fanout;
 mod join_storm;
 mod line;
+mod login;
 mod measure;
 mod metrics;
+mod rtt_probe;
 mod seq;
 mod setup;
 mod traffic;
@@ -30,14 +32,17 @@ scenario, label, params, clients, deliveries, expected_deliveries, losses,
 duplicates, reordered, wall_secs, deliveries_per_sec, server_cpu_us,
 cpu_us_per_delivery, registrations, registrations_per_sec,
 cpu_us_per_registration, rss_kib_before, rss_kib_after, rss_kib_per_client,
-latency_us {p50, p90, p99, max}, errors, and (extra) bench_cpu_us and
-latency_of. null = does not apply or could not be measured (no
+latency_us {p50, p90, p99, max}, errors, and (extra) bench_cpu_us,
+latency_of and probe_rtt_ms {p50, p99, max} (login only). null = does not apply or could not be measured (no
 --server-pid). deliveries counts distinct messages; duplicates apart.
 
 The measured phase: fanout/dm from the first message sent to the last one
 received (CPU and RSS read right before and after, including the closing
 PING round); connect from the first connect to the last 001; join-storm
-from the first JOIN to the last JOIN line received.
+from the first JOIN to the last JOIN line received; login from the start
+of each burst of AUTHENTICATEs to its last 903, summed over the rounds
+(CPU too; the logouts between rounds are not measured), with deliveries =
+logins and losses = logins that failed (904, FAIL) or never ran.
 
 Paced mode (--rate) uses a tokio interval with MissedTickBehavior::Burst:
 a sender that falls behind catches up, and latency counts from each
@@ -84,6 +89,14 @@ enum Scenario {
         #[command(flatten)]
         args: join_storm::Args,
     },
+    /// N clients log in to their accounts at once (SASL PLAIN), R rounds,
+    /// while a probe client PINGs every 10 ms.
+    Login {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(flatten)]
+        args: login::Args,
+    },
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -126,6 +139,7 @@ fn main() {
         Scenario::Dm { common, args } => (common, Run::Dm(args)),
         Scenario::Connect { common, args } => (common, Run::Connect(args)),
         Scenario::JoinStorm { common, args } => (common, Run::JoinStorm(args)),
+        Scenario::Login { common, args } => (common, Run::Login(args)),
     };
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(threads) = common.threads {
@@ -155,6 +169,7 @@ enum Run {
     Dm(dm::Args),
     Connect(connect::Args),
     JoinStorm(join_storm::Args),
+    Login(login::Args),
 }
 
 fn fail(e: anyhow::Error) -> ! {
@@ -191,6 +206,7 @@ async fn start(args: CommonArgs, run: Run) -> anyhow::Result<Report> {
         Run::Dm(a) => dm::run(common, a).await?,
         Run::Connect(a) => connect::run(common, a).await?,
         Run::JoinStorm(a) => join_storm::run(common, a).await?,
+        Run::Login(a) => login::run(common, a).await?,
     };
     report.errors = metrics::summarize_errors(std::mem::take(&mut report.errors));
     if let Some(note) = tick_note {

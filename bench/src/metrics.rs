@@ -278,6 +278,29 @@ impl Latency {
     }
 }
 
+/// Round trips of a probe client's PINGs, in milliseconds (`login`).
+#[derive(Debug, Clone, Copy, Serialize, Default)]
+pub struct RttMs {
+    pub p50: Option<f64>,
+    pub p99: Option<f64>,
+    pub max: Option<f64>,
+}
+
+impl RttMs {
+    /// From a histogram in microseconds.
+    pub fn from_histogram(h: &Histogram<u64>) -> RttMs {
+        if h.is_empty() {
+            return RttMs::default();
+        }
+        let ms = |us: u64| Some(round3(us as f64 / 1000.0));
+        RttMs {
+            p50: ms(h.value_at_quantile(0.50)),
+            p99: ms(h.value_at_quantile(0.99)),
+            max: ms(h.max()),
+        }
+    }
+}
+
 /// The JSON object printed as the last line. Fields that do not apply to a
 /// scenario, or that could not be measured, are `null`.
 #[derive(Debug, Clone, Serialize, Default)]
@@ -307,6 +330,12 @@ pub struct Report {
     pub bench_cpu_us: Option<u64>,
     /// Extra: what the latency histogram measures in this scenario.
     pub latency_of: Option<String>,
+    /// Extra: a probe client's PING round trips during the measured phase.
+    pub probe_rtt_ms: Option<RttMs>,
+    /// What a delivery is in the summary, singular and plural (for the
+    /// summary, not the JSON; deliveries when `None`).
+    #[serde(skip)]
+    pub units: Option<(&'static str, &'static str)>,
     /// Where `server_cpu_us` came from (for the summary, not the JSON).
     #[serde(skip)]
     pub server_cpu_source: Option<CpuSource>,
@@ -345,6 +374,32 @@ impl Report {
         }
     }
 
+    /// Like [`Report::measured`] for a phase measured in spans, with
+    /// unmeasured work in between: CPU is summed over the spans, RSS read
+    /// before the first and after the last, and `wall` is the spans' total.
+    pub fn measured_spans(&mut self, spans: &[(Reading, Reading)], wall: Duration) {
+        let (Some(first), Some(last)) = (spans.first(), spans.last()) else {
+            return;
+        };
+        self.measured(first.0, last.1, wall);
+        let sum = |cpu: fn(&Reading) -> Option<CpuTime>| {
+            spans
+                .iter()
+                .try_fold((0, CpuSource::Schedstat), |(us, source), (b, a)| {
+                    let (more, s) = cpu_between(cpu(b), cpu(a))?;
+                    Some((
+                        us + more,
+                        if s == CpuSource::Schedstat { source } else { s },
+                    ))
+                })
+        };
+        let server = sum(|r| r.server_cpu);
+        self.server_cpu_us = server.map(|(us, _)| us);
+        self.server_cpu_source = server.map(|(_, source)| source);
+        self.bench_cpu_us = sum(|r| r.bench_cpu).map(|(us, _)| us);
+        self.cpu_us_per_delivery = ratio(self.server_cpu_us, self.deliveries);
+    }
+
     /// The human summary, several lines.
     pub fn summary(&self) -> String {
         fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
@@ -357,9 +412,10 @@ impl Report {
             self.params,
             self.clients
         );
+        let (one, many) = self.units.unwrap_or(("delivery", "deliveries"));
         if let Some(d) = self.deliveries {
             s += &format!(
-                ", deliveries {d} of {} expected (lost {}, duplicated {}, reordered {})",
+                ", {many} {d} of {} expected (lost {}, duplicated {}, reordered {})",
                 opt(self.expected_deliveries),
                 opt(self.losses),
                 opt(self.duplicates),
@@ -371,7 +427,7 @@ impl Report {
         }
         s += &format!("\n  measured phase {} s", opt(self.wall_secs));
         if let Some(r) = self.deliveries_per_sec {
-            s += &format!(", {r:.0} deliveries/s");
+            s += &format!(", {r:.0} {many}/s");
         }
         if let Some(r) = self.registrations_per_sec {
             s += &format!(", {r:.0} registrations/s");
@@ -385,8 +441,16 @@ impl Report {
             opt(l.p99),
             opt(l.max)
         );
+        if let Some(p) = self.probe_rtt_ms {
+            s += &format!(
+                "\n  probe RTT ms: p50 {} p99 {} max {}",
+                opt(p.p50),
+                opt(p.p99),
+                opt(p.max)
+            );
+        }
         s += &format!(
-            "\n  server CPU {} µs ({} µs/delivery, {} µs/registration), RSS {} -> {} KiB",
+            "\n  server CPU {} µs ({} µs/{one}, {} µs/registration), RSS {} -> {} KiB",
             opt(self.server_cpu_us),
             opt(self.cpu_us_per_delivery),
             opt(self.cpu_us_per_registration),
@@ -583,6 +647,35 @@ mod tests {
             "{}",
             r.summary()
         );
+    }
+
+    #[test]
+    fn spans_add_up_their_cpu_only() {
+        let reading = |cpu| Reading {
+            server_cpu: Some(cpu),
+            server_rss_kib: Some(1000),
+            bench_cpu: None,
+        };
+        let mut r = Report {
+            deliveries: Some(10),
+            ..Report::default()
+        };
+        // 1 ms, then 5 s between the spans (not counted), then 3 ms.
+        let spans = [
+            (
+                reading(at(100, Some((0, 2)))),
+                reading(at(100, Some((1_000_000, 2)))),
+            ),
+            (
+                reading(at(600, Some((5_001_000_000, 2)))),
+                reading(at(600, Some((5_004_000_000, 2)))),
+            ),
+        ];
+        r.measured_spans(&spans, Duration::from_millis(4));
+        assert_eq!(r.server_cpu_us, Some(4000));
+        assert_eq!(r.cpu_us_per_delivery, Some(400.0));
+        assert_eq!(r.deliveries_per_sec, Some(2500.0));
+        assert_eq!(r.server_cpu_source, Some(CpuSource::Schedstat));
     }
 
     #[test]

@@ -113,6 +113,29 @@ async fn every_scenario_runs_without_loss() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_burst_without_failures() {
+    let (server, _dir) = start_server().await;
+    let addr = server.local_addr().to_string();
+    let json = run("login", &addr, &["--accounts", "5", "--rounds", "1"]).await;
+    check_deliveries(&json, 5);
+    assert_eq!(json["params"]["rounds_run"], 1, "{json}");
+    assert!(json["latency_us"]["p99"].is_u64(), "{json}");
+    assert!(json["cpu_us_per_delivery"].is_number(), "{json}");
+    assert!(json["probe_rtt_ms"]["p50"].is_number(), "{json}");
+    assert!(json["probe_rtt_ms"]["max"].is_number(), "{json}");
+
+    // Two rounds: every client logs out in between and logs in again.
+    let json = run(
+        "login",
+        &addr,
+        &["--accounts", "3", "--rounds", "2", "--account-prefix", "lh"],
+    )
+    .await;
+    check_deliveries(&json, 6);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_taken_nick_is_retried() {
     let (server, _dir) = start_server().await;
     let addr = server.local_addr().to_string();
