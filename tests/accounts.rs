@@ -470,4 +470,21 @@ async fn account_tag_marks_messages_from_logged_in_users_for_those_who_asked() {
         tagged.sync().await,
         [":plain!~plain@127.0.0.1 PRIVMSG #room :hi"]
     );
+    // Every command of a logged-in user carries it, not only messages.
+    nina.exchange("NICK nina2").await;
+    nina.exchange("PART #room").await;
+    assert_eq!(
+        tagged.sync().await,
+        [
+            "@account=nina :nina!~nina@127.0.0.1 NICK nina2",
+            "@account=nina :nina2!~nina@127.0.0.1 PART #room",
+        ]
+    );
+    assert_eq!(
+        plain.sync().await,
+        [
+            ":nina!~nina@127.0.0.1 NICK nina2",
+            ":nina2!~nina@127.0.0.1 PART #room",
+        ]
+    );
 }

@@ -99,7 +99,7 @@ pub fn log_in(server: &Arc<Server>, id: ClientId, account: &Account) -> bool {
             .trailing(&format!("You are now logged in as {}", account.name)),
     );
     if me.registered {
-        let line = LineBuilder::new(Some(&me.mask), "ACCOUNT").last(&account.name);
+        let line = me.line("ACCOUNT").last(&account.name);
         world.send_to_peers_with(id, &line, Cap::AccountNotify);
     }
     true

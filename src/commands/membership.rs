@@ -5,10 +5,10 @@ use super::listing::send_names;
 use super::topic::send_topic;
 use super::{existing_channel, is_channel_name, replies, split_list, Ctx, Flow};
 use crate::proto::numeric::{Extra, Response};
-use crate::proto::{LineBuilder, Message};
+use crate::proto::Message;
 use crate::server::channel::{Channel, Membership};
 use crate::server::unix_now;
-use crate::server::world::{ClientId, World};
+use crate::server::world::{line_from, ClientId, World};
 
 /// `INVITE` alone: the channels this client is invited to (336/337).
 fn list_invites(ctx: &Ctx<'_>) -> Flow {
@@ -149,10 +149,11 @@ fn join_one(ctx: &Ctx<'_>, name: &str, key: Option<&str>) {
     let me = clients.get_mut(&id).expect("the session's own client");
     me.invited_to.remove(&folded);
     me.channels.insert(folded.clone());
-    let line = LineBuilder::new(Some(&me.mask), "JOIN").last(&channel.name);
+    let line = me.line("JOIN").last(&channel.name);
     // extended-join: the account (or `*`) and realname, built once for
     // all who asked for it.
-    let extended = LineBuilder::new(Some(&me.mask), "JOIN")
+    let extended = me
+        .line("JOIN")
         .param(&channel.name)
         .param(me.account.as_deref().unwrap_or("*"))
         .trailing(&me.realname);
@@ -185,7 +186,7 @@ fn part_one(world: &mut World, id: ClientId, folded: &str, reason: Option<&str>)
     let Some(me) = clients.get_mut(&id) else {
         return;
     };
-    let builder = LineBuilder::new(Some(&me.mask), "PART");
+    let builder = me.line("PART");
     let line = match reason {
         Some(reason) => builder.param(&channel.name).trailing(reason),
         None => builder.last(&channel.name),
@@ -246,7 +247,7 @@ pub fn kick(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
         .chars()
         .take(kick_length)
         .collect();
-    let kicker_mask = me.mask.clone();
+    let (kicker_mask, kicker_account) = (me.mask.clone(), me.account.clone());
     let max_targets = ctx.server.config.limits.targets_per_message;
     for target in split_list(msg.params[1]).take(max_targets) {
         let World {
@@ -267,7 +268,7 @@ pub fn kick(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
             clients[&id].send(&line);
             continue;
         };
-        let line = LineBuilder::new(Some(&kicker_mask), "KICK")
+        let line = line_from(&kicker_mask, kicker_account.as_deref(), "KICK")
             .param(&channel.name)
             .param(&clients[&target_id].nick)
             .trailing(&reason);
@@ -337,11 +338,7 @@ pub fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
                 .trailing(away),
         );
     }
-    target.send(
-        &LineBuilder::new(Some(&me.mask), "INVITE")
-            .param(&target.nick)
-            .last(&channel.name),
-    );
+    target.send(&me.line("INVITE").param(&target.nick).last(&channel.name));
     // Only an invitation from someone who could have let the user in
     // themselves opens the door; from anyone else it is a notification.
     let admits = channel.is_op(id) || me.modes.oper;

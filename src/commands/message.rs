@@ -6,8 +6,7 @@ use smallvec::SmallVec;
 
 use super::{chanserv, is_channel_name, nickserv, replies, Ctx, Flow};
 use crate::proto::numeric::Response;
-use crate::proto::{LineBuilder, Message};
-use crate::server::caps::Cap;
+use crate::proto::Message;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -116,21 +115,8 @@ fn relay(ctx: &Ctx<'_>, msg: &Message<'_>, kind: Kind) -> Flow {
                 }
                 continue;
             }
-            let line = LineBuilder::new(Some(&me.mask), kind.command())
-                .param(target)
-                .trailing(text);
-            // account-tag: only built if a member asked for it.
-            let tagged = me.account.as_deref().map(|account| {
-                move || {
-                    LineBuilder::with_tags([("account", account)], Some(&me.mask), kind.command())
-                        .param(target)
-                        .trailing(text)
-                }
-            });
-            let tagged = tagged
-                .as_ref()
-                .map(|make| make as &dyn Fn() -> bytes::Bytes);
-            channel.broadcast_message(&world.clients, &line, tagged, id, status);
+            let line = me.line(kind.command()).param(target).trailing(text);
+            channel.broadcast_message(&world.clients, &line, id, status);
             continue;
         }
         let Some(recipient) = world.registered_by_nick(target) else {
@@ -139,15 +125,11 @@ fn relay(ctx: &Ctx<'_>, msg: &Message<'_>, kind: Kind) -> Flow {
             }
             continue;
         };
-        let builder = match &me.account {
-            Some(account) if recipient.caps.has(Cap::AccountTag) => LineBuilder::with_tags(
-                [("account", account.as_str())],
-                Some(&me.mask),
-                kind.command(),
-            ),
-            _ => LineBuilder::new(Some(&me.mask), kind.command()),
-        };
-        recipient.send(&builder.param(&recipient.nick).trailing(text));
+        recipient.send(
+            &me.line(kind.command())
+                .param(&recipient.nick)
+                .trailing(text),
+        );
         if let (Kind::Privmsg, Some(away)) = (kind, &recipient.away) {
             me.send(
                 &ctx.numeric(&me.nick, Response::RPL_AWAY)

@@ -3,10 +3,10 @@
 use super::{existing_channel, is_channel_name, replies, Ctx, Flow};
 use crate::proto::mask::normalize_ban_mask;
 use crate::proto::numeric::{Extra, Response};
-use crate::proto::{LineBuilder, Message};
+use crate::proto::Message;
 use crate::server::channel::{Channel, ListEntry};
 use crate::server::unix_now;
-use crate::server::world::{ClientId, World};
+use crate::server::world::{line_from, ClientId, World};
 
 /// Longest ban/exception/invite mask kept: room for any real
 /// `nick!user@host`, but no way to store kilobytes per entry.
@@ -68,11 +68,11 @@ impl Applied {
         self.params.extend(param);
     }
 
-    fn line(&self, source: &str, target: &str) -> Option<bytes::Bytes> {
+    fn line(&self, source: &str, account: Option<&str>, target: &str) -> Option<bytes::Bytes> {
         if self.modes.is_empty() {
             return None;
         }
-        let builder = LineBuilder::new(Some(source), "MODE").param(target);
+        let builder = line_from(source, account, "MODE").param(target);
         Some(match self.params.split_last() {
             Some((last, rest)) => builder
                 .param(&self.modes)
@@ -119,7 +119,7 @@ fn channel_mode(ctx: &Ctx<'_>, msg: &Message<'_>) -> Flow {
     };
     let may_change = channel.is_op(id) || me.modes.oper;
     let channel_name = channel.name.clone();
-    let setter = me.mask.clone();
+    let (setter, setter_account) = (me.mask.clone(), me.account.clone());
     let mut params = msg.params[2..].iter().copied();
     let mut adding = true;
     let mut applied = Applied::default();
@@ -358,7 +358,7 @@ fn channel_mode(ctx: &Ctx<'_>, msg: &Message<'_>) -> Flow {
     for line in &replies {
         me.send(line);
     }
-    if let Some(line) = applied.line(&setter, &channel_name) {
+    if let Some(line) = applied.line(&setter, setter_account.as_deref(), &channel_name) {
         world.channels[&folded].broadcast_and_echo(&world.clients, &line, id);
         super::chanserv::remember(ctx.server, &mut world, &folded);
     }
@@ -433,7 +433,7 @@ fn user_mode(ctx: &Ctx<'_>, msg: &Message<'_>) -> Flow {
                 .trailing("Unknown MODE flag"),
         );
     }
-    if let Some(line) = applied.line(&nick, &nick) {
+    if let Some(line) = applied.line(&nick, None, &nick) {
         me.send(&line);
     }
     Flow::Continue

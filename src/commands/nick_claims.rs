@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::nickserv;
-use crate::proto::LineBuilder;
 use crate::server::flush::FlushScope;
 use crate::server::world::{ClientId, NickClaim, World};
 use crate::server::Server;
@@ -133,7 +132,7 @@ fn rename_to_guest(server: &Server, world: &mut World, id: ClientId) {
         claims.retain(|claim| claim.nick_folded != folded);
     }
     let guest = world.free_guest_nick();
-    let line = LineBuilder::new(Some(&world.clients[&id].mask), "NICK").last(&guest);
+    let line = world.clients[&id].line("NICK").last(&guest);
     world.send_to_peers(id, &line, true);
     world.set_nick(id, &guest);
     tracing::info!(client = id, from = %nick, to = %guest, "renamed: did not identify in time");

@@ -325,11 +325,11 @@ fn take_nick(server: &Arc<Server>, id: ClientId, nick: &str, recover: bool) {
     if recover {
         // The ghost gives the nick up now; its connection ends shortly.
         let guest = world.free_guest_nick();
-        let line = LineBuilder::new(Some(&world.clients[&ghost].mask), "NICK").last(&guest);
+        let line = world.clients[&ghost].line("NICK").last(&guest);
         world.send_to_peers(ghost, &line, true);
         world.set_nick(ghost, &guest);
         if let Some(me) = world.clients.get(&id) {
-            let line = LineBuilder::new(Some(&me.mask), "NICK").last(nick);
+            let line = me.line("NICK").last(nick);
             world.send_to_peers(id, &line, true);
             world.set_nick(id, nick);
         }

@@ -100,11 +100,7 @@ pub fn kill(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
         return Flow::Continue;
     };
     let comment = msg.params[1];
-    target.send(
-        &LineBuilder::new(Some(&me.mask), "KILL")
-            .param(&target.nick)
-            .trailing(comment),
-    );
+    target.send(&me.line("KILL").param(&target.nick).trailing(comment));
     let reason = format!("Killed ({} ({comment}))", me.nick);
     tracing::info!(client = target.id, by = %me.nick, "killed");
     if target.id == id {
@@ -121,7 +117,7 @@ pub fn wallops(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
     }
     let world = ctx.world();
     let me = &world.clients[&ctx.id()];
-    let line = LineBuilder::new(Some(&me.mask), "WALLOPS").trailing(msg.params[0]);
+    let line = me.line("WALLOPS").trailing(msg.params[0]);
     for client in world.clients.values().filter(|c| c.modes.wallops) {
         client.send(&line);
     }

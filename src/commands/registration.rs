@@ -60,7 +60,7 @@ pub fn nick(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
         return Flow::Continue;
     }
     if me.registered {
-        let line = LineBuilder::new(Some(&me.mask), "NICK").last(new_nick);
+        let line = me.line("NICK").last(new_nick);
         world.send_to_peers(id, &line, true);
         world.set_nick(id, new_nick);
         drop(world);

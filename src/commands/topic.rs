@@ -2,7 +2,7 @@
 
 use super::{existing_channel, replies, Ctx, Flow};
 use crate::proto::numeric::Response;
-use crate::proto::{LineBuilder, Message};
+use crate::proto::Message;
 use crate::server::channel::{Channel, Topic};
 use crate::server::unix_now;
 use crate::server::world::World;
@@ -66,9 +66,7 @@ pub fn topic(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
         .chars()
         .take(ctx.server.config.limits.topic_length)
         .collect();
-    let line = LineBuilder::new(Some(&me.mask), "TOPIC")
-        .param(&channel.name)
-        .trailing(&text);
+    let line = me.line("TOPIC").param(&channel.name).trailing(&text);
     let topic = (!text.is_empty()).then(|| Topic {
         text,
         set_by: me.mask.clone(),

@@ -222,18 +222,15 @@ impl Channel {
     }
 
     /// A PRIVMSG or NOTICE for the members but its sender (`except`), with
-    /// at least `min_status` if given (STATUSMSG). Members that enabled
-    /// account-tag get the line `tagged` makes, built once, the first time
-    /// one of them needs it.
+    /// at least `min_status` if given (STATUSMSG: `@` ops, `+` voiced and
+    /// ops).
     pub fn broadcast_message(
         &self,
         clients: &Clients,
         line: &Bytes,
-        tagged: Option<&dyn Fn() -> Bytes>,
         except: ClientId,
         min_status: Option<char>,
     ) {
-        let tagged_line = std::cell::OnceCell::new();
         for (&member, m) in &self.members {
             let qualifies = match min_status {
                 None => true,
@@ -244,14 +241,7 @@ impl Channel {
                 continue;
             }
             if let Some(client) = clients.get(&member) {
-                match tagged {
-                    Some(make) if client.caps.has(Cap::AccountTag) => {
-                        client.outbox.send(tagged_line.get_or_init(make));
-                    }
-                    _ => {
-                        client.outbox.send(line);
-                    }
-                }
+                client.outbox.send(line);
             }
         }
     }

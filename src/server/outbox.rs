@@ -14,6 +14,7 @@
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::io::{ErrorKind, IoSlice};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -92,6 +93,11 @@ struct Shared {
     // time, see `Writer::Writing`), so a sender never waits for a syscall.
     queue: Mutex<Queue>,
     limit: usize,
+    /// Whether lines reach this client with their tags: only once it
+    /// enabled a capability that sends them (account-tag). Lines are built
+    /// once with their tags and sent to everyone else without them, as a
+    /// slice of the same bytes.
+    receives_tags: AtomicBool,
     socket: TcpStream,
     // Kept here, in the one allocation a connection shares with the
     // network state, rather than in one more of its own.
@@ -117,6 +123,7 @@ impl Outbox {
                     connection_task: None,
                 }),
                 limit,
+                receives_tags: AtomicBool::new(false),
                 socket,
                 liveness: Liveness::default(),
             }),
@@ -140,9 +147,25 @@ impl Outbox {
         self.shared.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    pub fn set_receives_tags(&self, receives: bool) {
+        self.shared.receives_tags.store(receives, Ordering::Relaxed);
+    }
+
+    /// `line` as this client receives it: without its tags unless it asked
+    /// for them. No copy either way.
+    fn as_received(&self, line: &Bytes) -> Bytes {
+        if line.first() == Some(&b'@') && !self.shared.receives_tags.load(Ordering::Relaxed) {
+            if let Some(space) = memchr::memchr(b' ', line) {
+                return line.slice(space + 1..);
+            }
+        }
+        line.clone()
+    }
+
     /// Queues one line. Returns `false` if the client is gone or this line
     /// passed its sendq limit (the connection is then being cut off).
     pub fn send(&self, line: &Bytes) -> bool {
+        let line = &self.as_received(line);
         let mut queue = self.lock();
         if queue.state != State::Open {
             return false;
@@ -163,6 +186,7 @@ impl Outbox {
     /// Queues a last line (typically `ERROR`), then closes: what is queued
     /// is still written, and [`Outbox::finish`] shuts the socket.
     pub fn close_with(&self, last_line: Bytes) {
+        let last_line = self.as_received(&last_line);
         let mut queue = self.lock();
         if queue.state == State::Open {
             queue.bytes += last_line.len();
@@ -218,6 +242,7 @@ impl Outbox {
     /// or within [`DELAYED_WRITE_WINDOW`], whichever comes first. Order is
     /// kept: it is the same queue.
     pub fn send_delayed(&self, line: &Bytes) -> bool {
+        let line = &self.as_received(line);
         let mut queue = self.lock();
         if queue.state != State::Open {
             return false;

@@ -125,6 +125,22 @@ impl Client {
     pub fn send(&self, line: &Bytes) {
         self.outbox.send(line);
     }
+
+    /// A line from this client: with the `account` tag when it is logged
+    /// in (account-tag), which clients that did not ask for it never see
+    /// (see `Outbox::send`).
+    pub fn line(&self, command: &str) -> LineBuilder {
+        line_from(&self.mask, self.account.as_deref(), command)
+    }
+}
+
+/// A line from the client `mask`, logged in to `account` if any: see
+/// [`Client::line`].
+pub fn line_from(mask: &str, account: Option<&str>, command: &str) -> LineBuilder {
+    match account {
+        Some(account) => LineBuilder::with_tags([("account", account)], Some(mask), command),
+        None => LineBuilder::new(Some(mask), command),
+    }
 }
 
 /// Registered users, and how many of them are invisible or operators.
@@ -413,7 +429,7 @@ impl World {
             return;
         };
         if client.registered && !self.shutting_down {
-            let quit = LineBuilder::new(Some(&client.mask), "QUIT").trailing(reason);
+            let quit = client.line("QUIT").trailing(reason);
             let nick = client.nick.clone();
             let folded = self.fold(&nick);
             // Delayed: nobody waits for a QUIT, and a mass disconnect then
