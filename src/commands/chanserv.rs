@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use super::services::Service;
 use super::{account, Ctx, Flow};
 use crate::accounts::http_date;
 use crate::proto::{LineBuilder, Message};
@@ -15,7 +16,12 @@ use crate::store::{AccessLevel, ChannelState, ListEntry, RegisteredChannel};
 
 /// The service's nick; no client may take it.
 pub const NICK: &str = "ChanServ";
-const SOURCE: &str = "ChanServ!ChanServ@services.";
+
+const SERVICE: Service = Service {
+    nick: NICK,
+    source: "ChanServ!ChanServ@services.",
+    help: HELP,
+};
 
 const HELP: &[&str] = &[
     "ChanServ keeps registered channels: their founder, who gets ops or voice, and their topic, modes and lists.",
@@ -31,8 +37,7 @@ const HELP: &[&str] = &[
 ];
 
 pub fn command(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
-    let text = msg.params.join(" ");
-    handle(ctx, &text)
+    handle(ctx, &Service::text_of(msg))
 }
 
 /// One line of text sent to ChanServ.
@@ -44,12 +49,7 @@ pub fn handle(ctx: &mut Ctx<'_>, text: &str) -> Flow {
     let verb = verb.to_ascii_uppercase();
     let sub = |i: usize| args.get(i).map(|s| s.to_ascii_uppercase());
     match (verb.as_str(), args) {
-        ("HELP", _) => {
-            for line in HELP {
-                notice(ctx.server, ctx.id(), line);
-            }
-            Flow::Continue
-        }
+        ("HELP", _) => SERVICE.send_help(ctx),
         ("REGISTER", [channel]) => register(ctx, channel),
         ("ACCESS", [channel, _]) if sub(1).as_deref() == Some("LIST") => access_list(ctx, channel),
         ("ACCESS", [channel, _, account, level]) if sub(1).as_deref() == Some("ADD") => {
@@ -69,19 +69,7 @@ pub fn handle(ctx: &mut Ctx<'_>, text: &str) -> Flow {
         ("DEOP", [channel, nick]) => set_op(ctx, channel, Some(nick), false),
         ("INFO", [channel]) => info(ctx, channel),
         ("DROP", [channel]) => drop_channel(ctx, channel),
-        (verb, _) => {
-            let usage = HELP
-                .iter()
-                .find(|line| line.trim_start().starts_with(verb))
-                .map(|line| line.trim_start().split("  ").next().unwrap_or(verb));
-            match usage {
-                Some(usage) => reply(ctx, &format!("Syntax: {usage}")),
-                None => reply(
-                    ctx,
-                    &format!("Unknown command {verb}; /msg ChanServ HELP lists them"),
-                ),
-            }
-        }
+        (verb, _) => SERVICE.misused(ctx, verb),
     }
 }
 
@@ -215,14 +203,20 @@ fn set_access(ctx: &mut Ctx<'_>, name: &str, target: &str, level: Option<AccessL
     }))
 }
 
-fn access_list(ctx: &mut Ctx<'_>, name: &str) -> Flow {
+/// The registration of `name`, or the reply that it has none.
+fn registration(ctx: &Ctx<'_>, name: &str) -> Result<RegisteredChannel, Flow> {
     let registered = ctx
         .world()
         .registered_channels
         .get(&ctx.server.fold(name))
         .cloned();
-    let Some(channel) = registered else {
-        return reply(ctx, &format!("{name} is not registered"));
+    registered.ok_or_else(|| reply(ctx, &format!("{name} is not registered")))
+}
+
+fn access_list(ctx: &mut Ctx<'_>, name: &str) -> Flow {
+    let channel = match registration(ctx, name) {
+        Ok(channel) => channel,
+        Err(replied) => return replied,
     };
     notice(
         ctx.server,
@@ -275,7 +269,7 @@ fn set_op(ctx: &mut Ctx<'_>, name: &str, nick: Option<&str>, op: bool) -> Flow {
     };
     if membership.op != op {
         membership.op = op;
-        let line = LineBuilder::new(Some(SOURCE), "MODE")
+        let line = LineBuilder::new(Some(SERVICE.source), "MODE")
             .param(&channel.name)
             .param(if op { "+o" } else { "-o" })
             .last(&clients[&target].nick);
@@ -285,13 +279,9 @@ fn set_op(ctx: &mut Ctx<'_>, name: &str, nick: Option<&str>, op: bool) -> Flow {
 }
 
 fn info(ctx: &mut Ctx<'_>, name: &str) -> Flow {
-    let registered = ctx
-        .world()
-        .registered_channels
-        .get(&ctx.server.fold(name))
-        .cloned();
-    let Some(channel) = registered else {
-        return reply(ctx, &format!("{name} is not registered"));
+    let channel = match registration(ctx, name) {
+        Ok(channel) => channel,
+        Err(replied) => return replied,
     };
     notice(ctx.server, ctx.id(), &format!("Channel: {}", channel.name));
     notice(
@@ -376,7 +366,7 @@ pub fn join_mode(channel: &Channel, member: &Client, status: Status) -> Option<b
         Status::Unregistered | Status::Plain => return None,
     };
     Some(
-        LineBuilder::new(Some(SOURCE), "MODE")
+        LineBuilder::new(Some(SERVICE.source), "MODE")
             .param(&channel.name)
             .param(mode)
             .last(&member.nick),
@@ -474,18 +464,9 @@ fn snapshot(channel: &Channel) -> ChannelState {
 }
 
 fn reply(ctx: &Ctx<'_>, text: &str) -> Flow {
-    notice(ctx.server, ctx.id(), text);
-    Flow::Continue
+    SERVICE.reply(ctx, text)
 }
 
-/// A NOTICE from ChanServ to client `id`.
 fn notice(server: &Server, id: ClientId, text: &str) {
-    let world = server.world();
-    if let Some(me) = world.clients.get(&id) {
-        me.send(
-            &LineBuilder::new(Some(SOURCE), "NOTICE")
-                .param(&me.nick)
-                .trailing(text),
-        );
-    }
+    SERVICE.notice(server, id, text);
 }

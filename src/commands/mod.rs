@@ -18,6 +18,7 @@ mod query;
 mod registration;
 mod replies;
 mod sasl;
+mod services;
 mod topic;
 
 pub use nick_claims::run as run_nick_claims;

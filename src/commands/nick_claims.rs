@@ -70,8 +70,7 @@ pub fn check(server: &Arc<Server>, id: ClientId) {
             owner,
             deadline: Instant::now() + Duration::from_secs(grace),
         });
-        nickserv::notice_locked(
-            &server,
+        nickserv::SERVICE.notice_locked(
             &world.clients[&id],
             &format!(
                 "This nickname is registered. Identify within {grace} seconds with /msg NickServ IDENTIFY <password> (or SASL), or it will be changed."
@@ -136,8 +135,7 @@ fn rename_to_guest(server: &Server, world: &mut World, id: ClientId) {
     world.send_to_peers(id, &line, true);
     world.set_nick(id, &guest);
     tracing::info!(client = id, from = %nick, to = %guest, "renamed: did not identify in time");
-    nickserv::notice_locked(
-        server,
+    nickserv::SERVICE.notice_locked(
         &world.clients[&id],
         &format!("You did not identify in time, so your nick is now {guest}"),
     );

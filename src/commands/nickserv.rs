@@ -5,15 +5,21 @@
 
 use std::sync::Arc;
 
+use super::services::Service;
 use super::{account, sasl, Ctx, Flow};
 use crate::accounts::{http_date, AccountError};
-use crate::proto::{LineBuilder, Message};
-use crate::server::world::{Client, ClientId};
+use crate::proto::Message;
+use crate::server::world::ClientId;
 use crate::server::Server;
 
 /// The service's nick; no client may take it.
 pub const NICK: &str = "NickServ";
-const SOURCE: &str = "NickServ!NickServ@services.";
+
+pub const SERVICE: Service = Service {
+    nick: NICK,
+    source: "NickServ!NickServ@services.",
+    help: HELP,
+};
 
 const TOO_MANY_FAILURES: &str = "Too many failed logins on this connection";
 
@@ -32,8 +38,7 @@ const HELP: &[&str] = &[
 
 /// `/NICKSERV <command …>` and `/NS …`: the words are the text.
 pub fn command(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
-    let text = msg.params.join(" ");
-    handle(ctx, &text)
+    handle(ctx, &Service::text_of(msg))
 }
 
 /// One line of text sent to NickServ.
@@ -43,12 +48,7 @@ pub fn handle(ctx: &mut Ctx<'_>, text: &str) -> Flow {
         return reply(ctx, "Tell me what to do: /msg NickServ HELP");
     };
     match (verb.to_ascii_uppercase().as_str(), args) {
-        ("HELP", _) => {
-            for line in HELP {
-                notice(ctx.server, ctx.id(), line);
-            }
-            Flow::Continue
-        }
+        ("HELP", _) => SERVICE.send_help(ctx),
         ("REGISTER", [password]) => register(ctx, password, None),
         ("REGISTER", [password, email]) => register(ctx, password, Some(*email)),
         ("IDENTIFY", [password]) => {
@@ -79,19 +79,7 @@ pub fn handle(ctx: &mut Ctx<'_>, text: &str) -> Flow {
         ("GHOST", [nick, password]) => ghost(ctx, nick, Some(*password), false),
         ("RECOVER", [nick]) => ghost(ctx, nick, None, true),
         ("RECOVER", [nick, password]) => ghost(ctx, nick, Some(*password), true),
-        (verb, _) => {
-            let usage = HELP
-                .iter()
-                .find(|line| line.trim_start().starts_with(verb))
-                .map(|line| line.trim_start().split("  ").next().unwrap_or(verb));
-            match usage {
-                Some(usage) => reply(ctx, &format!("Syntax: {usage}")),
-                None => reply(
-                    ctx,
-                    &format!("Unknown command {verb}; /msg NickServ HELP lists them"),
-                ),
-            }
-        }
+        (verb, _) => SERVICE.misused(ctx, verb),
     }
 }
 
@@ -351,23 +339,9 @@ fn own_nick(ctx: &Ctx<'_>) -> String {
 }
 
 fn reply(ctx: &Ctx<'_>, text: &str) -> Flow {
-    notice(ctx.server, ctx.id(), text);
-    Flow::Continue
+    SERVICE.reply(ctx, text)
 }
 
-/// A NOTICE from NickServ to client `id`.
 fn notice(server: &Server, id: ClientId, text: &str) {
-    let world = server.world();
-    if let Some(me) = world.clients.get(&id) {
-        notice_locked(server, me, text);
-    }
-}
-
-/// A NOTICE from NickServ to `me`, for callers holding the state lock.
-pub fn notice_locked(_server: &Server, me: &Client, text: &str) {
-    me.send(
-        &LineBuilder::new(Some(SOURCE), "NOTICE")
-            .param(&me.nick)
-            .trailing(text),
-    );
+    SERVICE.notice(server, id, text);
 }
