@@ -329,3 +329,38 @@ async fn account_commands_work_on_the_database_of_a_running_server() {
         (1, "parlor account: no account lena\n")
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_account_under_a_deleted_ones_name_does_not_inherit_its_channels() {
+    let server = TestServer::start_with("[accounts]\nnick_protection = false\n").await;
+    let dir = server.data_dir.path().display().to_string();
+    let mut anna = server.client("anna").await;
+    anna.exchange("REGISTER * * annas-password").await;
+    join(&mut anna, "#club").await;
+    let lines = anna.exchange("CS REGISTER #club").await;
+    assert!(
+        lines[0].contains("#club is now registered to anna"),
+        "{lines:?}"
+    );
+    anna.send("QUIT").await;
+    anna.read_to_end().await;
+
+    // The admin deletes the account while the server runs; someone else
+    // registers the name again.
+    let (code, _, stderr) = run(&["--data-dir", &dir, "account", "delete", "anna"], "");
+    assert_eq!(code, 0, "{stderr}");
+    let mut other = server.client("anna").await;
+    let lines = other.exchange("REGISTER * * someone-else").await;
+    assert!(lines.iter().any(|l| l.contains(" 900 ")), "{lines:?}");
+    let lines = other.exchange("JOIN #club").await;
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.contains("ChanServ") && l.contains("+o")),
+        "{lines:?}"
+    );
+    assert_eq!(
+        other.exchange("CS ACCESS #club ADD anna op").await,
+        [":ChanServ!ChanServ@services. NOTICE anna :Only the founder of #club may do that"]
+    );
+}

@@ -18,12 +18,11 @@ pub fn logged_in(ctx: &Ctx<'_>) -> Option<String> {
     ctx.world().clients.get(&ctx.id())?.account.clone()
 }
 
-/// Who a client is logged in as: the account's folded name and creation
-/// time.
+/// Who a client is logged in as: the account's folded name and uid.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Login {
     pub folded: String,
-    pub created_at: i64,
+    pub uid: i64,
 }
 
 pub fn login_of(server: &Server, id: ClientId) -> Option<Login> {
@@ -31,7 +30,7 @@ pub fn login_of(server: &Server, id: ClientId) -> Option<Login> {
     let me = world.clients.get(&id)?;
     Some(Login {
         folded: server.fold(me.account.as_deref()?),
-        created_at: me.account_created,
+        uid: me.account_uid,
     })
 }
 
@@ -43,7 +42,7 @@ pub async fn is_login_of(server: &Server, login: &Login, owner: &str) -> bool {
     }
     matches!(
         server.accounts.store().account(owner).await,
-        Ok(Some(account)) if account.created_at == login.created_at
+        Ok(Some(account)) if account.uid == login.uid
     )
 }
 
@@ -88,7 +87,7 @@ pub fn log_in(server: &Arc<Server>, id: ClientId, account: &Account) -> bool {
         return false;
     };
     me.account = Some(account.name.clone());
-    me.account_created = account.created_at;
+    me.account_uid = account.uid;
     tracing::info!(client = id, account = %account.name, "logged in");
     nick_claims::release(&mut world, id, &server.fold(&account.name));
     let me = &world.clients[&id];
@@ -120,7 +119,7 @@ fn end_login(server: &Arc<Server>, id: ClientId) {
     if me.account.take().is_none() {
         return;
     }
-    me.account_created = 0;
+    me.account_uid = 0;
     let me = &world.clients[&id];
     me.send(
         &LineBuilder::numeric(&server.name, Response::RPL_LOGGEDOUT, &me.nick)

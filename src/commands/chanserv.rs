@@ -74,7 +74,10 @@ pub fn handle(ctx: &mut Ctx<'_>, text: &str) -> Flow {
 }
 
 fn register(ctx: &mut Ctx<'_>, name: &str) -> Flow {
-    let Some(account) = account::logged_in(ctx) else {
+    let (Some(account), Some(login)) = (
+        account::logged_in(ctx),
+        account::login_of(ctx.server, ctx.id()),
+    ) else {
         return reply(ctx, "Log in first: /msg NickServ IDENTIFY <password>");
     };
     let (server, id) = (ctx.server.clone(), ctx.id());
@@ -84,6 +87,18 @@ fn register(ctx: &mut Ctx<'_>, name: &str) -> Flow {
         if world.registered_channels.contains_key(&folded) {
             drop(world);
             return reply(ctx, &format!("{name} is already registered"));
+        }
+        let founded = world
+            .registered_channels
+            .values()
+            .filter(|c| c.founder == login.folded)
+            .count();
+        if founded >= MAX_CHANNELS_PER_FOUNDER {
+            drop(world);
+            return reply(
+                ctx,
+                &format!("You have registered {MAX_CHANNELS_PER_FOUNDER} channels already, the most one account may"),
+            );
         }
         match world.channels.get(&folded) {
             Some(channel) if channel.is_op(id) => (channel.name.clone(), snapshot(channel)),
@@ -107,17 +122,22 @@ fn register(ctx: &mut Ctx<'_>, name: &str) -> Flow {
         match stored {
             Ok(true) => {
                 tracing::info!(channel = %name, account = %account, "channel registered");
-                server.world().registered_channels.insert(
+                let mut world = server.world();
+                world.registry_accounts.insert(founder.clone(), login.uid);
+                world.registered_channels.insert(
                     folded.clone(),
                     RegisteredChannel {
                         name: name.clone(),
-                        name_folded: folded,
+                        name_folded: folded.clone(),
                         founder,
                         registered_at: now,
                         state,
                         access: Vec::new(),
                     },
                 );
+                // Changes made while the store wrote are saved too.
+                remember(&server, &mut world, &folded);
+                drop(world);
                 notice(
                     &server,
                     id,
@@ -131,20 +151,35 @@ fn register(ctx: &mut Ctx<'_>, name: &str) -> Flow {
     }))
 }
 
+/// Channels one account may register: each is kept in memory and loaded
+/// at every start.
+const MAX_CHANNELS_PER_FOUNDER: usize = 20;
+
 const UNAVAILABLE: &str = "Channel registration is unavailable right now; please try again later";
 
 /// The registration of `name` if the client may manage it (its founder),
 /// or `Err` with the reason.
 fn founded_by_me(ctx: &Ctx<'_>, name: &str) -> Result<RegisteredChannel, String> {
-    let Some(account) = account::logged_in(ctx) else {
+    if account::logged_in(ctx).is_none() {
         return Err("Log in first: /msg NickServ IDENTIFY <password>".into());
-    };
+    }
     let world = ctx.world();
+    let me = genuine_account(ctx.server, &world, ctx.id());
     match world.registered_channels.get(&ctx.server.fold(name)) {
         None => Err(format!("{name} is not registered")),
-        Some(channel) if channel.founder == ctx.server.fold(&account) => Ok(channel.clone()),
+        Some(channel) if me.as_deref() == Some(channel.founder.as_str()) => Ok(channel.clone()),
         Some(_) => Err(format!("Only the founder of {name} may do that")),
     }
+}
+
+/// The folded account client `id` is logged in to, if channel rights may
+/// be granted by it: a login made to an account of the same name that was
+/// since dropped (and perhaps registered again by someone else) grants
+/// nothing.
+fn genuine_account(server: &Server, world: &World, id: ClientId) -> Option<String> {
+    let me = world.clients.get(&id)?;
+    let account = server.fold(me.account.as_deref()?);
+    (world.registry_accounts.get(&account) == Some(&me.account_uid)).then_some(account)
 }
 
 fn set_access(ctx: &mut Ctx<'_>, name: &str, target: &str, level: Option<AccessLevel>) -> Flow {
@@ -157,8 +192,8 @@ fn set_access(ctx: &mut Ctx<'_>, name: &str, target: &str, level: Option<AccessL
     Flow::Wait(Box::pin(async move {
         let store = server.accounts.store();
         let account = server.fold(&target);
-        match store.account(&account).await {
-            Ok(Some(_)) => {}
+        let created_at = match store.account(&account).await {
+            Ok(Some(found)) => found.uid,
             Ok(None) => {
                 notice(
                     &server,
@@ -171,25 +206,36 @@ fn set_access(ctx: &mut Ctx<'_>, name: &str, target: &str, level: Option<AccessL
                 notice(&server, id, UNAVAILABLE);
                 return None;
             }
-        }
-        if store
+        };
+        match store
             .set_access(&channel.name_folded, &account, level)
             .await
-            .is_err()
         {
-            notice(&server, id, UNAVAILABLE);
-            return None;
+            Ok(true) => {}
+            Ok(false) => {
+                // Dropped behind the server's back (`parlor account delete`
+                // of its founder): forget it here too.
+                server
+                    .world()
+                    .registered_channels
+                    .remove(&channel.name_folded);
+                notice(&server, id, &format!("{} is not registered", channel.name));
+                return None;
+            }
+            Err(_) => {
+                notice(&server, id, UNAVAILABLE);
+                return None;
+            }
         }
-        if let Some(registered) = server
-            .world()
-            .registered_channels
-            .get_mut(&channel.name_folded)
-        {
+        let mut world = server.world();
+        world.registry_accounts.insert(account.clone(), created_at);
+        if let Some(registered) = world.registered_channels.get_mut(&channel.name_folded) {
             registered.access.retain(|(who, _)| *who != account);
             if let Some(level) = level {
                 registered.access.push((account.clone(), level));
             }
         }
+        drop(world);
         let done = match level {
             Some(level) => format!(
                 "{target} now gets {} on {}",
@@ -344,10 +390,9 @@ pub fn status_on_join(server: &Server, world: &World, folded: &str, id: ClientId
     let Some(channel) = world.registered_channels.get(folded) else {
         return Status::Unregistered;
     };
-    let Some(account) = world.clients.get(&id).and_then(|c| c.account.as_deref()) else {
+    let Some(account) = genuine_account(server, world, id) else {
         return Status::Plain;
     };
-    let account = server.fold(account);
     if channel.founder == account {
         return Status::Op;
     }

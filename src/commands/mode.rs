@@ -360,7 +360,14 @@ fn channel_mode(ctx: &Ctx<'_>, msg: &Message<'_>) -> Flow {
     }
     if let Some(line) = applied.line(&setter, setter_account.as_deref(), &channel_name) {
         world.channels[&folded].broadcast_and_echo(&world.clients, &line, id);
-        super::chanserv::remember(ctx.server, &mut world, &folded);
+        // Ops and voice are not kept: ChanServ's access list gives them.
+        if !applied
+            .modes
+            .chars()
+            .all(|c| matches!(c, '+' | '-' | 'o' | 'v'))
+        {
+            super::chanserv::remember(ctx.server, &mut world, &folded);
+        }
     }
     Flow::Continue
 }

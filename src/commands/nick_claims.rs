@@ -53,7 +53,7 @@ pub fn check(server: &Arc<Server>, id: ClientId) {
         // The nick or the login may have changed while the store answered.
         let logged_in_as_owner = me.account.as_deref().map(|a| server.fold(a)).as_deref()
             == Some(owner.as_str())
-            && me.account_created == owner_account.created_at;
+            && me.account_uid == owner_account.uid;
         if server.fold(&me.nick) != folded || logged_in_as_owner {
             return;
         }

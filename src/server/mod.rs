@@ -119,6 +119,8 @@ pub struct ServerHandle {
     server: Arc<Server>,
     addrs: Vec<SocketAddr>,
     tracker: TaskTracker,
+    writer_stop: CancellationToken,
+    channel_writer: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl ServerHandle {
@@ -133,7 +135,7 @@ impl ServerHandle {
 
     /// Stops accepting, tells every client `ERROR`, and waits (bounded) for
     /// their queued output to be written.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         info!("shutting down");
         self.server.shutdown.cancel();
         {
@@ -154,6 +156,10 @@ impl ServerHandle {
         {
             warn!("some clients did not take their last lines in time");
         }
+        self.writer_stop.cancel();
+        if let Some(writer) = self.channel_writer.take() {
+            let _ = writer.await;
+        }
         self.server.accounts.store().close().await;
     }
 }
@@ -171,21 +177,38 @@ pub async fn spawn(config: Config) -> anyhow::Result<ServerHandle> {
     // Server::new hashes the password decoys: keep it off the runtime.
     let server = Arc::new(tokio::task::spawn_blocking(move || Server::new(config, store)).await??);
     let tracker = TaskTracker::new();
-    let registered = server.accounts.store().registered_channels().await?;
-    server.world().registered_channels = registered
-        .into_iter()
-        .map(|channel| (channel.name_folded.clone(), channel))
-        .collect();
+    let store = server.accounts.store();
+    let registered = store.registered_channels().await?;
+    let mut accounts = std::collections::HashMap::new();
+    for channel in &registered {
+        let named = std::iter::once(&channel.founder).chain(channel.access.iter().map(|(a, _)| a));
+        for account in named {
+            if let Some(found) = store.account(account).await? {
+                accounts.insert(account.clone(), found.uid);
+            }
+        }
+    }
+    {
+        let mut world = server.world();
+        world.registered_channels = registered
+            .into_iter()
+            .map(|channel| (channel.name_folded.clone(), channel))
+            .collect();
+        world.registry_accounts.extend(accounts);
+    }
     let channel_writer = server
         .channel_writer
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .take();
-    if let Some(writer) = channel_writer {
-        let server = server.clone();
+    // Outside the tracker, and stopped only after every connection has
+    // ended: a change a connection makes while the server stops is saved.
+    let writer_stop = CancellationToken::new();
+    let channel_writer = channel_writer.map(|writer| {
         let store = server.accounts.store().clone();
-        tracker.spawn(async move { writer.run(store, server.shutdown.cancelled()).await });
-    }
+        let stop = writer_stop.clone();
+        tokio::spawn(async move { writer.run(store, stop.cancelled_owned()).await })
+    });
     tracker.spawn(keepalive::run(server.clone()));
     tracker.spawn(crate::commands::run_nick_claims(server.clone()));
     tracker.spawn({
@@ -204,6 +227,8 @@ pub async fn spawn(config: Config) -> anyhow::Result<ServerHandle> {
         server,
         addrs,
         tracker,
+        writer_stop,
+        channel_writer,
     })
 }
 

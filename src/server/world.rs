@@ -69,10 +69,10 @@ pub struct Client {
     pub caps: Caps,
     /// The account logged in to (its display name).
     pub account: Option<String>,
-    /// When that account was created: with the name, what identifies it,
-    /// since an account dropped and registered again under the same name
-    /// is someone else's.
-    pub account_created: i64,
+    /// That account's uid: with the name, what identifies it, since an
+    /// account dropped and registered again under the same name is
+    /// someone else's.
+    pub account_uid: i64,
     pub outbox: Outbox,
     /// Unix time of connection.
     pub signon: u64,
@@ -107,7 +107,7 @@ impl Client {
             monitoring: HashSet::default(),
             caps: Caps::default(),
             account: None,
-            account_created: 0,
+            account_uid: 0,
             outbox,
             signon,
             last_active: Instant::now(),
@@ -203,6 +203,10 @@ pub struct World {
     /// Registered channels by folded name (see `chanserv.rs`), loaded from
     /// the store at start and kept in step with it.
     pub registered_channels: HashMap<String, RegisteredChannel>,
+    /// The uid of each founder and access-list account (folded name →
+    /// uid): a login grants channel rights only if it is to that same
+    /// account, not to a dropped one of the same name.
+    pub registry_accounts: HashMap<String, i64>,
 }
 
 /// A registered nick used by someone not logged in to its account.
@@ -231,6 +235,7 @@ impl World {
             shutting_down: false,
             nick_claims: HashMap::default(),
             registered_channels: HashMap::default(),
+            registry_accounts: HashMap::default(),
         }
     }
 

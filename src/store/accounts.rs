@@ -45,6 +45,9 @@ pub struct Account {
     pub scram: Option<ScramCredentials>,
     /// Unix seconds.
     pub created_at: i64,
+    /// Tells this account from an earlier one of the same name (see the
+    /// second migration).
+    pub uid: i64,
     /// Display forms of the nicks the account owns, its own name included,
     /// ordered by folded form.
     pub nicks: Vec<String>,
@@ -97,6 +100,7 @@ struct AccountRow {
     scram_stored_key: Option<Vec<u8>>,
     scram_server_key: Option<Vec<u8>>,
     created_at: i64,
+    uid: i64,
 }
 
 impl AccountRow {
@@ -125,6 +129,7 @@ impl AccountRow {
             password_hash: self.password_hash,
             scram,
             created_at: self.created_at,
+            uid: self.uid,
             nicks,
         })
     }
@@ -171,8 +176,8 @@ impl Store {
         let mut transaction = self.pool.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO accounts (name_folded, name, email, password_hash, scram_salt, \
-             scram_iterations, scram_stored_key, scram_server_key, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             scram_iterations, scram_stored_key, scram_server_key, created_at, uid) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
              ON CONFLICT (name_folded) DO NOTHING",
         )
         .bind(account.name_folded)
@@ -184,6 +189,7 @@ impl Store {
         .bind(scram.stored_key)
         .bind(scram.server_key)
         .bind(account.created_at)
+        .bind(new_uid())
         .execute(&mut *transaction)
         .await?
         .rows_affected();
@@ -214,7 +220,7 @@ impl Store {
         let mut transaction = self.pool.begin().await?;
         let row: Option<AccountRow> = sqlx::query_as(
             "SELECT name, name_folded, email, password_hash, scram_salt, scram_iterations, \
-             scram_stored_key, scram_server_key, created_at \
+             scram_stored_key, scram_server_key, created_at, uid \
              FROM accounts WHERE name_folded = $1",
         )
         .bind(name_folded)
@@ -354,4 +360,12 @@ impl Store {
         .rows_affected();
         Ok(deleted > 0)
     }
+}
+
+/// A fresh account uid: random, positive, never 0 (the uid of accounts
+/// made before uids existed).
+fn new_uid() -> i64 {
+    use rand_core::RngCore;
+    let uid = (rand_core::OsRng.next_u64() >> 1) as i64;
+    uid.max(1)
 }

@@ -45,11 +45,18 @@ async fn created_account_round_trips() {
             name_folded: "alice".into(),
             email: Some("alice@example.org".into()),
             password_hash: account.password_hash.into(),
-            scram: Some(credentials),
+            scram: Some(credentials.clone()),
             created_at: 1_700_000_000,
+            uid: stored.uid,
             nicks: vec!["Alice".into()],
         }
     );
+    assert!(stored.uid > 0, "a new account gets a uid");
+    // The same name registered again is another account.
+    assert!(store.delete_account("alice").await.unwrap());
+    store.create_account(&account).await.unwrap();
+    let again = store.account("alice").await.unwrap().unwrap();
+    assert_ne!(again.uid, stored.uid);
     assert_eq!(
         store.account_owning_nick("alice").await.unwrap().as_deref(),
         Some("alice")
@@ -263,6 +270,7 @@ fn debug_output_hides_secrets() {
         password_hash: "$argon2id$SECRETHASH".into(),
         scram: Some(credentials.clone()),
         created_at: 0,
+        uid: 1,
         nicks: vec!["Alice".into()],
     };
 
