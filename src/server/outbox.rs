@@ -165,7 +165,10 @@ impl Outbox {
     /// Queues one line. Returns `false` if the client is gone or this line
     /// passed its sendq limit (the connection is then being cut off).
     pub fn send(&self, line: &Bytes) -> bool {
-        let line = &self.as_received(line);
+        self.push(self.as_received(line))
+    }
+
+    fn push(&self, line: Bytes) -> bool {
         let mut queue = self.lock();
         if queue.state != State::Open {
             return false;
@@ -178,7 +181,7 @@ impl Outbox {
             return false;
         }
         queue.bytes += line.len();
-        queue.lines.push_back(line.clone());
+        queue.lines.push_back(line);
         self.write_or_schedule(queue);
         true
     }
@@ -242,7 +245,7 @@ impl Outbox {
     /// or within [`DELAYED_WRITE_WINDOW`], whichever comes first. Order is
     /// kept: it is the same queue.
     pub fn send_delayed(&self, line: &Bytes) -> bool {
-        let line = &self.as_received(line);
+        let line = self.as_received(line);
         let mut queue = self.lock();
         if queue.state != State::Open {
             return false;
@@ -250,10 +253,10 @@ impl Outbox {
         if queue.bytes + line.len() > self.shared.limit {
             drop(queue);
             // Same overflow as any other line.
-            return self.send(line);
+            return self.push(line);
         }
         queue.bytes += line.len();
-        queue.lines.push_back(line.clone());
+        queue.lines.push_back(line);
         if self.is_pressing(&queue) {
             self.write_or_schedule(queue);
         } else if queue.writer == Writer::Idle {
