@@ -223,9 +223,8 @@ impl Store {
         state: &ChannelState,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let topic = state.topic.as_ref();
         let mut transaction = self.pool.begin().await?;
-        let inserted = sqlx::query(
+        let insert = sqlx::query(
             "INSERT INTO registered_channels (name_folded, name, founder, registered_at, \
              topic, topic_set_by, topic_set_at, modes, channel_key, user_limit) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
@@ -234,16 +233,11 @@ impl Store {
         .bind(name_folded)
         .bind(name)
         .bind(founder_folded)
-        .bind(now)
-        .bind(topic.map(|t| t.text.as_str()))
-        .bind(topic.map(|t| t.set_by.as_str()))
-        .bind(topic.map(|t| t.set_at))
-        .bind(&state.modes)
-        .bind(state.key.as_deref())
-        .bind(state.limit.map(i64::from))
-        .execute(&mut *transaction)
-        .await?
-        .rows_affected();
+        .bind(now);
+        let inserted = bind_state(insert, state)
+            .execute(&mut *transaction)
+            .await?
+            .rows_affected();
         if inserted == 0 {
             return Ok(false);
         }
@@ -376,25 +370,19 @@ impl Store {
         name_folded: &str,
         state: &ChannelState,
     ) -> Result<bool, StoreError> {
-        let topic = state.topic.as_ref();
         // Writing first takes the write lock at once, which waits out
         // another process's writer instead of failing to upgrade a read.
         let mut transaction = self.pool.begin().await?;
-        let updated = sqlx::query(
+        let update = sqlx::query(
             "UPDATE registered_channels SET topic = $2, topic_set_by = $3, topic_set_at = $4, \
              modes = $5, channel_key = $6, user_limit = $7 \
              WHERE name_folded = $1",
         )
-        .bind(name_folded)
-        .bind(topic.map(|t| t.text.as_str()))
-        .bind(topic.map(|t| t.set_by.as_str()))
-        .bind(topic.map(|t| t.set_at))
-        .bind(&state.modes)
-        .bind(state.key.as_deref())
-        .bind(state.limit.map(i64::from))
-        .execute(&mut *transaction)
-        .await?
-        .rows_affected();
+        .bind(name_folded);
+        let updated = bind_state(update, state)
+            .execute(&mut *transaction)
+            .await?
+            .rows_affected();
         if updated == 0 {
             return Ok(false);
         }
@@ -406,4 +394,20 @@ impl Store {
         transaction.commit().await?;
         Ok(true)
     }
+}
+
+/// Binds the state columns, in the order both statements list them:
+/// topic, topic_set_by, topic_set_at, modes, channel_key, user_limit.
+fn bind_state<'q>(
+    query: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    state: &'q ChannelState,
+) -> sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+    let topic = state.topic.as_ref();
+    query
+        .bind(topic.map(|t| t.text.as_str()))
+        .bind(topic.map(|t| t.set_by.as_str()))
+        .bind(topic.map(|t| t.set_at))
+        .bind(&state.modes)
+        .bind(state.key.as_deref())
+        .bind(state.limit.map(i64::from))
 }
