@@ -118,8 +118,9 @@ async fn cap_negotiation_holds_registration_until_end() {
     let mut c = server.connect().await;
     c.send("CAP LS 302").await;
     c.expect_line(&format!(
-        ":{SERVER} CAP * LS :account-notify account-tag cap-notify draft/account-registration=before-connect \
-         extended-join multi-prefix sasl=PLAIN,SCRAM-SHA-256 userhost-in-names"
+        ":{SERVER} CAP * LS :account-notify account-tag batch cap-notify draft/account-registration=before-connect \
+         echo-message extended-join labeled-response message-tags multi-prefix sasl=PLAIN,SCRAM-SHA-256 \
+         server-time userhost-in-names"
     ))
     .await;
     c.send("NICK carol").await;

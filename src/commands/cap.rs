@@ -107,8 +107,7 @@ fn set_caps(ctx: &Ctx<'_>, changes: &[(Cap, bool)]) {
         for &(cap, enabled) in changes {
             me.caps.set(cap, enabled);
         }
-        // account-tag is the only tag sent so far.
-        me.outbox.set_receives_tags(me.caps.has(Cap::AccountTag));
+        me.outbox.set_tag_mask(me.caps.tag_mask());
     }
 }
 

@@ -1,17 +1,22 @@
-//! PRIVMSG and NOTICE, to channels (optionally to one status level only,
-//! STATUSMSG) and to nicks. The text, CTCP and DCC payloads included, is
-//! relayed byte for byte.
+//! PRIVMSG, NOTICE and TAGMSG, to channels (optionally to one status level
+//! only, STATUSMSG) and to nicks. The text, CTCP and DCC payloads included,
+//! is relayed byte for byte, with the sender's client-only tags
+//! (message-tags) and an echo to the sender (echo-message).
 
 use smallvec::SmallVec;
 
 use super::{chanserv, is_channel_name, nickserv, replies, Ctx, Flow};
 use crate::proto::numeric::Response;
+use crate::proto::tags::Stamp;
 use crate::proto::Message;
+use crate::server::caps::Cap;
+use crate::server::world::stamped_line;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Privmsg,
     Notice,
+    Tagmsg,
 }
 
 impl Kind {
@@ -19,6 +24,7 @@ impl Kind {
         match self {
             Kind::Privmsg => "PRIVMSG",
             Kind::Notice => "NOTICE",
+            Kind::Tagmsg => "TAGMSG",
         }
     }
 }
@@ -39,25 +45,32 @@ pub fn notice(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
     relay(ctx, msg, Kind::Notice)
 }
 
+/// A message made only of tags (typing notifications, reactions): it
+/// reaches only recipients that enabled message-tags.
+pub fn tagmsg(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
+    relay(ctx, msg, Kind::Tagmsg)
+}
+
 fn relay(ctx: &Ctx<'_>, msg: &Message<'_>, kind: Kind) -> Flow {
     // NOTICE must never trigger an automatic reply, errors included.
-    let errors = kind == Kind::Privmsg;
+    let errors = kind != Kind::Notice;
     let Some(targets) = msg.param(0).filter(|t| !t.is_empty()) else {
         if errors {
             ctx.reply(Response::ERR_NORECIPIENT, |b| {
-                b.trailing("No recipient given (PRIVMSG)")
+                b.trailing(&format!("No recipient given ({})", kind.command()))
             });
         }
         return Flow::Continue;
     };
-    let Some(text) = msg.param(1).filter(|t| !t.is_empty()) else {
+    let text = msg.param(1).filter(|t| !t.is_empty());
+    if text.is_none() && kind != Kind::Tagmsg {
         if errors {
             ctx.reply(Response::ERR_NOTEXTTOSEND, |b| {
                 b.trailing("No text to send")
             });
         }
         return Flow::Continue;
-    };
+    }
     let id = ctx.id();
     let max_targets = ctx.server.config.limits.targets_per_message;
     let mut world = ctx.world();
@@ -67,6 +80,28 @@ fn relay(ctx: &Ctx<'_>, msg: &Message<'_>, kind: Kind) -> Flow {
         }
     }
     let me = &world.clients[&id];
+    // Client-only tags come only from clients that said they speak them.
+    let sends_tags = me.caps.has(Cap::MessageTags);
+    let echo = me.caps.has(Cap::EchoMessage) && (kind != Kind::Tagmsg || sends_tags);
+    let line_to = |target: &str| {
+        let client_tags = msg
+            .tags
+            .iter()
+            .filter(|tag| sends_tags && tag.key.starts_with('+'))
+            .map(|tag| (tag.key, tag.value.as_ref()));
+        let line = stamped_line(
+            &me.mask,
+            me.account.as_deref(),
+            kind.command(),
+            Stamp::now(),
+            client_tags,
+        )
+        .param(target);
+        match text {
+            Some(text) => line.trailing(text),
+            None => line.finish(),
+        }
+    };
     // Targets are few (a line holds at most a few dozen), so a short list
     // beats a set.
     let mut seen: SmallVec<[std::borrow::Cow<'_, str>; 4]> = SmallVec::new();
@@ -115,8 +150,11 @@ fn relay(ctx: &Ctx<'_>, msg: &Message<'_>, kind: Kind) -> Flow {
                 }
                 continue;
             }
-            let line = me.line(kind.command()).param(target).trailing(text);
-            channel.broadcast_message(&world.clients, &line, id, status);
+            let line = line_to(target);
+            channel.broadcast_message(&world.clients, &line, id, status, kind == Kind::Tagmsg);
+            if echo {
+                me.send(&line);
+            }
             continue;
         }
         let Some(recipient) = world.registered_by_nick(target) else {
@@ -125,11 +163,19 @@ fn relay(ctx: &Ctx<'_>, msg: &Message<'_>, kind: Kind) -> Flow {
             }
             continue;
         };
-        recipient.send(
-            &me.line(kind.command())
-                .param(&recipient.nick)
-                .trailing(text),
-        );
+        let line = line_to(&recipient.nick);
+        if kind != Kind::Tagmsg || recipient.caps.has(Cap::MessageTags) {
+            if recipient.id == id {
+                // Delivered, not a reply: only the echo may carry a label
+                // (labeled-response).
+                recipient.outbox.send_unlabeled(&line);
+            } else {
+                recipient.send(&line);
+            }
+        }
+        if echo {
+            me.send(&line);
+        }
         if let (Kind::Privmsg, Some(away)) = (kind, &recipient.away) {
             me.send(
                 &ctx.numeric(&me.nick, Response::RPL_AWAY)

@@ -195,6 +195,7 @@ static COMMANDS: &[CommandSpec] = &[
     spec("PRIVMSG", 0, Registered, message::privmsg),
     spec("QUIT", 0, Always, registration::quit),
     spec("REGISTER", 3, Always, account::register),
+    spec("TAGMSG", 0, Registered, message::tagmsg),
     spec("TIME", 0, Registered, info::time),
     spec("TOPIC", 1, Registered, topic::topic),
     spec("USER", 4, BeforeRegistration, registration::user),

@@ -48,6 +48,11 @@ impl LineBuilder {
         if !first {
             buf.put_u8(b' ');
         }
+        LineBuilder::after_tags(buf, source, command)
+    }
+
+    /// A line whose tag section (with its space) is already in `buf`.
+    pub fn after_tags(mut buf: BytesMut, source: Option<&str>, command: &str) -> Self {
         let body_start = buf.len();
         if let Some(source) = source {
             buf.put_u8(b':');
@@ -121,7 +126,15 @@ fn is_middle_safe(param: &str) -> bool {
     !param.is_empty() && !param.starts_with(':') && !param.contains(' ')
 }
 
-fn escape_tag_value_into(value: &str, buf: &mut BytesMut) {
+pub(crate) fn escape_tag_value_into(value: &str, buf: &mut BytesMut) {
+    let bytes = value.as_bytes();
+    // Most values (accounts, ids, typing states) need no escape at all.
+    if memchr::memchr3(b';', b' ', b'\\', bytes).is_none()
+        && memchr::memchr2(b'\r', b'\n', bytes).is_none()
+    {
+        buf.put_slice(bytes);
+        return;
+    }
     for byte in value.bytes() {
         match byte {
             b';' => buf.put_slice(b"\\:"),

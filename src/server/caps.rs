@@ -1,5 +1,7 @@
 //! IRCv3 capabilities Parlor offers, as a small bit set per client.
 
+use crate::proto::tags::TagMask;
+
 /// One capability.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cap {
@@ -11,18 +13,28 @@ pub enum Cap {
     AccountTag,
     ExtendedJoin,
     AccountRegistration,
+    MessageTags,
+    ServerTime,
+    EchoMessage,
+    Batch,
+    LabeledResponse,
 }
 
 impl Cap {
     /// Every capability offered, in the order `CAP LS` lists them.
-    pub const ALL: [Cap; 8] = [
+    pub const ALL: [Cap; 13] = [
         Cap::AccountNotify,
         Cap::AccountTag,
+        Cap::Batch,
         Cap::CapNotify,
         Cap::AccountRegistration,
+        Cap::EchoMessage,
         Cap::ExtendedJoin,
+        Cap::LabeledResponse,
+        Cap::MessageTags,
         Cap::MultiPrefix,
         Cap::Sasl,
+        Cap::ServerTime,
         Cap::UserhostInNames,
     ];
 
@@ -36,6 +48,11 @@ impl Cap {
             Cap::AccountTag => "account-tag",
             Cap::ExtendedJoin => "extended-join",
             Cap::AccountRegistration => "draft/account-registration",
+            Cap::MessageTags => "message-tags",
+            Cap::ServerTime => "server-time",
+            Cap::EchoMessage => "echo-message",
+            Cap::Batch => "batch",
+            Cap::LabeledResponse => "labeled-response",
         }
     }
 
@@ -63,6 +80,14 @@ impl Caps {
         } else {
             self.0 &= !cap.bit();
         }
+    }
+
+    /// The tags lines reach this client with.
+    pub fn tag_mask(self) -> TagMask {
+        TagMask::NONE
+            .with(TagMask::TIME, self.has(Cap::ServerTime))
+            .with(TagMask::MESSAGE_TAGS, self.has(Cap::MessageTags))
+            .with(TagMask::ACCOUNT, self.has(Cap::AccountTag))
     }
 
     pub fn names(self) -> impl Iterator<Item = &'static str> {

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use super::caps::Cap;
 use super::world::{ClientId, Clients};
 use crate::proto::mask::wildcard_match;
+use crate::proto::tags::TagMask;
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Membership {
@@ -230,6 +231,7 @@ impl Channel {
         line: &Bytes,
         except: ClientId,
         min_status: Option<char>,
+        tags_only: bool,
     ) {
         for (&member, m) in &self.members {
             let qualifies = match min_status {
@@ -241,6 +243,10 @@ impl Channel {
                 continue;
             }
             if let Some(client) = clients.get(&member) {
+                // A message made only of tags means nothing without them.
+                if tags_only && !client.outbox.tag_mask().contains(TagMask::MESSAGE_TAGS) {
+                    continue;
+                }
                 client.outbox.send(line);
             }
         }

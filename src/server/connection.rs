@@ -18,15 +18,17 @@ use tokio_util::codec::Decoder;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info};
 
+use super::caps::Cap;
 use super::flood::FloodControl;
 use super::flush::FlushScope;
+use super::labeled::LabeledReply;
 use super::outbox::Outbox;
 use super::world::Client;
 use super::{unix_now, ConnectionSlot, Server};
 use crate::commands::{self, Flow, Session, SessionUpdate};
 use crate::proto::codec::{Frame, LineCodec};
 use crate::proto::numeric::Extra;
-use crate::proto::{parse_message, LineBuilder, ParseError};
+use crate::proto::{parse_message, LineBuilder, Message, ParseError};
 
 /// Room made in the read buffer before each read. Lines cut at its end wait
 /// in the buffer for the rest; a burst fills several reads.
@@ -370,6 +372,24 @@ fn read_available(socket: &TcpStream, buffer: &mut BytesMut) -> std::io::Result<
     }
 }
 
+/// The reply to collect if `message` is labeled and its sender enabled
+/// labeled-response (which needs batch: "the batch capability MUST be
+/// negotiated to use labeled responses").
+fn labeled_reply(
+    server: &Server,
+    session: &Session,
+    message: &Message<'_>,
+) -> Option<LabeledReply> {
+    let label = message.tag("label").filter(|label| !label.is_empty())?;
+    let caps = server.world().clients.get(&session.id)?.caps;
+    (caps.has(Cap::LabeledResponse) && caps.has(Cap::Batch))
+        .then(|| LabeledReply::new(session.outbox.clone(), &server.name, label))
+}
+
+/// Tag data (between `@` and the space) a client may send, from the
+/// message-tags specification.
+const MAX_CLIENT_TAG_DATA: usize = 4094;
+
 fn handle_frame(server: &Arc<Server>, session: &mut Session, frame: Frame) -> Flow {
     let line = match frame {
         Frame::TooLong => {
@@ -380,6 +400,17 @@ fn handle_frame(server: &Arc<Server>, session: &mut Session, frame: Frame) -> Fl
         }
         Frame::Line(line) => line,
     };
+    if line.first() == Some(&b'@') {
+        // The codec bounds tags at 8191 bytes, the room the server has;
+        // a client gets half of it, so the server's own tags still fit.
+        let tag_data = memchr::memchr(b' ', &line).unwrap_or(line.len()) - 1;
+        if tag_data > MAX_CLIENT_TAG_DATA {
+            commands::reply_numeric(server, session, Extra::ERR_INPUTTOOLONG, |b| {
+                b.trailing("Input line was too long")
+            });
+            return Flow::Continue;
+        }
+    }
     let text = match std::str::from_utf8(&line) {
         Ok(text) => text,
         Err(_) => {
@@ -407,7 +438,18 @@ fn handle_frame(server: &Arc<Server>, session: &mut Session, frame: Frame) -> Fl
                 params = message.params.len(),
                 "received"
             );
-            commands::dispatch(server, session, &message)
+            match labeled_reply(server, session, &message) {
+                Some(mut reply) => {
+                    match reply.run(|| commands::dispatch(server, session, &message)) {
+                        Flow::Wait(work) => Flow::Wait(Box::pin(reply.around(work))),
+                        flow => {
+                            reply.finish();
+                            flow
+                        }
+                    }
+                }
+                None => commands::dispatch(server, session, &message),
+            }
         }
         Err(ParseError::Empty) => Flow::Continue,
         Err(error) => {

@@ -7,6 +7,7 @@ pub mod flood;
 pub mod flush;
 pub mod isupport;
 mod keepalive;
+pub mod labeled;
 pub mod maps;
 pub mod outbox;
 pub mod persist;

@@ -14,7 +14,7 @@
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::io::ErrorKind;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -25,6 +25,8 @@ use tokio::time::Instant;
 
 use super::flush::defer_to_scope;
 use super::keepalive::Liveness;
+use super::labeled;
+use crate::proto::tags::{self, TagMask};
 
 /// Lines handed to one vectored write (the kernel takes up to 1024).
 /// Bytes copied into one buffer for one write. The kernel copies a
@@ -100,11 +102,14 @@ struct Shared {
     // time, see `Writer::Writing`), so a sender never waits for a syscall.
     queue: Mutex<Queue>,
     limit: usize,
-    /// Whether lines reach this client with their tags: only once it
-    /// enabled a capability that sends them (account-tag). Lines are built
-    /// once with their tags and sent to everyone else without them, as a
-    /// slice of the same bytes.
-    receives_tags: AtomicBool,
+    /// The tags this client enabled (a [`TagMask`]'s bits). Lines are
+    /// built once with all their tags; each client gets the view its
+    /// capabilities allow (see [`tags::view`]).
+    tag_mask: AtomicU8,
+    /// Set while a labeled command of this client runs: lines its
+    /// connection's thread queues then may be part of the reply (see
+    /// `labeled`).
+    capturing: AtomicBool,
     socket: TcpStream,
     // Kept here, in the one allocation a connection shares with the
     // network state, rather than in one more of its own.
@@ -130,7 +135,8 @@ impl Outbox {
                     connection_task: None,
                 }),
                 limit,
-                receives_tags: AtomicBool::new(false),
+                tag_mask: AtomicU8::new(TagMask::NONE.bits()),
+                capturing: AtomicBool::new(false),
                 socket,
                 liveness: Liveness::default(),
             }),
@@ -154,25 +160,57 @@ impl Outbox {
         self.shared.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn set_receives_tags(&self, receives: bool) {
-        self.shared.receives_tags.store(receives, Ordering::Relaxed);
+    pub fn set_tag_mask(&self, mask: TagMask) {
+        self.shared.tag_mask.store(mask.bits(), Ordering::Relaxed);
     }
 
-    /// `line` as this client receives it: without its tags unless it asked
-    /// for them. No copy either way.
-    fn as_received(&self, line: &Bytes) -> Bytes {
-        if line.first() == Some(&b'@') && !self.shared.receives_tags.load(Ordering::Relaxed) {
-            if let Some(space) = memchr::memchr(b' ', line) {
-                return line.slice(space + 1..);
-            }
+    pub fn tag_mask(&self) -> TagMask {
+        TagMask::from_bits(self.shared.tag_mask.load(Ordering::Relaxed))
+    }
+
+    pub(super) fn set_capturing(&self, capturing: bool) {
+        self.shared.capturing.store(capturing, Ordering::Relaxed);
+    }
+
+    /// What every clone of this outbox shares, as an address.
+    pub(super) fn identity(&self) -> *const () {
+        Arc::as_ptr(&self.shared).cast()
+    }
+
+    /// Queues a line already made for this client (a labeled reply):
+    /// its tags are not filtered again.
+    pub(super) fn send_as_is(&self, line: Bytes) -> bool {
+        self.push(line)
+    }
+
+    /// Queues a line that is never part of a labeled reply, even while
+    /// one is collected: a message a client sent to itself.
+    pub fn send_unlabeled(&self, line: &Bytes) -> bool {
+        self.push(self.as_received(line))
+    }
+
+    /// `line` as this client receives it, unless it is captured into the
+    /// reply to a labeled command.
+    fn to_queue(&self, line: &Bytes) -> Option<Bytes> {
+        let line = self.as_received(line);
+        if self.shared.capturing.load(Ordering::Relaxed) {
+            return labeled::capture(self, line);
         }
-        line.clone()
+        Some(line)
+    }
+
+    /// `line` as this client receives it: with the tags it asked for.
+    fn as_received(&self, line: &Bytes) -> Bytes {
+        tags::view(line, self.tag_mask())
     }
 
     /// Queues one line. Returns `false` if the client is gone or this line
     /// passed its sendq limit (the connection is then being cut off).
     pub fn send(&self, line: &Bytes) -> bool {
-        self.push(self.as_received(line))
+        match self.to_queue(line) {
+            Some(line) => self.push(line),
+            None => true,
+        }
     }
 
     fn push(&self, line: Bytes) -> bool {
@@ -252,7 +290,9 @@ impl Outbox {
     /// or within [`DELAYED_WRITE_WINDOW`], whichever comes first. Order is
     /// kept: it is the same queue.
     pub fn send_delayed(&self, line: &Bytes) -> bool {
-        let line = self.as_received(line);
+        let Some(line) = self.to_queue(line) else {
+            return true;
+        };
         let mut queue = self.lock();
         if queue.state != State::Open {
             return false;

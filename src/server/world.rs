@@ -10,13 +10,15 @@ use super::maps::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::time::Instant;
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 
 use super::caps::{Cap, Caps};
 use super::channel::Channel;
 use super::outbox::Outbox;
 use crate::casemap::CaseMapping;
 use crate::proto::numeric::Response;
+use crate::proto::serialize::escape_tag_value_into;
+use crate::proto::tags::{self, Stamp};
 use crate::proto::LineBuilder;
 use crate::store::RegisteredChannel;
 
@@ -126,9 +128,9 @@ impl Client {
         self.outbox.send(line);
     }
 
-    /// A line from this client: with the `account` tag when it is logged
-    /// in (account-tag), which clients that did not ask for it never see
-    /// (see `Outbox::send`).
+    /// A line from this client, stamped with `time` and `msgid`, and with
+    /// the `account` tag when it is logged in. Each recipient gets the tags
+    /// of the capabilities it enabled (see `Outbox::send`).
     pub fn line(&self, command: &str) -> LineBuilder {
         line_from(&self.mask, self.account.as_deref(), command)
     }
@@ -137,10 +139,35 @@ impl Client {
 /// A line from the client `mask`, logged in to `account` if any: see
 /// [`Client::line`].
 pub fn line_from(mask: &str, account: Option<&str>, command: &str) -> LineBuilder {
-    match account {
-        Some(account) => LineBuilder::with_tags([("account", account)], Some(mask), command),
-        None => LineBuilder::new(Some(mask), command),
+    stamped_line(mask, account, command, Stamp::now(), std::iter::empty())
+}
+
+/// A line from the client `mask` with the given stamp and client-only
+/// tags (`+key` pairs, relayed from a message-tags client).
+pub fn stamped_line<'t>(
+    mask: &str,
+    account: Option<&'t str>,
+    command: &str,
+    stamp: Stamp,
+    client_tags: impl Iterator<Item = (&'t str, &'t str)>,
+) -> LineBuilder {
+    // Most of the line is tags now: room for them and a message.
+    let mut buf = BytesMut::with_capacity(256);
+    buf.put_slice(b"@time=");
+    buf.put_slice(&tags::format_time(stamp.time_ms));
+    buf.put_slice(b";msgid=");
+    buf.put_slice(&stamp.id.encode());
+    let account_tag = account.map(|account| ("account", account));
+    for (key, value) in account_tag.into_iter().chain(client_tags) {
+        buf.put_u8(b';');
+        buf.put_slice(key.as_bytes());
+        if !value.is_empty() {
+            buf.put_u8(b'=');
+            escape_tag_value_into(value, &mut buf);
+        }
     }
+    buf.put_u8(b' ');
+    LineBuilder::after_tags(buf, Some(mask), command)
 }
 
 /// Registered users, and how many of them are invisible or operators.
