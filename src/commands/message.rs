@@ -7,10 +7,9 @@ use smallvec::SmallVec;
 
 use super::{chanserv, is_channel_name, nickserv, replies, Ctx, Flow};
 use crate::proto::numeric::Response;
-use crate::proto::tags::Stamp;
 use crate::proto::Message;
 use crate::server::caps::Cap;
-use crate::server::world::stamped_line;
+use crate::server::stamped::StampedLine;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -89,18 +88,19 @@ fn relay(ctx: &Ctx<'_>, msg: &Message<'_>, kind: Kind) -> Flow {
             .iter()
             .filter(|tag| sends_tags && tag.key.starts_with('+'))
             .map(|tag| (tag.key, tag.value.as_ref()));
-        let line = stamped_line(
+        StampedLine::new(
             &me.mask,
             me.account.as_deref(),
             kind.command(),
-            Stamp::now(),
             client_tags,
+            |line| {
+                let line = line.param(target);
+                match text {
+                    Some(text) => line.trailing(text),
+                    None => line.finish(),
+                }
+            },
         )
-        .param(target);
-        match text {
-            Some(text) => line.trailing(text),
-            None => line.finish(),
-        }
     };
     // Targets are few (a line holds at most a few dozen), so a short list
     // beats a set.
@@ -153,7 +153,7 @@ fn relay(ctx: &Ctx<'_>, msg: &Message<'_>, kind: Kind) -> Flow {
             let line = line_to(target);
             channel.broadcast_message(&world.clients, &line, id, status, kind == Kind::Tagmsg);
             if echo {
-                me.send(&line);
+                me.outbox.send_stamped(&line);
             }
             continue;
         }
@@ -168,13 +168,13 @@ fn relay(ctx: &Ctx<'_>, msg: &Message<'_>, kind: Kind) -> Flow {
             if recipient.id == id {
                 // Delivered, not a reply: only the echo may carry a label
                 // (labeled-response).
-                recipient.outbox.send_unlabeled(&line);
+                recipient.outbox.send_stamped_unlabeled(&line);
             } else {
-                recipient.send(&line);
+                recipient.outbox.send_stamped(&line);
             }
         }
         if echo {
-            me.send(&line);
+            me.outbox.send_stamped(&line);
         }
         if let (Kind::Privmsg, Some(away)) = (kind, &recipient.away) {
             me.send(

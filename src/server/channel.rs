@@ -5,6 +5,7 @@ use super::maps::{HashMap, HashSet};
 use bytes::Bytes;
 
 use super::caps::Cap;
+use super::stamped::StampedLine;
 use super::world::{ClientId, Clients};
 use crate::proto::mask::wildcard_match;
 use crate::proto::tags::TagMask;
@@ -228,7 +229,7 @@ impl Channel {
     pub fn broadcast_message(
         &self,
         clients: &Clients,
-        line: &Bytes,
+        line: &StampedLine<'_>,
         except: ClientId,
         min_status: Option<char>,
         tags_only: bool,
@@ -247,7 +248,7 @@ impl Channel {
                 if tags_only && !client.outbox.tag_mask().contains(TagMask::MESSAGE_TAGS) {
                     continue;
                 }
-                client.outbox.send(line);
+                client.outbox.send_stamped(line);
             }
         }
     }

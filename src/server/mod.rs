@@ -11,6 +11,7 @@ pub mod labeled;
 pub mod maps;
 pub mod outbox;
 pub mod persist;
+pub mod stamped;
 pub mod world;
 
 use std::net::SocketAddr;

@@ -26,6 +26,7 @@ use tokio::time::Instant;
 use super::flush::defer_to_scope;
 use super::keepalive::Liveness;
 use super::labeled;
+use super::stamped::StampedLine;
 use crate::proto::tags::{self, TagMask};
 
 /// Lines handed to one vectored write (the kernel takes up to 1024).
@@ -183,16 +184,35 @@ impl Outbox {
         self.push(line)
     }
 
-    /// Queues a line that is never part of a labeled reply, even while
+    /// Queues a user's message as this client takes it.
+    pub fn send_stamped(&self, line: &StampedLine<'_>) -> bool {
+        match self.captured(self.stamped_view(line)) {
+            Some(line) => self.push(line),
+            None => true,
+        }
+    }
+
+    /// Queues a message that is never part of a labeled reply, even while
     /// one is collected: a message a client sent to itself.
-    pub fn send_unlabeled(&self, line: &Bytes) -> bool {
-        self.push(self.as_received(line))
+    pub fn send_stamped_unlabeled(&self, line: &StampedLine<'_>) -> bool {
+        self.push(self.stamped_view(line))
+    }
+
+    fn stamped_view(&self, line: &StampedLine<'_>) -> Bytes {
+        match self.tag_mask() {
+            TagMask::NONE => line.body().clone(),
+            mask => tags::view(line.tagged(), mask),
+        }
     }
 
     /// `line` as this client receives it, unless it is captured into the
     /// reply to a labeled command.
     fn to_queue(&self, line: &Bytes) -> Option<Bytes> {
-        let line = self.as_received(line);
+        self.captured(self.as_received(line))
+    }
+
+    /// `line`, unless the reply to a labeled command takes it.
+    fn captured(&self, line: Bytes) -> Option<Bytes> {
         if self.shared.capturing.load(Ordering::Relaxed) {
             return labeled::capture(self, line);
         }

@@ -137,34 +137,20 @@ impl Client {
 }
 
 /// A line from the client `mask`, logged in to `account` if any: see
-/// [`Client::line`].
+/// [`Client::line`]. (Messages are built as a
+/// [`StampedLine`](super::stamped::StampedLine) instead, which formats the
+/// tags only for recipients that take them.)
 pub fn line_from(mask: &str, account: Option<&str>, command: &str) -> LineBuilder {
-    stamped_line(mask, account, command, Stamp::now(), std::iter::empty())
-}
-
-/// A line from the client `mask` with the given stamp and client-only
-/// tags (`+key` pairs, relayed from a message-tags client).
-pub fn stamped_line<'t>(
-    mask: &str,
-    account: Option<&'t str>,
-    command: &str,
-    stamp: Stamp,
-    client_tags: impl Iterator<Item = (&'t str, &'t str)>,
-) -> LineBuilder {
-    // Most of the line is tags now: room for them and a message.
+    let stamp = Stamp::now();
+    // Most of the line is tags: room for them and a message.
     let mut buf = BytesMut::with_capacity(256);
     buf.put_slice(b"@time=");
     buf.put_slice(&tags::format_time(stamp.time_ms));
     buf.put_slice(b";msgid=");
     buf.put_slice(&stamp.id.encode());
-    let account_tag = account.map(|account| ("account", account));
-    for (key, value) in account_tag.into_iter().chain(client_tags) {
-        buf.put_u8(b';');
-        buf.put_slice(key.as_bytes());
-        if !value.is_empty() {
-            buf.put_u8(b'=');
-            escape_tag_value_into(value, &mut buf);
-        }
+    if let Some(account) = account {
+        buf.put_slice(b";account=");
+        escape_tag_value_into(account, &mut buf);
     }
     buf.put_u8(b' ');
     LineBuilder::after_tags(buf, Some(mask), command)
