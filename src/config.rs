@@ -18,6 +18,7 @@ pub struct Config {
     pub admin: AdminConfig,
     pub limits: Limits,
     pub accounts: AccountsConfig,
+    pub history: HistoryConfig,
     #[serde(default)]
     pub oper: Vec<OperConfig>,
 }
@@ -82,6 +83,19 @@ pub struct AccountsConfig {
     pub scram_iterations: u32,
     pub nick_protection: bool,
     pub nick_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryConfig {
+    pub enabled: bool,
+    pub unlogged_channels: Vec<String>,
+    pub max_age_days: u64,
+    pub max_per_target: usize,
+    pub join_replay_lines: usize,
+    pub join_replay_max_age_secs: u64,
+    pub join_replay_overrides: std::collections::BTreeMap<String, usize>,
+    pub chathistory_max: usize,
 }
 
 /// Who may register an account.
@@ -204,7 +218,7 @@ impl Config {
             return Err(("server.password", "may not contain spaces".into()));
         }
         let l = &self.limits;
-        let ranges: [(&'static str, usize, usize, usize); 12] = [
+        let ranges: [(&'static str, usize, usize, usize); 14] = [
             ("limits.max_clients", l.max_clients, 1, 1_000_000),
             ("limits.nick_length", l.nick_length, 9, 64),
             ("limits.channel_length", l.channel_length, 2, 200),
@@ -222,12 +236,32 @@ impl Config {
             ("limits.modes_per_command", l.modes_per_command, 1, 100),
             ("limits.sendq_bytes", l.sendq_bytes, 4096, 1 << 30),
             ("limits.list_entries", l.list_entries, 1, 100_000),
+            (
+                "history.chathistory_max",
+                self.history.chathistory_max,
+                1,
+                10_000,
+            ),
+            (
+                "history.join_replay_lines",
+                self.history.join_replay_lines,
+                0,
+                1_000,
+            ),
         ];
         for (key, value, min, max) in ranges {
             if !(min..=max).contains(&value) {
                 return Err((
                     key,
                     format!("{value} is out of range: allowed {min} to {max}"),
+                ));
+            }
+        }
+        for (channel, &lines) in &self.history.join_replay_overrides {
+            if !channel.starts_with('#') || lines > 1_000 {
+                return Err((
+                    "history.join_replay_overrides",
+                    format!("{channel:?} = {lines}: give a channel name and at most 1000 lines"),
                 ));
             }
         }

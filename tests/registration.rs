@@ -62,6 +62,8 @@ async fn welcome_burst_is_complete_and_in_order() {
         "ELIST=MNU",
         "STATUSMSG=@+",
         "MONITOR=100",
+        "CHATHISTORY=100",
+        "MSGREFTYPES=msgid,timestamp",
     ] {
         assert!(
             tokens.iter().any(|t| t == expected),
@@ -119,7 +121,7 @@ async fn cap_negotiation_holds_registration_until_end() {
     c.send("CAP LS 302").await;
     c.expect_line(&format!(
         ":{SERVER} CAP * LS :account-notify account-tag batch cap-notify draft/account-registration=before-connect \
-         echo-message extended-join labeled-response message-tags multi-prefix sasl=PLAIN,SCRAM-SHA-256 \
+         draft/chathistory draft/event-playback echo-message extended-join labeled-response message-tags multi-prefix sasl=PLAIN,SCRAM-SHA-256 \
          server-time userhost-in-names"
     ))
     .await;

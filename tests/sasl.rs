@@ -58,7 +58,7 @@ async fn negotiating(server: &TestServer, nick: &str) -> Client {
         ls,
         format!(
             ":{SERVER} CAP * LS :account-notify account-tag batch cap-notify draft/account-registration=before-connect \
-             echo-message extended-join labeled-response message-tags multi-prefix sasl=PLAIN,SCRAM-SHA-256 \
+             draft/chathistory draft/event-playback echo-message extended-join labeled-response message-tags multi-prefix sasl=PLAIN,SCRAM-SHA-256 \
          server-time userhost-in-names"
         )
     );

@@ -5,39 +5,6 @@
 mod common;
 use common::*;
 
-/// Connects `nick` with the capabilities in `caps` (space-separated)
-/// enabled before registration.
-async fn client_with(server: &TestServer, nick: &str, caps: &str) -> Client {
-    let mut client = server.connect().await;
-    client.send(&format!("CAP REQ :{caps}")).await;
-    client
-        .expect_line(&format!(":{SERVER} CAP * ACK :{caps}"))
-        .await;
-    client.send("CAP END").await;
-    client.register(nick).await;
-    client
-}
-
-/// The value of tag `key` in `line`, if it has one.
-fn tag<'a>(line: &'a str, key: &str) -> Option<&'a str> {
-    let section = line.strip_prefix('@')?.split(' ').next()?;
-    section
-        .split(';')
-        .find_map(|tag| match tag.split_once('=') {
-            Some((k, v)) if k == key => Some(v),
-            None if tag == key => Some(""),
-            _ => None,
-        })
-}
-
-/// `line` without its tag section.
-fn untagged(line: &str) -> &str {
-    match line.strip_prefix('@') {
-        Some(rest) => rest.split_once(' ').map_or("", |(_, body)| body),
-        None => line,
-    }
-}
-
 /// Parses `YYYY-MM-DDThh:mm:ss.sssZ` into seconds since the epoch, by hand
 /// so the test does not share the server's code.
 fn seconds_of(time: &str) -> u64 {
@@ -58,8 +25,10 @@ fn seconds_of(time: &str) -> u64 {
 #[tokio::test]
 async fn each_member_gets_the_tags_it_asked_for() {
     let server = TestServer::start().await;
-    let mut all = client_with(&server, "all", "message-tags server-time").await;
-    let mut timed = client_with(&server, "timed", "server-time").await;
+    let mut all = server
+        .client_with_caps("all", "message-tags server-time")
+        .await;
+    let mut timed = server.client_with_caps("timed", "server-time").await;
     let mut plain = server.client("plain").await;
     let mut bob = server.client("bob").await;
     setup_channel("#c", &mut [&mut bob, &mut all, &mut timed, &mut plain]).await;
@@ -94,8 +63,8 @@ async fn each_member_gets_the_tags_it_asked_for() {
 #[tokio::test]
 async fn client_only_tags_and_tagmsg_reach_only_message_tags_clients() {
     let server = TestServer::start().await;
-    let mut alice = client_with(&server, "alice", "message-tags").await;
-    let mut dave = client_with(&server, "dave", "message-tags").await;
+    let mut alice = server.client_with_caps("alice", "message-tags").await;
+    let mut dave = server.client_with_caps("dave", "message-tags").await;
     let mut plain = server.client("plain").await;
     setup_channel("#c", &mut [&mut alice, &mut dave, &mut plain]).await;
 
@@ -146,8 +115,8 @@ async fn client_only_tags_and_tagmsg_reach_only_message_tags_clients() {
 #[tokio::test]
 async fn client_tag_data_past_4094_bytes_is_refused() {
     let server = TestServer::start().await;
-    let mut alice = client_with(&server, "alice", "message-tags").await;
-    let mut dave = client_with(&server, "dave", "message-tags").await;
+    let mut alice = server.client_with_caps("alice", "message-tags").await;
+    let mut dave = server.client_with_caps("dave", "message-tags").await;
     // "+a=" and 4091 bytes: exactly 4094 bytes of tag data.
     let fits = format!("@+a={} TAGMSG dave", "x".repeat(4091));
     alice.send(&fits).await;
@@ -164,8 +133,10 @@ async fn client_tag_data_past_4094_bytes_is_refused() {
 #[tokio::test]
 async fn echo_message_returns_the_message_with_its_msgid() {
     let server = TestServer::start().await;
-    let mut alice = client_with(&server, "alice", "echo-message message-tags").await;
-    let mut dave = client_with(&server, "dave", "message-tags").await;
+    let mut alice = server
+        .client_with_caps("alice", "echo-message message-tags")
+        .await;
+    let mut dave = server.client_with_caps("dave", "message-tags").await;
     let mut plain = server.client("plain").await;
     setup_channel("#c", &mut [&mut alice, &mut dave, &mut plain]).await;
 
@@ -198,7 +169,9 @@ async fn echo_message_returns_the_message_with_its_msgid() {
 #[tokio::test]
 async fn labeled_commands_get_one_labeled_answer() {
     let server = TestServer::start().await;
-    let mut alice = client_with(&server, "alice", "batch labeled-response").await;
+    let mut alice = server
+        .client_with_caps("alice", "batch labeled-response")
+        .await;
     let mut plain = server.client("plain").await;
 
     // One line: labeled itself.
@@ -249,7 +222,7 @@ async fn labeled_commands_get_one_labeled_answer() {
 #[tokio::test]
 async fn labels_need_labeled_response_and_batch() {
     let server = TestServer::start().await;
-    let mut only_labels = client_with(&server, "half", "labeled-response").await;
+    let mut only_labels = server.client_with_caps("half", "labeled-response").await;
     assert_eq!(
         only_labels.exchange("@label=x PING tok").await,
         [format!(":{SERVER} PONG {SERVER} :tok")]
@@ -267,7 +240,9 @@ async fn slow_commands_are_labeled_when_they_finish() {
         "[accounts]\nargon2_memory_kib = 1024\nargon2_iterations = 1\nnick_protection = false\n",
     )
     .await;
-    let mut alice = client_with(&server, "alice", "batch labeled-response").await;
+    let mut alice = server
+        .client_with_caps("alice", "batch labeled-response")
+        .await;
     let lines = alice.exchange("@label=reg REGISTER * * hunter22").await;
     assert_eq!(lines.len(), 4, "{lines:?}");
     assert!(lines[0].starts_with(&format!("@label=reg :{SERVER} BATCH +")));

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use super::services::Service;
 use super::{account, Ctx, Flow};
 use crate::accounts::http_date;
-use crate::proto::{LineBuilder, Message};
+use crate::proto::Message;
 use crate::server::channel::{Channel, ChannelModes, ListEntry as MaskEntry, Topic};
-use crate::server::world::{Client, ClientId, World};
+use crate::server::world::{line_from, Client, ClientId, World};
 use crate::server::{unix_now, Server};
 use crate::store::{AccessLevel, ChannelState, ListEntry, RegisteredChannel};
 
@@ -303,7 +303,10 @@ fn set_op(ctx: &mut Ctx<'_>, name: &str, nick: Option<&str>, op: bool) -> Flow {
         None => Some(id),
     };
     let World {
-        channels, clients, ..
+        channels,
+        clients,
+        history,
+        ..
     } = &mut *world;
     let (Some(channel), Some(target)) = (channels.get_mut(&folded), target) else {
         drop(world);
@@ -315,11 +318,12 @@ fn set_op(ctx: &mut Ctx<'_>, name: &str, nick: Option<&str>, op: bool) -> Flow {
     };
     if membership.op != op {
         membership.op = op;
-        let line = LineBuilder::new(Some(SERVICE.source), "MODE")
+        let line = line_from(SERVICE.source, None, "MODE")
             .param(&channel.name)
             .param(if op { "+o" } else { "-o" })
             .last(&clients[&target].nick);
         channel.broadcast(clients, &line, None);
+        history.record_event([&folded], "MODE", &line);
     }
     Flow::Continue
 }
@@ -411,7 +415,7 @@ pub fn join_mode(channel: &Channel, member: &Client, status: Status) -> Option<b
         Status::Unregistered | Status::Plain => return None,
     };
     Some(
-        LineBuilder::new(Some(SERVICE.source), "MODE")
+        line_from(SERVICE.source, None, "MODE")
             .param(&channel.name)
             .param(mode)
             .last(&member.nick),

@@ -5,7 +5,10 @@ use super::listing::send_names;
 use super::topic::send_topic;
 use super::{existing_channel, is_channel_name, replies, split_list, Ctx, Flow};
 use crate::proto::numeric::{Extra, Response};
+use crate::proto::tags::Stamp;
 use crate::proto::Message;
+use crate::server::batch::Batch;
+use crate::server::caps::Cap;
 use crate::server::channel::{Channel, Membership};
 use crate::server::unix_now;
 use crate::server::world::{line_from, ClientId, World};
@@ -135,7 +138,10 @@ fn join_one(ctx: &Ctx<'_>, name: &str, key: Option<&str>) {
         return;
     }
     let World {
-        channels, clients, ..
+        channels,
+        clients,
+        history,
+        ..
     } = &mut *world;
     let channel = channels.get_mut(&folded).expect("present or just created");
     channel.invited.remove(&id);
@@ -158,11 +164,55 @@ fn join_one(ctx: &Ctx<'_>, name: &str, key: Option<&str>) {
         .param(me.account.as_deref().unwrap_or("*"))
         .trailing(&me.realname);
     channel.broadcast_join(clients, [&line, &extended], id);
+    history.record_event([&folded], "JOIN", &line);
     if let Some(mode) = chanserv::join_mode(channel, &clients[&id], status) {
         channel.broadcast(clients, &mode, None);
+        history.record_event([&folded], "MODE", &mode);
     }
     send_topic(ctx, &world, &world.channels[&folded], &nick, false);
     send_names(ctx, &world, &world.channels[&folded], id);
+    replay_recent(ctx, &world, &folded, id);
+}
+
+/// Sends the channel's recent lines to a client that just joined it, as
+/// ordinary lines from their senders: in a `chathistory` batch for a
+/// client with batch, and with their original time for one with
+/// server-time.
+fn replay_recent(ctx: &Ctx<'_>, world: &World, folded: &str, id: ClientId) {
+    let count = world.history.replay_lines(folded);
+    if count == 0 {
+        return;
+    }
+    let since = Stamp::now()
+        .time_ms
+        .saturating_sub(world.history.replay.max_age_ms);
+    let mut lines = world.recent_lines.since(folded, since, count).peekable();
+    if lines.peek().is_none() {
+        return;
+    }
+    let me = &world.clients[&id];
+    // "If a client requests [draft/chathistory], the server SHOULD NOT play
+    // back any history that would otherwise be sent automatically."
+    if me.caps.has(Cap::Chathistory) {
+        return;
+    }
+    let channel = &world.channels[folded];
+    let batch = me
+        .caps
+        .has(Cap::Batch)
+        .then(|| Batch::start(&ctx.server.name, "chathistory", &[&channel.name]));
+    if let Some(batch) = &batch {
+        me.outbox.send_as_is(batch.start_line());
+    }
+    for line in lines {
+        match &batch {
+            Some(batch) => me.outbox.send_as_is(batch.wrap(&me.outbox.view(line))),
+            None => me.outbox.send_as_is(me.outbox.view(line)),
+        };
+    }
+    if let Some(batch) = batch {
+        me.outbox.send_as_is(batch.end_line());
+    }
 }
 
 fn part_all(ctx: &Ctx<'_>) {
@@ -178,7 +228,10 @@ fn part_all(ctx: &Ctx<'_>) {
 /// goes when its last member does.
 fn part_one(world: &mut World, id: ClientId, folded: &str, reason: Option<&str>) {
     let World {
-        channels, clients, ..
+        channels,
+        clients,
+        history,
+        ..
     } = world;
     let Some(channel) = channels.get_mut(folded) else {
         return;
@@ -193,6 +246,7 @@ fn part_one(world: &mut World, id: ClientId, folded: &str, reason: Option<&str>)
     };
     me.channels.remove(folded);
     channel.broadcast_membership(clients, &line, id);
+    history.record_event([&folded.to_owned()], "PART", &line);
     channel.members.remove(&id);
     if channel.members.is_empty() {
         channels.remove(folded);
@@ -255,6 +309,7 @@ pub fn kick(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
             clients,
             nicks,
             casemapping,
+            history,
             ..
         } = &mut *world;
         let channel = channels.get_mut(&folded).expect("checked above");
@@ -273,6 +328,7 @@ pub fn kick(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
             .param(&clients[&target_id].nick)
             .trailing(&reason);
         channel.broadcast_and_echo(clients, &line, id);
+        history.record_event([&folded], "KICK", &line);
         channel.members.remove(&target_id);
         if let Some(kicked) = clients.get_mut(&target_id) {
             kicked.channels.remove(&folded);

@@ -102,6 +102,8 @@ fn relay(ctx: &Ctx<'_>, msg: &Message<'_>, kind: Kind) -> Flow {
             },
         )
     };
+    // Lines to keep for join replay, once the state is no longer borrowed.
+    let mut remembered: SmallVec<[(String, u64, bytes::Bytes); 1]> = SmallVec::new();
     // Targets are few (a line holds at most a few dozen), so a short list
     // beats a set.
     let mut seen: SmallVec<[std::borrow::Cow<'_, str>; 4]> = SmallVec::new();
@@ -155,6 +157,20 @@ fn relay(ctx: &Ctx<'_>, msg: &Message<'_>, kind: Kind) -> Flow {
             if echo {
                 me.outbox.send_stamped(&line);
             }
+            // A message to some members only (STATUSMSG) is not replayed to
+            // everyone later.
+            if status.is_none() {
+                let folded = world.fold_cow(channel_name);
+                if world.history.logs(&folded) {
+                    let tagged = line.tagged().clone();
+                    world
+                        .history
+                        .record(&folded, kind.command(), line.stamp, &tagged);
+                    if kind != Kind::Tagmsg {
+                        remembered.push((folded.into_owned(), line.stamp.time_ms, tagged));
+                    }
+                }
+            }
             continue;
         }
         let Some(recipient) = world.registered_by_nick(target) else {
@@ -183,6 +199,11 @@ fn relay(ctx: &Ctx<'_>, msg: &Message<'_>, kind: Kind) -> Flow {
                     .trailing(away),
             );
         }
+    }
+    drop(seen);
+    for (folded, time_ms, line) in remembered {
+        let keep = world.history.replay_lines(&folded);
+        world.recent_lines.push(&folded, time_ms, line, keep);
     }
     Flow::Continue
 }

@@ -5,6 +5,7 @@
 mod account;
 mod cap;
 mod chanserv;
+mod history;
 mod info;
 mod listing;
 mod membership;
@@ -170,6 +171,7 @@ static COMMANDS: &[CommandSpec] = &[
     spec("AWAY", 0, Registered, presence::away),
     spec("CAP", 1, Always, cap::cap),
     spec("CHANSERV", 1, Registered, chanserv::command),
+    spec("CHATHISTORY", 1, Registered, history::chathistory),
     spec("CS", 1, Registered, chanserv::command),
     spec("INFO", 0, Registered, info::info),
     spec("INVITE", 0, Registered, membership::invite),

@@ -360,6 +360,7 @@ fn channel_mode(ctx: &Ctx<'_>, msg: &Message<'_>) -> Flow {
     }
     if let Some(line) = applied.line(&setter, setter_account.as_deref(), &channel_name) {
         world.channels[&folded].broadcast_and_echo(&world.clients, &line, id);
+        world.history.record_event([&folded], "MODE", &line);
         // Ops and voice are not kept: ChanServ's access list gives them.
         if !applied
             .modes

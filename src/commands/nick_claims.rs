@@ -132,7 +132,7 @@ fn rename_to_guest(server: &Server, world: &mut World, id: ClientId) {
     }
     let guest = world.free_guest_nick();
     let line = world.clients[&id].line("NICK").last(&guest);
-    world.send_to_peers(id, &line, true);
+    world.announce_nick_change(id, &line);
     world.set_nick(id, &guest);
     tracing::info!(client = id, from = %nick, to = %guest, "renamed: did not identify in time");
     nickserv::SERVICE.notice_locked(

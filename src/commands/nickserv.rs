@@ -314,11 +314,11 @@ fn take_nick(server: &Arc<Server>, id: ClientId, nick: &str, recover: bool) {
         // The ghost gives the nick up now; its connection ends shortly.
         let guest = world.free_guest_nick();
         let line = world.clients[&ghost].line("NICK").last(&guest);
-        world.send_to_peers(ghost, &line, true);
+        world.announce_nick_change(ghost, &line);
         world.set_nick(ghost, &guest);
         if let Some(me) = world.clients.get(&id) {
             let line = me.line("NICK").last(nick);
-            world.send_to_peers(id, &line, true);
+            world.announce_nick_change(id, &line);
             world.set_nick(id, nick);
         }
     }

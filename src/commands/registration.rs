@@ -61,7 +61,7 @@ pub fn nick(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
     }
     if me.registered {
         let line = me.line("NICK").last(new_nick);
-        world.send_to_peers(id, &line, true);
+        world.announce_nick_change(id, &line);
         world.set_nick(id, new_nick);
         drop(world);
         super::nick_claims::check(ctx.server, id);

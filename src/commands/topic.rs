@@ -73,11 +73,15 @@ pub fn topic(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
         set_at: unix_now(),
     });
     let World {
-        channels, clients, ..
+        channels,
+        clients,
+        history,
+        ..
     } = &mut *world;
     let channel = channels.get_mut(&folded).expect("checked above");
     channel.topic = topic;
     channel.broadcast_and_echo(clients, &line, ctx.id());
+    history.record_event([&folded], "TOPIC", &line);
     super::chanserv::remember(ctx.server, &mut world, &folded);
     Flow::Continue
 }

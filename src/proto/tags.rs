@@ -220,6 +220,24 @@ thread_local! {
         const { std::cell::Cell::new((u64::MAX, [0; 24])) };
 }
 
+/// The stamp a line carries in its `time` and `msgid` tags.
+pub fn stamp_of(line: &[u8]) -> Option<Stamp> {
+    let section = line.strip_prefix(b"@")?;
+    let section = &section[..memchr::memchr(b' ', section)?];
+    let (mut time_ms, mut id) = (None, None);
+    for tag in section.split(|&byte| byte == b';') {
+        if let Some(value) = tag.strip_prefix(b"time=") {
+            time_ms = parse_time(std::str::from_utf8(value).ok()?);
+        } else if let Some(value) = tag.strip_prefix(b"msgid=") {
+            id = MessageId::decode(std::str::from_utf8(value).ok()?);
+        }
+    }
+    Some(Stamp {
+        time_ms: time_ms?,
+        id: id?,
+    })
+}
+
 /// `YYYY-MM-DDThh:mm:ss.sssZ`, the format of the `time` tag.
 pub fn format_time(time_ms: u64) -> [u8; 24] {
     let (cached_ms, cached) = LAST_FORMATTED.get();

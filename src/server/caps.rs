@@ -18,16 +18,20 @@ pub enum Cap {
     EchoMessage,
     Batch,
     LabeledResponse,
+    Chathistory,
+    EventPlayback,
 }
 
 impl Cap {
     /// Every capability offered, in the order `CAP LS` lists them.
-    pub const ALL: [Cap; 13] = [
+    pub const ALL: [Cap; 15] = [
         Cap::AccountNotify,
         Cap::AccountTag,
         Cap::Batch,
         Cap::CapNotify,
         Cap::AccountRegistration,
+        Cap::Chathistory,
+        Cap::EventPlayback,
         Cap::EchoMessage,
         Cap::ExtendedJoin,
         Cap::LabeledResponse,
@@ -53,6 +57,8 @@ impl Cap {
             Cap::EchoMessage => "echo-message",
             Cap::Batch => "batch",
             Cap::LabeledResponse => "labeled-response",
+            Cap::Chathistory => "draft/chathistory",
+            Cap::EventPlayback => "draft/event-playback",
         }
     }
 

@@ -11,11 +11,11 @@
 use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 
+use super::batch::Batch;
 use super::outbox::Outbox;
 use crate::proto::tags;
 use crate::proto::LineBuilder;
@@ -64,8 +64,6 @@ impl Drop for Deactivate<'_> {
     }
 }
 
-static NEXT_BATCH: AtomicU64 = AtomicU64::new(1);
-
 impl LabeledReply {
     pub fn new(outbox: Outbox, server_name: &str, label: &str) -> LabeledReply {
         LabeledReply {
@@ -104,24 +102,19 @@ impl LabeledReply {
                 self.outbox.send_as_is(tags::prepend(line, &label));
             }
             lines => {
-                let reference = NEXT_BATCH.fetch_add(1, Ordering::Relaxed).to_string();
-                let start = LineBuilder::new(Some(&self.server_name), "BATCH")
-                    .param(&format!("+{reference}"))
-                    .last("labeled-response");
-                self.outbox.send_as_is(tags::prepend(&start, &label));
-                let in_batch = [("batch", reference.as_str())];
+                let batch = Batch::start(&self.server_name, "labeled-response", &[]);
+                self.outbox
+                    .send_as_is(tags::prepend(&batch.start_line(), &label));
                 for line in lines {
                     // A line of a batch of its own (history) already
                     // belongs somewhere; only that batch's start is ours.
                     if has_tag(line, b"batch") {
                         self.outbox.send_as_is(line.clone());
                     } else {
-                        self.outbox.send_as_is(tags::prepend(line, &in_batch));
+                        self.outbox.send_as_is(batch.wrap(line));
                     }
                 }
-                let end = LineBuilder::new(Some(&self.server_name), "BATCH")
-                    .last(&format!("-{reference}"));
-                self.outbox.send_as_is(end);
+                self.outbox.send_as_is(batch.end_line());
             }
         }
     }

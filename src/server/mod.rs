@@ -1,10 +1,12 @@
 //! The running server: listeners, connections, shared state and shutdown.
 
+pub mod batch;
 pub mod caps;
 pub mod channel;
 mod connection;
 pub mod flood;
 pub mod flush;
+pub mod history;
 pub mod isupport;
 mod keepalive;
 pub mod labeled;
@@ -59,6 +61,7 @@ pub struct Server {
     /// Writes registered channels' state in the background.
     pub channel_saver: persist::ChannelSaver,
     channel_writer: Mutex<Option<persist::ChannelWriter>>,
+    history_writer: Mutex<Option<history::HistoryWriter>>,
     /// Lines that may wait a moment for company (see `Outbox::send_delayed`).
     pub delayed_writes: DelayedWrites,
     next_client_id: AtomicU64,
@@ -73,10 +76,13 @@ impl Server {
             format!("cannot read server.motd_file {:?}", config.server.motd_file)
         })?;
         let (channel_saver, channel_writer) = persist::channel_saver();
+        let (history, history_writer) =
+            history::history_log(&config.history, config.server.casemapping);
         let world = World::new(
             config.server.casemapping,
             config.server.name.clone(),
             config.limits.whowas_entries,
+            history,
         );
         Ok(Server {
             name: config.server.name.clone(),
@@ -89,6 +95,7 @@ impl Server {
             accounts: Accounts::new(store, &config),
             channel_saver,
             channel_writer: Mutex::new(Some(channel_writer)),
+            history_writer: Mutex::new(Some(history_writer)),
             delayed_writes: DelayedWrites::default(),
             next_client_id: AtomicU64::new(1),
             connections: AtomicUsize::new(0),
@@ -123,6 +130,7 @@ pub struct ServerHandle {
     tracker: TaskTracker,
     writer_stop: CancellationToken,
     channel_writer: Option<tokio::task::JoinHandle<()>>,
+    history_writer: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl ServerHandle {
@@ -162,6 +170,9 @@ impl ServerHandle {
         if let Some(writer) = self.channel_writer.take() {
             let _ = writer.await;
         }
+        if let Some(writer) = self.history_writer.take() {
+            let _ = writer.await;
+        }
         self.server.accounts.store().close().await;
     }
 }
@@ -190,8 +201,11 @@ pub async fn spawn(config: Config) -> anyhow::Result<ServerHandle> {
             }
         }
     }
+    let replay = server.world().history.replay.clone();
+    let recent_lines = history::load(store, &replay).await?;
     {
         let mut world = server.world();
+        world.recent_lines = recent_lines;
         world.registered_channels = registered
             .into_iter()
             .map(|channel| (channel.name_folded.clone(), channel))
@@ -210,6 +224,28 @@ pub async fn spawn(config: Config) -> anyhow::Result<ServerHandle> {
         let store = server.accounts.store().clone();
         let stop = writer_stop.clone();
         tokio::spawn(async move { writer.run(store, stop.cancelled_owned()).await })
+    });
+    let history_writer = server
+        .history_writer
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+        .map(|writer| {
+            let store = server.accounts.store().clone();
+            let stop = writer_stop.clone();
+            tokio::spawn(async move { writer.run(store, stop.cancelled_owned()).await })
+        });
+    tracker.spawn({
+        let server = server.clone();
+        let store = server.accounts.store().clone();
+        async move {
+            history::prune(
+                store,
+                server.config.history.clone(),
+                server.shutdown.cancelled(),
+            )
+            .await
+        }
     });
     tracker.spawn(keepalive::run(server.clone()));
     tracker.spawn(crate::commands::run_nick_claims(server.clone()));
@@ -231,6 +267,7 @@ pub async fn spawn(config: Config) -> anyhow::Result<ServerHandle> {
         tracker,
         writer_stop,
         channel_writer,
+        history_writer,
     })
 }
 

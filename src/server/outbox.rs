@@ -180,7 +180,7 @@ impl Outbox {
 
     /// Queues a line already made for this client (a labeled reply):
     /// its tags are not filtered again.
-    pub(super) fn send_as_is(&self, line: Bytes) -> bool {
+    pub fn send_as_is(&self, line: Bytes) -> bool {
         self.push(line)
     }
 
@@ -208,7 +208,7 @@ impl Outbox {
     /// `line` as this client receives it, unless it is captured into the
     /// reply to a labeled command.
     fn to_queue(&self, line: &Bytes) -> Option<Bytes> {
-        self.captured(self.as_received(line))
+        self.captured(self.view(line))
     }
 
     /// `line`, unless the reply to a labeled command takes it.
@@ -220,7 +220,7 @@ impl Outbox {
     }
 
     /// `line` as this client receives it: with the tags it asked for.
-    fn as_received(&self, line: &Bytes) -> Bytes {
+    pub fn view(&self, line: &Bytes) -> Bytes {
         tags::view(line, self.tag_mask())
     }
 
@@ -254,7 +254,7 @@ impl Outbox {
     /// Queues a last line (typically `ERROR`), then closes: what is queued
     /// is still written, and [`Outbox::finish`] shuts the socket.
     pub fn close_with(&self, last_line: Bytes) {
-        let last_line = self.as_received(&last_line);
+        let last_line = self.view(&last_line);
         let mut queue = self.lock();
         if queue.state == State::Open {
             queue.bytes += last_line.len();

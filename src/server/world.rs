@@ -14,6 +14,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use super::caps::{Cap, Caps};
 use super::channel::Channel;
+use super::history::{HistoryLog, RecentLines};
 use super::outbox::Outbox;
 use crate::casemap::CaseMapping;
 use crate::proto::numeric::Response;
@@ -198,6 +199,10 @@ pub struct World {
     /// Casefolded name → channel.
     pub channels: HashMap<String, Channel>,
     pub whowas: VecDeque<WhowasEntry>,
+    /// Stores channel lines in the background.
+    pub history: HistoryLog,
+    /// Each channel's last lines, replayed on join.
+    pub recent_lines: RecentLines,
     whowas_limit: usize,
     /// Casefolded nick → clients watching it.
     pub monitors: HashMap<String, HashSet<ClientId>>,
@@ -232,14 +237,21 @@ pub struct NickClaim {
 }
 
 impl World {
-    pub fn new(casemapping: CaseMapping, server_name: String, whowas_limit: usize) -> World {
+    pub fn new(
+        casemapping: CaseMapping,
+        server_name: String,
+        whowas_limit: usize,
+        history: HistoryLog,
+    ) -> World {
         World {
+            history,
             casemapping,
             server_name,
             clients: HashMap::default(),
             nicks: HashMap::default(),
             channels: HashMap::default(),
             whowas: VecDeque::new(),
+            recent_lines: RecentLines::default(),
             whowas_limit,
             monitors: HashMap::default(),
             connections_per_ip: HashMap::default(),
@@ -307,6 +319,16 @@ impl World {
             if let Some(client) = self.clients.get(&id) {
                 client.send(line);
             }
+        }
+    }
+
+    /// Announces a NICK change (`line`) to `id` and everyone sharing a
+    /// channel with it, and stores it in those channels' history.
+    pub fn announce_nick_change(&self, id: ClientId, line: &Bytes) {
+        self.send_to_peers(id, line, true);
+        if let Some(client) = self.clients.get(&id) {
+            self.history
+                .record_event(client.channels.iter(), "NICK", line);
         }
     }
 
@@ -448,6 +470,8 @@ impl World {
         };
         if client.registered && !self.shutting_down {
             let quit = client.line("QUIT").trailing(reason);
+            self.history
+                .record_event(client.channels.iter(), "QUIT", &quit);
             let nick = client.nick.clone();
             let folded = self.fold(&nick);
             // Delayed: nobody waits for a QUIT, and a mass disconnect then

@@ -1,5 +1,5 @@
-//! Everything that touches the database: accounts and registered channels
-//! (history and media later), behind a small async API the commands call.
+//! Everything that touches the database: accounts, registered channels
+//! and history (media later), behind a small async API the commands call.
 //!
 //! The store never case-folds. The casemapping is server configuration, so
 //! callers pass both the display form of a name and its key already folded
@@ -11,6 +11,7 @@
 
 mod accounts;
 mod channels;
+mod history;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -21,6 +22,7 @@ use tokio::time::Instant;
 
 pub use accounts::{Account, AccountSummary, CreateAccountError, NewAccount, ScramCredentials};
 pub use channels::{AccessLevel, ChannelState, ListEntry, RegisteredChannel, Topic};
+pub use history::{HistoryRecord, Kinds, StoredMessage};
 
 const DATABASE_FILE_NAME: &str = "parlor.db";
 

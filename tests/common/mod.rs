@@ -79,6 +79,19 @@ impl TestServer {
 
     /// A connection registered as `nick` (user `nick`, realname `Real
     /// nick`), with the welcome burst already read up to the end of MOTD.
+    /// A client registered as `nick` with the capabilities in `caps`
+    /// (space-separated) enabled before registration.
+    pub async fn client_with_caps(&self, nick: &str, caps: &str) -> Client {
+        let mut client = self.connect().await;
+        client.send(&format!("CAP REQ :{caps}")).await;
+        client
+            .expect_line(&format!(":{SERVER} CAP * ACK :{caps}"))
+            .await;
+        client.send("CAP END").await;
+        client.register(nick).await;
+        client
+    }
+
     pub async fn client(&self, nick: &str) -> Client {
         let mut client = self.connect().await;
         client.register(nick).await;
@@ -386,5 +399,26 @@ pub fn assert_wellformed(lines: &[String], code: &str, nick: &str, middles: usiz
             !p.is_empty() && !p.starts_with(':'),
             "malformed parameter {p:?} in {line:?}"
         );
+    }
+}
+
+/// The value of tag `key` in `line`, if it has one (`""` for a tag
+/// without a value).
+pub fn tag<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    let section = line.strip_prefix('@')?.split(' ').next()?;
+    section
+        .split(';')
+        .find_map(|tag| match tag.split_once('=') {
+            Some((k, v)) if k == key => Some(v),
+            None if tag == key => Some(""),
+            _ => None,
+        })
+}
+
+/// `line` without its tag section.
+pub fn untagged(line: &str) -> &str {
+    match line.strip_prefix('@') {
+        Some(rest) => rest.split_once(' ').map_or("", |(_, body)| body),
+        None => line,
     }
 }

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod channels;
+mod history;
 
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::Connection;

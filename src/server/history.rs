@@ -1,0 +1,330 @@
+//! Storing history without making anyone wait for the disk: commands hand
+//! records to [`HistoryLog`], and one task ([`HistoryWriter`]) writes
+//! whatever has queued in one transaction, then the next lot. Under load
+//! the batches grow by themselves; idle, a record is written at once. A
+//! shutdown writes everything queued; a hard kill loses what was queued
+//! and not yet committed, at most one batch.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::time::Duration;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, watch};
+
+use super::maps::{HashMap, HashSet};
+use crate::casemap::CaseMapping;
+use crate::config::HistoryConfig;
+use crate::proto::tags::{self, MessageId, Stamp};
+use crate::store::{HistoryRecord, Kinds, Store};
+
+/// Most records one transaction writes.
+const MAX_BATCH: usize = 5_000;
+
+/// How often old lines are deleted.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(600);
+
+/// The sending side, kept with the network state.
+#[derive(Debug)]
+pub struct HistoryLog {
+    queue: mpsc::UnboundedSender<HistoryRecord>,
+    enabled: bool,
+    /// Casefolded names of channels never stored.
+    unlogged: HashSet<String>,
+    pub replay: ReplayPolicy,
+    /// Records queued so far, and (from the writer) records written: a
+    /// reader waits until what was queued before it is written, so that a
+    /// client finds its own last message in the history.
+    queued: Arc<AtomicU64>,
+    written: watch::Receiver<u64>,
+}
+
+/// A point in the log: everything queued before it.
+pub struct Written {
+    queued: u64,
+    written: watch::Receiver<u64>,
+}
+
+impl Written {
+    /// Resolves once everything queued before this point is written (or
+    /// the writer has stopped).
+    pub async fn wait(mut self) {
+        let queued = self.queued;
+        let _ = self.written.wait_for(|&written| written >= queued).await;
+    }
+}
+
+/// What joining a channel replays.
+#[derive(Debug, Clone)]
+pub struct ReplayPolicy {
+    /// Lines, by default and per casefolded channel.
+    lines: usize,
+    overrides: HashMap<String, usize>,
+    pub max_age_ms: u64,
+}
+
+/// The writing side, run by its own task.
+pub struct HistoryWriter {
+    queue: mpsc::UnboundedReceiver<HistoryRecord>,
+    written: watch::Sender<u64>,
+}
+
+pub fn history_log(
+    config: &HistoryConfig,
+    casemapping: CaseMapping,
+) -> (HistoryLog, HistoryWriter) {
+    let (sender, receiver) = mpsc::unbounded_channel();
+    let (written_sender, written) = watch::channel(0);
+    let unlogged = config
+        .unlogged_channels
+        .iter()
+        .map(|name| casemapping.fold(name))
+        .collect();
+    let overrides = config
+        .join_replay_overrides
+        .iter()
+        .map(|(name, &lines)| (casemapping.fold(name), lines))
+        .collect();
+    let replay = ReplayPolicy {
+        // Nothing is replayed from a log that is not kept.
+        lines: if config.enabled {
+            config.join_replay_lines
+        } else {
+            0
+        },
+        overrides,
+        max_age_ms: config.join_replay_max_age_secs.saturating_mul(1000),
+    };
+    (
+        HistoryLog {
+            queue: sender,
+            enabled: config.enabled,
+            unlogged,
+            replay,
+            queued: Arc::new(AtomicU64::new(0)),
+            written,
+        },
+        HistoryWriter {
+            queue: receiver,
+            written: written_sender,
+        },
+    )
+}
+
+impl HistoryLog {
+    /// Whether lines of the channel `folded` are stored.
+    pub fn logs(&self, folded: &str) -> bool {
+        self.enabled && !self.unlogged.contains(folded)
+    }
+
+    /// The point reached so far, to wait for with [`Written::wait`].
+    pub fn written(&self) -> Written {
+        Written {
+            queued: self.queued.load(Ordering::Relaxed),
+            written: self.written.clone(),
+        }
+    }
+
+    /// How many lines joining the channel `folded` replays.
+    pub fn replay_lines(&self, folded: &str) -> usize {
+        if self.logs(folded) {
+            self.replay.lines(folded)
+        } else {
+            0
+        }
+    }
+
+    /// Queues an event line (from `Client::line`, which stamps it) for
+    /// each of the channels `folded`.
+    pub fn record_event<'a>(
+        &self,
+        folded: impl IntoIterator<Item = &'a String>,
+        command: &'static str,
+        line: &Bytes,
+    ) {
+        if !self.enabled {
+            return;
+        }
+        let Some(stamp) = tags::stamp_of(line) else {
+            return;
+        };
+        for channel in folded {
+            self.record(channel, command, stamp, line);
+        }
+    }
+
+    /// Queues `line` (tagged, as sent to a client with every capability)
+    /// as a message or event of the channel `folded`.
+    pub fn record(&self, folded: &str, command: &'static str, stamp: Stamp, line: &Bytes) {
+        if !self.logs(folded) {
+            return;
+        }
+        let text = line.strip_suffix(b"\r\n").unwrap_or(line);
+        // Lines are built from UTF-8 input and UTF-8 names.
+        let Ok(text) = std::str::from_utf8(text) else {
+            return;
+        };
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        // The writer only goes away once the server has stopped.
+        let _ = self.queue.send(HistoryRecord {
+            target: folded.to_owned(),
+            msgid: stamp.id.0,
+            time_ms: stamp.time_ms,
+            command,
+            line: text.to_owned(),
+        });
+    }
+}
+
+impl ReplayPolicy {
+    fn lines(&self, folded: &str) -> usize {
+        self.overrides.get(folded).copied().unwrap_or(self.lines)
+    }
+}
+
+impl HistoryWriter {
+    /// Writes until `stop` resolves, then writes what is still queued.
+    pub async fn run(mut self, store: Store, stop: impl Future<Output = ()>) {
+        tokio::pin!(stop);
+        let mut batch = Vec::new();
+        loop {
+            let first = tokio::select! {
+                biased;
+                received = self.queue.recv() => received,
+                () = &mut stop => None,
+            };
+            let Some(first) = first else {
+                break;
+            };
+            batch.push(first);
+            self.write_queued(&store, &mut batch).await;
+        }
+        while let Ok(record) = self.queue.try_recv() {
+            batch.push(record);
+            self.write_queued(&store, &mut batch).await;
+        }
+    }
+
+    /// Writes `batch` and everything queued behind it, a transaction per
+    /// [`MAX_BATCH`] records.
+    async fn write_queued(&mut self, store: &Store, batch: &mut Vec<HistoryRecord>) {
+        loop {
+            while batch.len() < MAX_BATCH {
+                match self.queue.try_recv() {
+                    Ok(record) => batch.push(record),
+                    Err(_) => break,
+                }
+            }
+            if batch.is_empty() {
+                return;
+            }
+            if let Err(error) = store.append_history(batch).await {
+                tracing::error!(%error, records = batch.len(), "cannot store history");
+            }
+            let count = batch.len() as u64;
+            self.written.send_modify(|written| *written += count);
+            batch.clear();
+        }
+    }
+}
+
+/// Deletes lines past the configured age and count, every
+/// [`PRUNE_INTERVAL`], until `stop` resolves.
+pub async fn prune(store: Store, config: HistoryConfig, stop: impl Future<Output = ()>) {
+    let max_age =
+        (config.max_age_days > 0).then(|| Duration::from_secs(config.max_age_days * 86_400));
+    let max_per_target = (config.max_per_target > 0).then_some(config.max_per_target);
+    if max_age.is_none() && max_per_target.is_none() {
+        return;
+    }
+    tokio::pin!(stop);
+    loop {
+        let cutoff = max_age.map(|age| Stamp::now().time_ms.saturating_sub(age.as_millis() as u64));
+        match store.prune_history(cutoff, max_per_target).await {
+            Ok(0) => {}
+            Ok(deleted) => tracing::info!(deleted, "old history deleted"),
+            Err(error) => tracing::error!(%error, "cannot delete old history"),
+        }
+        tokio::select! {
+            () = &mut stop => return,
+            () = tokio::time::sleep(PRUNE_INTERVAL) => {}
+        }
+    }
+}
+
+/// The last lines of each channel, for replay on join without a trip to
+/// the database: a join is answered at once, in order, and a line spoken
+/// right after it can never come before the replay.
+#[derive(Debug, Default)]
+pub struct RecentLines {
+    by_channel: HashMap<String, VecDeque<(u64, Bytes)>>,
+}
+
+impl RecentLines {
+    /// Remembers `line` (tagged) of the channel `folded`, keeping at most
+    /// `keep` lines of it.
+    pub fn push(&mut self, folded: &str, time_ms: u64, line: Bytes, keep: usize) {
+        if keep == 0 {
+            return;
+        }
+        let lines = match self.by_channel.get_mut(folded) {
+            Some(lines) => lines,
+            None => self.by_channel.entry(folded.to_owned()).or_default(),
+        };
+        while lines.len() >= keep {
+            lines.pop_front();
+        }
+        lines.push_back((time_ms, line));
+    }
+
+    /// The channel's lines since `since_ms`, the last `count` of them at
+    /// most, oldest first.
+    pub fn since(&self, folded: &str, since_ms: u64, count: usize) -> impl Iterator<Item = &Bytes> {
+        let lines = self.by_channel.get(folded);
+        let recent = lines.map_or(0, |lines| {
+            lines
+                .iter()
+                .rev()
+                .take(count)
+                .take_while(|(time, _)| *time >= since_ms)
+                .count()
+        });
+        lines
+            .into_iter()
+            .flat_map(move |lines| lines.iter().skip(lines.len() - recent))
+            .map(|(_, line)| line)
+    }
+
+    /// Forgets channels whose newest line is older than `before_ms`.
+    pub fn forget_older_than(&mut self, before_ms: u64) {
+        self.by_channel
+            .retain(|_, lines| lines.back().is_some_and(|(time, _)| *time >= before_ms));
+    }
+}
+
+/// At start: ids go on after the newest stored one, and the recent lines
+/// of channels active within the replay age are loaded for join replay.
+pub async fn load(store: &Store, replay: &ReplayPolicy) -> anyhow::Result<RecentLines> {
+    if let Some(newest) = store.newest_msgid().await? {
+        MessageId::ensure_after(MessageId(newest));
+    }
+    let mut recent = RecentLines::default();
+    let since = Stamp::now().time_ms.saturating_sub(replay.max_age_ms);
+    for folded in store.channels_active_since(since).await? {
+        let keep = replay.lines(&folded);
+        if keep == 0 {
+            continue;
+        }
+        let rows = store
+            .history_range(&folded, since << 16, u64::MAX, keep, true, Kinds::Messages)
+            .await?;
+        for row in rows {
+            let line = Bytes::from(row.line + "\r\n");
+            recent.push(&folded, row.time_ms, line, keep);
+        }
+    }
+    Ok(recent)
+}

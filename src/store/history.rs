@@ -1,0 +1,240 @@
+//! Channel and direct-message history: appended in batches by the history
+//! writer, read by CHATHISTORY, join replay and `parlor logs export`.
+//!
+//! Every query is a range scan of the (target, msgid) key. Ids grow with
+//! time (see the migration), so "before this timestamp" is "before this
+//! id" and needs no index of its own.
+
+use sqlx::{QueryBuilder, Row, Sqlite};
+
+use super::{narrow, Store, StoreError};
+
+/// One message or event to store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryRecord {
+    pub target: String,
+    pub msgid: u64,
+    pub time_ms: u64,
+    pub command: &'static str,
+    /// As a client with every tag capability gets it, without CRLF.
+    pub line: String,
+}
+
+/// One stored message or event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    pub msgid: u64,
+    pub time_ms: u64,
+    pub command: String,
+    pub line: String,
+}
+
+/// Which rows a query returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kinds {
+    /// PRIVMSG and NOTICE.
+    Messages,
+    /// Those, TAGMSG and the events (JOIN, PART, QUIT, KICK, NICK, MODE,
+    /// TOPIC).
+    Everything,
+}
+
+/// Rows per INSERT: 5 bound values each, far below SQLite's limit of
+/// 32,766 bound values per statement.
+const ROWS_PER_INSERT: usize = 500;
+
+const MESSAGE_COMMANDS: &str = "('PRIVMSG', 'NOTICE')";
+
+impl Store {
+    /// Appends `records` in one transaction.
+    pub async fn append_history(&self, records: &[HistoryRecord]) -> Result<(), StoreError> {
+        let mut transaction = self.pool.begin().await?;
+        for chunk in records.chunks(ROWS_PER_INSERT) {
+            let mut insert: QueryBuilder<'_, Sqlite> =
+                QueryBuilder::new("INSERT INTO history (target, msgid, time_ms, command, line) ");
+            insert.push_values(chunk, |mut row, record| {
+                row.push_bind(&record.target)
+                    .push_bind(record.msgid as i64)
+                    .push_bind(record.time_ms as i64)
+                    .push_bind(record.command)
+                    .push_bind(&record.line);
+            });
+            // A record written twice (a retried batch) is already there.
+            insert.push(" ON CONFLICT (target, msgid) DO NOTHING");
+            insert.build().execute(&mut *transaction).await?;
+        }
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    /// Up to `limit` rows of `target` with ids in `after..before`
+    /// (exclusive), the ones nearest `before` if `newest` else nearest
+    /// `after`; oldest first either way.
+    pub async fn history_range(
+        &self,
+        target: &str,
+        after: u64,
+        before: u64,
+        limit: usize,
+        newest: bool,
+        kinds: Kinds,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let mut query: QueryBuilder<'_, Sqlite> =
+            QueryBuilder::new("SELECT msgid, time_ms, command, line FROM history WHERE target = ");
+        query
+            .push_bind(target)
+            .push(" AND msgid > ")
+            .push_bind(clamp_id(after))
+            .push(" AND msgid < ")
+            .push_bind(clamp_id(before));
+        if kinds == Kinds::Messages {
+            query.push(" AND command IN ").push(MESSAGE_COMMANDS);
+        }
+        query
+            .push(if newest {
+                " ORDER BY msgid DESC LIMIT "
+            } else {
+                " ORDER BY msgid ASC LIMIT "
+            })
+            .push_bind(limit as i64);
+        let mut rows = query
+            .build()
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(|row| stored_message(&row))
+            .collect::<Result<Vec<_>, _>>()?;
+        if newest {
+            rows.reverse();
+        }
+        Ok(rows)
+    }
+
+    /// Whether `target` has a row with id `msgid`.
+    pub async fn history_has(&self, target: &str, msgid: u64) -> Result<bool, StoreError> {
+        let found = sqlx::query("SELECT 1 FROM history WHERE target = ? AND msgid = ?")
+            .bind(target)
+            .bind(clamp_id(msgid))
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(found.is_some())
+    }
+
+    /// Of `targets`, those with a message with an id in `after..before`,
+    /// with the time of their latest such message, oldest first.
+    pub async fn history_targets(
+        &self,
+        targets: &[String],
+        after: u64,
+        before: u64,
+        limit: usize,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        if targets.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut query: QueryBuilder<'_, Sqlite> =
+            QueryBuilder::new("SELECT target, MAX(time_ms) AS latest FROM history WHERE msgid > ");
+        query
+            .push_bind(clamp_id(after))
+            .push(" AND msgid < ")
+            .push_bind(clamp_id(before))
+            .push(" AND command IN ")
+            .push(MESSAGE_COMMANDS)
+            .push(" AND target IN (");
+        let mut separated = query.separated(", ");
+        for target in targets {
+            separated.push_bind(target);
+        }
+        query
+            .push(") GROUP BY target ORDER BY latest ASC LIMIT ")
+            .push_bind(limit as i64);
+        query
+            .build()
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok((
+                    row.try_get("target")?,
+                    narrow(row.try_get("latest")?, "latest")?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Channels with a line stored since `since_ms`.
+    pub async fn channels_active_since(&self, since_ms: u64) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT target FROM history WHERE time_ms >= ? AND target NOT LIKE 'dm:%'",
+        )
+        .bind(since_ms as i64)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The greatest id stored, so that new ids go on after it even if the
+    /// clock went back.
+    pub async fn newest_msgid(&self) -> Result<Option<u64>, StoreError> {
+        let newest: Option<i64> = sqlx::query_scalar("SELECT MAX(msgid) FROM history")
+            .fetch_one(&self.pool)
+            .await?;
+        newest
+            .map(|id| narrow(id, "msgid"))
+            .transpose()
+            .map_err(Into::into)
+    }
+
+    /// Deletes rows older than `older_than_ms`, and the oldest rows of any
+    /// target holding more than `max_per_target`. Returns how many went.
+    pub async fn prune_history(
+        &self,
+        older_than_ms: Option<u64>,
+        max_per_target: Option<usize>,
+    ) -> Result<u64, StoreError> {
+        let mut deleted = 0;
+        if let Some(cutoff) = older_than_ms {
+            deleted += sqlx::query("DELETE FROM history WHERE time_ms < ?")
+                .bind(cutoff as i64)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        }
+        if let Some(max) = max_per_target {
+            let crowded: Vec<String> = sqlx::query_scalar(
+                "SELECT target FROM history GROUP BY target HAVING COUNT(*) > ?",
+            )
+            .bind(max as i64)
+            .fetch_all(&self.pool)
+            .await?;
+            for target in crowded {
+                deleted += sqlx::query(
+                    "DELETE FROM history WHERE target = ? AND msgid <= \
+                     (SELECT msgid FROM history WHERE target = ? \
+                      ORDER BY msgid DESC LIMIT 1 OFFSET ?)",
+                )
+                .bind(&target)
+                .bind(&target)
+                .bind(max as i64)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+            }
+        }
+        Ok(deleted)
+    }
+}
+
+/// Ids fit in 63 bits (milliseconds until the year 4000 shifted by 16);
+/// a bound past that means "no bound".
+fn clamp_id(id: u64) -> i64 {
+    i64::try_from(id).unwrap_or(i64::MAX)
+}
+
+fn stored_message(row: &sqlx::sqlite::SqliteRow) -> Result<StoredMessage, sqlx::Error> {
+    Ok(StoredMessage {
+        msgid: narrow(row.try_get("msgid")?, "msgid")?,
+        time_ms: narrow(row.try_get("time_ms")?, "time_ms")?,
+        command: row.try_get("command")?,
+        line: row.try_get("line")?,
+    })
+}

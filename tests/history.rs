@@ -1,0 +1,212 @@
+//! History: join replay, CHATHISTORY on msgid references, access to a
+//! secret channel's history, and history surviving a restart.
+
+mod common;
+use common::*;
+
+/// The lines of a `chathistory` batch, checked to be well-formed: the
+/// start names `target`, every line carries the batch's reference, the
+/// end closes it. Returned without their tags but with their msgids.
+fn batch_lines(lines: &[String], target: &str) -> Vec<(String, String)> {
+    let start = lines.first().expect("a batch");
+    let prefix = format!(":{SERVER} BATCH +");
+    let rest = start
+        .strip_prefix(&prefix)
+        .unwrap_or_else(|| panic!("{lines:?}"));
+    let (reference, kind) = rest.split_once(' ').unwrap();
+    assert_eq!(kind, format!("chathistory {target}"));
+    assert_eq!(
+        lines.last().unwrap(),
+        &format!(":{SERVER} BATCH -{reference}")
+    );
+    lines[1..lines.len() - 1]
+        .iter()
+        .map(|line| {
+            assert_eq!(tag(line, "batch"), Some(reference), "{line}");
+            let msgid = tag(line, "msgid").unwrap_or_default().to_owned();
+            (untagged(line).to_owned(), msgid)
+        })
+        .collect()
+}
+
+const HISTORY_CAPS: &str = "batch draft/chathistory message-tags server-time";
+
+#[tokio::test]
+async fn joining_replays_recent_lines_as_ordinary_messages() {
+    let server = TestServer::start_with("[history]\njoin_replay_lines = 2\n").await;
+    let mut bob = server.client("bob").await;
+    join(&mut bob, "#c").await;
+    for text in ["one", "two", "three"] {
+        bob.send(&format!("PRIVMSG #c :{text}")).await;
+    }
+    bob.send("TOPIC #c :a topic").await;
+    bob.sync().await;
+
+    // A plain client: the last two messages (not the TOPIC), after NAMES.
+    let mut plain = server.client("plain").await;
+    let lines = plain.exchange("JOIN #c").await;
+    let mask = bob.mask();
+    assert_eq!(
+        lines[lines.len() - 2..],
+        [
+            format!(":{mask} PRIVMSG #c :two"),
+            format!(":{mask} PRIVMSG #c :three")
+        ]
+    );
+    assert!(lines[lines.len() - 3].contains(" 366 "), "{lines:?}");
+
+    // With batch and server-time: in a chathistory batch, at their own time.
+    let mut timed = server.client_with_caps("timed", "batch server-time").await;
+    let lines = timed.exchange("JOIN #c").await;
+    let at = lines
+        .iter()
+        .position(|l| l.contains(" BATCH +"))
+        .expect("a batch");
+    let replayed = &lines[at..];
+    assert_eq!(replayed.len(), 4, "{replayed:?}");
+    assert_eq!(untagged(&replayed[1]), format!(":{mask} PRIVMSG #c :two"));
+    assert!(tag(&replayed[1], "time").is_some() && tag(&replayed[1], "batch").is_some());
+    assert_eq!(
+        tag(&replayed[1], "msgid"),
+        None,
+        "no message-tags, no msgid"
+    );
+
+    // A chathistory client fetches history itself: no replay.
+    let mut modern = server.client_with_caps("modern", HISTORY_CAPS).await;
+    let lines = modern.exchange("JOIN #c").await;
+    assert!(lines.last().unwrap().contains(" 366 "), "{lines:?}");
+}
+
+#[tokio::test]
+async fn chathistory_reads_around_msgids() {
+    let server = TestServer::start().await;
+    let mut alice = server
+        .client_with_caps("alice", &format!("echo-message {HISTORY_CAPS}"))
+        .await;
+    alice.exchange("JOIN #c").await;
+    let mut ids = Vec::new();
+    for n in 1..=6 {
+        let echo = alice.exchange(&format!("PRIVMSG #c :m{n}")).await;
+        ids.push(tag(&echo[0], "msgid").expect("echo has a msgid").to_owned());
+    }
+    let texts = |lines: &[String]| -> Vec<String> {
+        batch_lines(lines, "#c")
+            .into_iter()
+            .map(|(line, _)| line.rsplit(':').next().unwrap().to_owned())
+            .collect()
+    };
+    let ask = |query: String| query;
+    let cases = [
+        (ask("LATEST #c * 3".into()), vec!["m4", "m5", "m6"]),
+        (
+            ask(format!("LATEST #c msgid={} 10", ids[3])),
+            vec!["m5", "m6"],
+        ),
+        (
+            ask(format!("BEFORE #c msgid={} 2", ids[3])),
+            vec!["m2", "m3"],
+        ),
+        (
+            ask(format!("AFTER #c msgid={} 2", ids[1])),
+            vec!["m3", "m4"],
+        ),
+        (
+            ask(format!("AROUND #c msgid={} 3", ids[2])),
+            vec!["m2", "m3", "m4"],
+        ),
+        (
+            ask(format!("BETWEEN #c msgid={} msgid={} 10", ids[0], ids[4])),
+            vec!["m2", "m3", "m4"],
+        ),
+        // Backwards: counted from the first reference, still oldest first.
+        (
+            ask(format!("BETWEEN #c msgid={} msgid={} 2", ids[5], ids[0])),
+            vec!["m4", "m5"],
+        ),
+        // A msgid that is not in this history: nothing.
+        (ask("BEFORE #c msgid=0000000000000001 10".into()), vec![]),
+        // Limits past the maximum are clamped, not refused.
+        (
+            ask("LATEST #c * 100000".into()),
+            vec!["m1", "m2", "m3", "m4", "m5", "m6"],
+        ),
+    ];
+    for (query, expected) in cases {
+        let lines = alice.exchange(&format!("CHATHISTORY {query}")).await;
+        assert_eq!(texts(&lines), expected, "CHATHISTORY {query}");
+    }
+    // The stored line is the line as sent: same msgid, same text.
+    let lines = alice.exchange("CHATHISTORY LATEST #c * 1").await;
+    assert_eq!(batch_lines(&lines, "#c")[0].1, ids[5]);
+    // Empty history is an empty batch.
+    alice.exchange("JOIN #empty").await;
+    let lines = alice.exchange("CHATHISTORY LATEST #empty * 10").await;
+    assert!(batch_lines(&lines, "#empty").is_empty());
+}
+
+#[tokio::test]
+async fn a_secret_channels_history_is_for_its_members() {
+    let server = TestServer::start().await;
+    let mut owner = server.client("owner").await;
+    join(&mut owner, "#hidden").await;
+    owner.exchange("MODE #hidden +s").await;
+    owner.exchange("PRIVMSG #hidden :secret").await;
+    let mut outsider = server.client_with_caps("outsider", HISTORY_CAPS).await;
+    assert_eq!(
+        outsider.exchange("CHATHISTORY LATEST #hidden * 10").await,
+        [format!(
+            ":{SERVER} FAIL CHATHISTORY INVALID_TARGET LATEST #hidden :Messages could not be retrieved"
+        )]
+    );
+    // A public channel's history can be read from outside.
+    join(&mut owner, "#open").await;
+    owner.exchange("PRIVMSG #open :public").await;
+    let lines = outsider.exchange("CHATHISTORY LATEST #open * 10").await;
+    assert_eq!(batch_lines(&lines, "#open").len(), 1);
+}
+
+#[tokio::test]
+async fn history_survives_a_restart() {
+    let server = TestServer::start().await;
+    let mut bob = server.client("bob").await;
+    join(&mut bob, "#c").await;
+    bob.exchange("PRIVMSG #c :before the restart").await;
+    let bob_mask = bob.mask();
+    let server = server.restart().await;
+
+    // Replayed to a plain client joining the recreated channel.
+    let mut plain = server.client("plain").await;
+    let lines = plain.exchange("JOIN #c").await;
+    assert_eq!(
+        lines.last().unwrap(),
+        &format!(":{bob_mask} PRIVMSG #c :before the restart")
+    );
+    // And in CHATHISTORY, with the events. (A stopping server tells nobody
+    // of anybody's QUIT, and stores none.)
+    let mut alice = server
+        .client_with_caps("alice", &format!("draft/event-playback {HISTORY_CAPS}"))
+        .await;
+    alice.exchange("JOIN #c").await;
+    let lines = alice.exchange("CHATHISTORY LATEST #c * 10").await;
+    let replayed: Vec<String> = batch_lines(&lines, "#c")
+        .into_iter()
+        .map(|(l, _)| l)
+        .collect();
+    assert_eq!(
+        replayed,
+        [
+            format!(":{bob_mask} JOIN #c"),
+            format!(":{bob_mask} PRIVMSG #c :before the restart"),
+            format!(":{} JOIN #c", plain.mask()),
+            format!(":{} JOIN #c", alice.mask()),
+        ]
+    );
+    // New ids go on after the stored ones.
+    let (_, last_id) = batch_lines(&lines, "#c").pop().unwrap();
+    alice.send("PRIVMSG #c :after").await;
+    let lines = alice
+        .exchange(&format!("CHATHISTORY AFTER #c msgid={last_id} 10"))
+        .await;
+    assert_eq!(batch_lines(&lines, "#c").len(), 1);
+}
