@@ -96,6 +96,7 @@ pub struct HistoryConfig {
     pub join_replay_max_age_secs: u64,
     pub join_replay_overrides: std::collections::BTreeMap<String, usize>,
     pub chathistory_max: usize,
+    pub commit_interval_ms: u64,
 }
 
 /// Who may register an account.
@@ -256,6 +257,15 @@ impl Config {
                     format!("{value} is out of range: allowed {min} to {max}"),
                 ));
             }
+        }
+        if !(1..=10_000).contains(&self.history.commit_interval_ms) {
+            return Err((
+                "history.commit_interval_ms",
+                format!(
+                    "{} is out of range: allowed 1 to 10000 milliseconds",
+                    self.history.commit_interval_ms
+                ),
+            ));
         }
         for (channel, &lines) in &self.history.join_replay_overrides {
             if !channel.starts_with('#') || lines > 1_000 {

@@ -1,9 +1,9 @@
 //! Storing history without making anyone wait for the disk: commands hand
-//! records to [`HistoryLog`], and one task ([`HistoryWriter`]) writes
-//! whatever has queued in one transaction, then the next lot. Under load
-//! the batches grow by themselves; idle, a record is written at once. A
-//! shutdown writes everything queued; a hard kill loses what was queued
-//! and not yet committed, at most one batch.
+//! records to [`HistoryLog`], and one task ([`HistoryWriter`]) writes them
+//! in one transaction per `history.commit_interval_ms` (sooner when a
+//! reader waits for them). A shutdown writes everything queued; a hard
+//! kill loses what was queued and not yet committed: the last interval
+//! and the commit under way.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Notify};
 
 use super::maps::{HashMap, HashSet};
 use crate::casemap::CaseMapping;
@@ -40,19 +40,25 @@ pub struct HistoryLog {
     /// client finds its own last message in the history.
     queued: Arc<AtomicU64>,
     written: watch::Receiver<u64>,
+    flush: Arc<Notify>,
 }
 
 /// A point in the log: everything queued before it.
 pub struct Written {
     queued: u64,
     written: watch::Receiver<u64>,
+    flush: Arc<Notify>,
 }
 
 impl Written {
     /// Resolves once everything queued before this point is written (or
-    /// the writer has stopped).
+    /// the writer has stopped), asking the writer not to wait for more.
     pub async fn wait(mut self) {
         let queued = self.queued;
+        if *self.written.borrow() >= queued {
+            return;
+        }
+        self.flush.notify_one();
         let _ = self.written.wait_for(|&written| written >= queued).await;
     }
 }
@@ -70,6 +76,9 @@ pub struct ReplayPolicy {
 pub struct HistoryWriter {
     queue: mpsc::UnboundedReceiver<HistoryRecord>,
     written: watch::Sender<u64>,
+    /// How long the first record of a batch waits for others.
+    interval: Duration,
+    flush: Arc<Notify>,
 }
 
 pub fn history_log(
@@ -78,6 +87,7 @@ pub fn history_log(
 ) -> (HistoryLog, HistoryWriter) {
     let (sender, receiver) = mpsc::unbounded_channel();
     let (written_sender, written) = watch::channel(0);
+    let flush = Arc::new(Notify::new());
     let unlogged = config
         .unlogged_channels
         .iter()
@@ -106,10 +116,13 @@ pub fn history_log(
             replay,
             queued: Arc::new(AtomicU64::new(0)),
             written,
+            flush: flush.clone(),
         },
         HistoryWriter {
             queue: receiver,
             written: written_sender,
+            interval: Duration::from_millis(config.commit_interval_ms),
+            flush,
         },
     )
 }
@@ -125,6 +138,7 @@ impl HistoryLog {
         Written {
             queued: self.queued.load(Ordering::Relaxed),
             written: self.written.clone(),
+            flush: self.flush.clone(),
         }
     }
 
@@ -200,34 +214,42 @@ impl HistoryWriter {
                 break;
             };
             batch.push(first);
-            self.write_queued(&store, &mut batch).await;
+            // Company for the first record: one transaction per interval
+            // instead of one per message, unless a reader is waiting.
+            let deadline = tokio::time::Instant::now() + self.interval;
+            while batch.len() < MAX_BATCH {
+                tokio::select! {
+                    biased;
+                    () = self.flush.notified() => break,
+                    () = &mut stop => break,
+                    () = tokio::time::sleep_until(deadline) => break,
+                    received = self.queue.recv() => match received {
+                        Some(record) => batch.push(record),
+                        None => break,
+                    },
+                }
+            }
+            self.write(&store, &mut batch).await;
         }
         while let Ok(record) = self.queue.try_recv() {
             batch.push(record);
-            self.write_queued(&store, &mut batch).await;
+            if batch.len() >= MAX_BATCH {
+                self.write(&store, &mut batch).await;
+            }
         }
+        self.write(&store, &mut batch).await;
     }
 
-    /// Writes `batch` and everything queued behind it, a transaction per
-    /// [`MAX_BATCH`] records.
-    async fn write_queued(&mut self, store: &Store, batch: &mut Vec<HistoryRecord>) {
-        loop {
-            while batch.len() < MAX_BATCH {
-                match self.queue.try_recv() {
-                    Ok(record) => batch.push(record),
-                    Err(_) => break,
-                }
-            }
-            if batch.is_empty() {
-                return;
-            }
-            if let Err(error) = store.append_history(batch).await {
-                tracing::error!(%error, records = batch.len(), "cannot store history");
-            }
-            let count = batch.len() as u64;
-            self.written.send_modify(|written| *written += count);
-            batch.clear();
+    async fn write(&mut self, store: &Store, batch: &mut Vec<HistoryRecord>) {
+        if batch.is_empty() {
+            return;
         }
+        if let Err(error) = store.append_history(batch).await {
+            tracing::error!(%error, records = batch.len(), "cannot store history");
+        }
+        let count = batch.len() as u64;
+        self.written.send_modify(|written| *written += count);
+        batch.clear();
     }
 }
 

@@ -11,6 +11,13 @@
 -- store/history.rs). `line` is the message as a client with every tag
 -- capability receives it, without CRLF: what is replayed, and what
 -- exports parse.
+--
+-- The table is its key's B-tree (WITHOUT ROWID, SQLite's clustered
+-- table): a row is one insert, not one into the table and another into
+-- the key's index, and a range read is one scan. This clause is the only
+-- SQLite-only syntax; on PostgreSQL drop it (its primary key gives the
+-- same reads). There is no index by time: ids carry the time, and the
+-- scans by time (pruning every ten minutes, the start-up load) are rare.
 CREATE TABLE history (
     target TEXT NOT NULL,
     msgid BIGINT NOT NULL,
@@ -18,7 +25,4 @@ CREATE TABLE history (
     command TEXT NOT NULL,
     line TEXT NOT NULL,
     PRIMARY KEY (target, msgid)
-);
-
--- Retention by age and the start-up "ids go on after the newest" check.
-CREATE INDEX history_by_time ON history (time_ms);
+) WITHOUT ROWID;
