@@ -186,7 +186,6 @@ impl HistoryLog {
         let _ = self.queue.send(HistoryRecord {
             target: folded.to_owned(),
             msgid: stamp.id.0,
-            time_ms: stamp.time_ms,
             command,
             line: text.to_owned(),
         });

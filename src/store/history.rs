@@ -8,15 +8,17 @@
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::{narrow, Store, StoreError};
+use crate::proto::tags::{self, MessageId};
 
 /// One message or event to store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryRecord {
     pub target: String,
+    /// A `MessageId`: its time is `msgid >> 16` milliseconds.
     pub msgid: u64,
-    pub time_ms: u64,
     pub command: &'static str,
-    /// As a client with every tag capability gets it, without CRLF.
+    /// As a client with every tag capability gets it, without CRLF,
+    /// starting with its `time` and `msgid` tags.
     pub line: String,
 }
 
@@ -60,13 +62,12 @@ impl Store {
             let (chunk, after) = rest.split_at(size);
             rest = after;
             let mut insert: QueryBuilder<'_, Sqlite> =
-                QueryBuilder::new("INSERT INTO history (target, msgid, time_ms, command, line) ");
+                QueryBuilder::new("INSERT INTO history (target, msgid, command, line) ");
             insert.push_values(chunk, |mut row, record| {
                 row.push_bind(&record.target)
                     .push_bind(record.msgid as i64)
-                    .push_bind(record.time_ms as i64)
                     .push_bind(record.command)
-                    .push_bind(&record.line);
+                    .push_bind(without_stamp(&record.line));
             });
             // A record written twice (a retried batch) is already there.
             insert.push(" ON CONFLICT (target, msgid) DO NOTHING");
@@ -89,7 +90,7 @@ impl Store {
         kinds: Kinds,
     ) -> Result<Vec<StoredMessage>, StoreError> {
         let mut query: QueryBuilder<'_, Sqlite> =
-            QueryBuilder::new("SELECT msgid, time_ms, command, line FROM history WHERE target = ");
+            QueryBuilder::new("SELECT msgid, command, line FROM history WHERE target = ");
         query
             .push_bind(target)
             .push(" AND msgid > ")
@@ -142,7 +143,7 @@ impl Store {
             return Ok(Vec::new());
         }
         let mut query: QueryBuilder<'_, Sqlite> =
-            QueryBuilder::new("SELECT target, MAX(time_ms) AS latest FROM history WHERE msgid > ");
+            QueryBuilder::new("SELECT target, MAX(msgid) AS latest FROM history WHERE msgid > ");
         query
             .push_bind(clamp_id(after))
             .push(" AND msgid < ")
@@ -163,10 +164,8 @@ impl Store {
             .await?
             .iter()
             .map(|row| {
-                Ok((
-                    row.try_get("target")?,
-                    narrow(row.try_get("latest")?, "latest")?,
-                ))
+                let latest: u64 = narrow(row.try_get("latest")?, "latest")?;
+                Ok((row.try_get("target")?, latest >> ID_TIME_SHIFT))
             })
             .collect()
     }
@@ -174,9 +173,9 @@ impl Store {
     /// Channels with a line stored since `since_ms`.
     pub async fn channels_active_since(&self, since_ms: u64) -> Result<Vec<String>, StoreError> {
         Ok(sqlx::query_scalar(
-            "SELECT DISTINCT target FROM history WHERE time_ms >= ? AND target NOT LIKE 'dm:%'",
+            "SELECT DISTINCT target FROM history WHERE msgid >= ? AND target NOT LIKE 'dm:%'",
         )
-        .bind(since_ms as i64)
+        .bind(clamp_id(since_ms << ID_TIME_SHIFT))
         .fetch_all(&self.pool)
         .await?)
     }
@@ -202,8 +201,8 @@ impl Store {
     ) -> Result<u64, StoreError> {
         let mut deleted = 0;
         if let Some(cutoff) = older_than_ms {
-            deleted += sqlx::query("DELETE FROM history WHERE time_ms < ?")
-                .bind(cutoff as i64)
+            deleted += sqlx::query("DELETE FROM history WHERE msgid < ?")
+                .bind(clamp_id(cutoff << ID_TIME_SHIFT))
                 .execute(&self.pool)
                 .await?
                 .rows_affected();
@@ -240,10 +239,48 @@ fn clamp_id(id: u64) -> i64 {
 }
 
 fn stored_message(row: &sqlx::sqlite::SqliteRow) -> Result<StoredMessage, sqlx::Error> {
+    let msgid: u64 = narrow(row.try_get("msgid")?, "msgid")?;
+    let stored: String = row.try_get("line")?;
     Ok(StoredMessage {
-        msgid: narrow(row.try_get("msgid")?, "msgid")?,
-        time_ms: narrow(row.try_get("time_ms")?, "time_ms")?,
+        msgid,
+        time_ms: msgid >> ID_TIME_SHIFT,
         command: row.try_get("command")?,
-        line: row.try_get("line")?,
+        line: with_stamp(msgid, &stored),
     })
+}
+
+/// Milliseconds are the id shifted right by this (see `MessageId`).
+const ID_TIME_SHIFT: u32 = 16;
+
+/// What a line stamped `@time=…;msgid=…` is stored as: the rest of it (the
+/// id gives both back). A line without that stamp is stored whole.
+fn without_stamp(line: &str) -> &str {
+    let stamp_len = "@time=".len() + 24 + ";msgid=".len() + 16;
+    let stamped = line.len() > stamp_len
+        && line.starts_with("@time=")
+        && line[stamp_len - 23..].starts_with(";msgid=")
+        && matches!(line.as_bytes()[stamp_len], b';' | b' ');
+    if stamped {
+        &line[stamp_len + 1..]
+    } else {
+        line
+    }
+}
+
+/// The line `without_stamp` stored, with its `time` and `msgid` again.
+fn with_stamp(msgid: u64, stored: &str) -> String {
+    if stored.starts_with('@') {
+        return stored.to_owned();
+    }
+    let time = tags::format_time(msgid >> ID_TIME_SHIFT);
+    let id = MessageId(msgid).encode();
+    let mut line = String::with_capacity(stored.len() + 56);
+    line.push_str("@time=");
+    line.push_str(std::str::from_utf8(&time).unwrap_or_default());
+    line.push_str(";msgid=");
+    line.push_str(std::str::from_utf8(&id).unwrap_or_default());
+    // Other tags follow the stamp after a `;`; a bare line after a space.
+    line.push(if stored.starts_with(':') { ' ' } else { ';' });
+    line.push_str(stored);
+    line
 }

@@ -6,11 +6,15 @@
 -- or NICK seen in several channels is stored once per channel with the
 -- same id, hence the key on (target, msgid).
 --
+-- The id is the message's time too (msgid >> 16 is milliseconds since
+-- the epoch), so there is no time column.
+--
 -- `target` is the casefolded channel name, or for a direct message
 -- `dm:` and the two participants' identities in order (see
 -- store/history.rs). `line` is the message as a client with every tag
--- capability receives it, without CRLF: what is replayed, and what
--- exports parse.
+-- capability receives it, without CRLF and without its leading `time`
+-- and `msgid` tags, which are made again from the id when it is read:
+-- what is replayed, and what exports parse.
 --
 -- The table is its key's B-tree (WITHOUT ROWID, SQLite's clustered
 -- table): a row is one insert, not one into the table and another into
@@ -21,7 +25,6 @@
 CREATE TABLE history (
     target TEXT NOT NULL,
     msgid BIGINT NOT NULL,
-    time_ms BIGINT NOT NULL,
     command TEXT NOT NULL,
     line TEXT NOT NULL,
     PRIMARY KEY (target, msgid)

@@ -1,22 +1,71 @@
 //! History rows: appending, range reads and pruning.
 
 use super::temp_store;
+use crate::proto::tags::{self, MessageId};
 use crate::store::{HistoryRecord, Kinds};
 
-fn record(target: &str, msgid: u64, time_ms: u64, command: &'static str) -> HistoryRecord {
+/// A record whose id is `msgid` (so its time is `msgid >> 16` ms).
+fn record(target: &str, msgid: u64, command: &'static str) -> HistoryRecord {
     HistoryRecord {
         target: target.to_owned(),
         msgid,
-        time_ms,
         command,
         line: format!(":n!u@h {command} {target} :{msgid}"),
+    }
+}
+
+/// An id at `time_ms`.
+fn at(time_ms: u64) -> u64 {
+    time_ms << 16
+}
+
+#[tokio::test]
+async fn lines_are_stored_without_their_stamp_and_read_back_with_it() {
+    let (_dir, store) = temp_store().await;
+    let id = MessageId(at(1_700_000_000_123) + 7);
+    let time = String::from_utf8(tags::format_time(1_700_000_000_123).to_vec()).unwrap();
+    let msgid = String::from_utf8(id.encode().to_vec()).unwrap();
+    let lines = [
+        format!("@time={time};msgid={msgid} :n!u@h PRIVMSG #c :plain"),
+        format!("@time={time};msgid={msgid};account=acc;+x=1 :n!u@h PRIVMSG #c :tagged"),
+        ":n!u@h PRIVMSG #c :never stamped".to_owned(),
+    ];
+    for (index, line) in lines.iter().enumerate() {
+        let target = format!("#c{index}");
+        let record = HistoryRecord {
+            target: target.clone(),
+            msgid: id.0,
+            command: "PRIVMSG",
+            line: line.clone(),
+        };
+        store.append_history(&[record]).await.unwrap();
+        let stored: String = sqlx::query_scalar("SELECT line FROM history WHERE target = ?")
+            .bind(&target)
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert!(
+            !stored.contains(&msgid),
+            "stored without the stamp: {stored}"
+        );
+        let read = store
+            .history_range(&target, 0, u64::MAX, 1, true, Kinds::Messages)
+            .await
+            .unwrap();
+        let expected = if index == 2 {
+            format!("@time={time};msgid={msgid} {line}")
+        } else {
+            line.clone()
+        };
+        assert_eq!(read[0].line, expected);
+        assert_eq!(read[0].time_ms, 1_700_000_000_123);
     }
 }
 
 #[tokio::test]
 async fn ranges_exclude_their_bounds_and_come_oldest_first() {
     let (_dir, store) = temp_store().await;
-    let rows: Vec<_> = (1..=5).map(|id| record("#c", id, id, "PRIVMSG")).collect();
+    let rows: Vec<_> = (1..=5).map(|id| record("#c", id, "PRIVMSG")).collect();
     store.append_history(&rows).await.unwrap();
     // Appending the same rows again (a retried batch) changes nothing.
     store.append_history(&rows).await.unwrap();
@@ -41,10 +90,10 @@ async fn ranges_exclude_their_bounds_and_come_oldest_first() {
 async fn events_are_read_only_when_asked_for() {
     let (_dir, store) = temp_store().await;
     let rows = [
-        record("#c", 1, 1, "JOIN"),
-        record("#c", 2, 2, "PRIVMSG"),
-        record("#c", 3, 3, "TAGMSG"),
-        record("#c", 4, 4, "NOTICE"),
+        record("#c", 1, "JOIN"),
+        record("#c", 2, "PRIVMSG"),
+        record("#c", 3, "TAGMSG"),
+        record("#c", 4, "NOTICE"),
     ];
     store.append_history(&rows).await.unwrap();
     let read = |kinds| store.history_range("#c", 0, u64::MAX, 10, true, kinds);
@@ -65,10 +114,10 @@ async fn events_are_read_only_when_asked_for() {
 async fn pruning_keeps_the_newest_lines_within_age_and_count() {
     let (_dir, store) = temp_store().await;
     let mut rows: Vec<_> = (1..=10)
-        .map(|id| record("#busy", id, 100 + id, "PRIVMSG"))
+        .map(|n| record("#busy", at(100 + n), "PRIVMSG"))
         .collect();
-    rows.push(record("#quiet", 11, 5, "PRIVMSG"));
-    rows.push(record("#quiet", 12, 200, "PRIVMSG"));
+    rows.push(record("#quiet", at(5), "PRIVMSG"));
+    rows.push(record("#quiet", at(200), "PRIVMSG"));
     store.append_history(&rows).await.unwrap();
     // #quiet's line at time 5 is too old; #busy keeps its newest 3.
     assert_eq!(store.prune_history(Some(50), Some(3)).await.unwrap(), 1 + 7);
@@ -76,7 +125,10 @@ async fn pruning_keeps_the_newest_lines_within_age_and_count() {
         .history_range("#busy", 0, u64::MAX, 100, false, Kinds::Messages)
         .await
         .unwrap();
-    assert_eq!(busy.iter().map(|r| r.msgid).collect::<Vec<_>>(), [8, 9, 10]);
+    assert_eq!(
+        busy.iter().map(|r| r.time_ms).collect::<Vec<_>>(),
+        [108, 109, 110]
+    );
     let quiet = store
         .history_range("#quiet", 0, u64::MAX, 100, false, Kinds::Messages)
         .await
