@@ -1,0 +1,168 @@
+//! A server killed with SIGKILL in the middle of a burst loses at most its
+//! last commit interval of history: every message a member had received
+//! well before the kill is found after a restart.
+
+mod common;
+use common::*;
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncWriteExt;
+
+const BIN: &str = env!("CARGO_BIN_EXE_parlor");
+
+/// The messages sent in the burst.
+const BURST: usize = 3_000;
+/// The kill comes once the member has received this many.
+const KILL_AFTER: usize = 1_500;
+/// `history.commit_interval_ms` in this test's server (the default).
+const COMMIT_INTERVAL: Duration = Duration::from_millis(100);
+/// What a message may have waited beyond the interval, on a loaded test
+/// machine, and still be missing: the commit under way and scheduling.
+const SLACK: Duration = Duration::from_millis(900);
+
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(data_dir: &std::path::Path, port: u16) -> Running {
+    let config = data_dir.join("test.toml");
+    // The test server's name; no flood control for the burst.
+    std::fs::write(
+        &config,
+        format!("[server]\nname = \"{SERVER}\"\n[limits]\nflood_lines_per_sec = 0\n"),
+    )
+    .unwrap();
+    let child = Command::new(BIN)
+        .args(["--config", &config.display().to_string()])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--data-dir", &data_dir.display().to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the server binary");
+    Running(child)
+}
+
+async fn connect_with_retry(addr: SocketAddr) -> Client {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return Client::connect(addr).await;
+        }
+        assert!(Instant::now() < deadline, "server did not listen on {addr}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_killed_server_loses_at_most_its_last_commit_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut server = start(dir.path(), port);
+
+    let mut member = connect_with_retry(addr).await;
+    member.register("member").await;
+    member.exchange("JOIN #c").await;
+    // A bare socket: it must keep writing while the server dies under it.
+    let mut sender = tokio::net::TcpStream::connect(addr).await.unwrap();
+    sender
+        .write_all(b"NICK sender\r\nUSER sender 0 * :Sender\r\nJOIN #c\r\n")
+        .await
+        .unwrap();
+    member.next_line().await; // sender's JOIN
+
+    // 100 messages every 20 ms: the burst spans several commit intervals.
+    let sending = tokio::spawn(async move {
+        for chunk in 0..BURST / 100 {
+            let lines: String = (chunk * 100..(chunk + 1) * 100)
+                .map(|n| format!("PRIVMSG #c :{n}\r\n"))
+                .collect();
+            if sender.write_all(lines.as_bytes()).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    let mut received_at = Vec::with_capacity(KILL_AFTER);
+    while received_at.len() < KILL_AFTER {
+        let line = member.next_line().await;
+        let text = line.rsplit(':').next().unwrap();
+        assert_eq!(text, received_at.len().to_string(), "in order");
+        received_at.push(Instant::now());
+    }
+    let status = Command::new("kill")
+        .args(["-KILL", &server.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let killed_at = Instant::now();
+    server.0.wait().unwrap();
+
+    // The database after the kill, read by a restarted server.
+    let port = free_port();
+    let _restarted = start(dir.path(), port);
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut reader = connect_with_retry(addr).await;
+    reader
+        .send("CAP REQ :batch draft/chathistory message-tags server-time")
+        .await;
+    reader.send("CAP END").await;
+    reader.register("reader").await;
+    reader.exchange("JOIN #c").await;
+    let stored = stored_texts(&mut reader).await;
+
+    let missing: Vec<usize> = (0..KILL_AFTER).filter(|n| !stored.contains(n)).collect();
+    let oldest_missing = missing.first().map(|&n| killed_at - received_at[n]);
+    eprintln!(
+        "hard kill: {} of {KILL_AFTER} received messages missing after restart; \
+         the oldest missing was received {oldest_missing:?} before the kill; {} stored in all",
+        missing.len(),
+        stored.len()
+    );
+    if let Some(age) = oldest_missing {
+        assert!(
+            age <= COMMIT_INTERVAL + SLACK,
+            "message {} was received {age:?} before the kill and is lost",
+            missing[0]
+        );
+    }
+    // What is stored is a prefix: nothing after a gap.
+    let expected_prefix: Vec<usize> = (0..stored.len()).collect();
+    assert_eq!(stored, expected_prefix, "no holes in what was kept");
+    assert!(
+        stored.len() >= KILL_AFTER / 2,
+        "the burst took several commit intervals, so most of it is stored"
+    );
+    // The sender's task ends on its own once the server is gone.
+    let _ = tokio::time::timeout(WAIT, sending).await;
+}
+
+/// The numbers of every PRIVMSG stored for #c, read 100 at a time.
+async fn stored_texts(reader: &mut Client) -> Vec<usize> {
+    let mut texts = Vec::new();
+    let mut after = "timestamp=2000-01-01T00:00:00.000Z".to_owned();
+    for _ in 0..(BURST / 100 + 2) {
+        let lines = reader
+            .exchange(&format!("CHATHISTORY AFTER #c {after} 100"))
+            .await;
+        let messages: Vec<&String> = lines.iter().filter(|l| l.contains(" PRIVMSG ")).collect();
+        let Some(last) = messages.last() else {
+            break;
+        };
+        for line in &messages {
+            texts.push(line.rsplit(':').next().unwrap().parse().unwrap());
+        }
+        after = format!("msgid={}", tag(last, "msgid").expect("message-tags"));
+    }
+    texts.sort_unstable();
+    texts
+}
