@@ -63,6 +63,7 @@ async fn welcome_burst_is_complete_and_in_order() {
         "STATUSMSG=@+",
         "MONITOR=100",
         "CHATHISTORY=100",
+        "NAMELEN=128",
         "MSGREFTYPES=msgid,timestamp",
     ] {
         assert!(
@@ -120,9 +121,9 @@ async fn cap_negotiation_holds_registration_until_end() {
     let mut c = server.connect().await;
     c.send("CAP LS 302").await;
     c.expect_line(&format!(
-        ":{SERVER} CAP * LS :account-notify account-tag batch cap-notify draft/account-registration=before-connect \
-         draft/chathistory draft/event-playback echo-message extended-join labeled-response message-tags multi-prefix sasl=PLAIN,SCRAM-SHA-256 \
-         server-time userhost-in-names"
+        ":{SERVER} CAP * LS :account-notify account-tag away-notify batch cap-notify draft/account-registration=before-connect \
+         draft/chathistory draft/event-playback echo-message extended-join invite-notify labeled-response message-tags multi-prefix sasl=PLAIN,SCRAM-SHA-256 \
+         server-time setname userhost-in-names"
     ))
     .await;
     c.send("NICK carol").await;

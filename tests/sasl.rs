@@ -57,9 +57,9 @@ async fn negotiating(server: &TestServer, nick: &str) -> Client {
     assert_eq!(
         ls,
         format!(
-            ":{SERVER} CAP * LS :account-notify account-tag batch cap-notify draft/account-registration=before-connect \
-             draft/chathistory draft/event-playback echo-message extended-join labeled-response message-tags multi-prefix sasl=PLAIN,SCRAM-SHA-256 \
-         server-time userhost-in-names"
+            ":{SERVER} CAP * LS :account-notify account-tag away-notify batch cap-notify draft/account-registration=before-connect \
+             draft/chathistory draft/event-playback echo-message extended-join invite-notify labeled-response message-tags multi-prefix sasl=PLAIN,SCRAM-SHA-256 \
+         server-time setname userhost-in-names"
         )
     );
     c.send("CAP REQ :sasl").await;

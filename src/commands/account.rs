@@ -99,7 +99,7 @@ pub fn log_in(server: &Arc<Server>, id: ClientId, account: &Account) -> bool {
     );
     if me.registered {
         let line = me.line("ACCOUNT").last(&account.name);
-        world.send_to_peers_with(id, &line, Cap::AccountNotify);
+        world.send_to_peers_with(id, &line, Cap::AccountNotify, true);
     }
     true
 }
@@ -128,7 +128,7 @@ fn end_login(server: &Arc<Server>, id: ClientId) {
     );
     if me.registered {
         let line = LineBuilder::new(Some(&me.mask), "ACCOUNT").last("*");
-        world.send_to_peers_with(id, &line, Cap::AccountNotify);
+        world.send_to_peers_with(id, &line, Cap::AccountNotify, true);
     }
 }
 

@@ -165,6 +165,16 @@ fn join_one(ctx: &Ctx<'_>, name: &str, key: Option<&str>) {
         .trailing(&me.realname);
     channel.broadcast_join(clients, [&line, &extended], id);
     history.record_event([&folded], "JOIN", &line);
+    // away-notify: members learn the newcomer is away without asking.
+    let me = &clients[&id];
+    if let Some(away) = &me.away {
+        let line = me.line("AWAY").trailing(away);
+        for member in channel.members.keys().filter(|&&member| member != id) {
+            if let Some(client) = clients.get(member).filter(|c| c.caps.has(Cap::AwayNotify)) {
+                client.send(&line);
+            }
+        }
+    }
     if let Some(mode) = chanserv::join_mode(channel, &clients[&id], status) {
         channel.broadcast(clients, &mode, None);
         history.record_event([&folded], "MODE", &mode);
@@ -394,7 +404,20 @@ pub fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
                 .trailing(away),
         );
     }
-    target.send(&me.line("INVITE").param(&target.nick).last(&channel.name));
+    let invite = me.line("INVITE").param(&target.nick).last(&channel.name);
+    target.send(&invite);
+    // invite-notify: the channel's other operators hear of it.
+    for (&member, membership) in &channel.members {
+        if membership.op && member != id && member != target.id {
+            if let Some(op) = world
+                .clients
+                .get(&member)
+                .filter(|c| c.caps.has(Cap::InviteNotify))
+            {
+                op.send(&invite);
+            }
+        }
+    }
     // Only an invitation from someone who could have let the user in
     // themselves opens the door; from anyone else it is a notification.
     let admits = channel.is_op(id) || me.modes.oper;

@@ -197,6 +197,7 @@ static COMMANDS: &[CommandSpec] = &[
     spec("PRIVMSG", 0, Registered, message::privmsg),
     spec("QUIT", 0, Always, registration::quit),
     spec("REGISTER", 3, Always, account::register),
+    spec("SETNAME", 0, Registered, presence::setname),
     spec("TAGMSG", 0, Registered, message::tagmsg),
     spec("TIME", 0, Registered, info::time),
     spec("TOPIC", 1, Registered, topic::topic),

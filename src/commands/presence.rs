@@ -4,7 +4,8 @@
 use super::registration::is_valid_nick;
 use super::{pack_into_lines, split_list, Ctx, Flow};
 use crate::proto::numeric::Response;
-use crate::proto::Message;
+use crate::proto::{LineBuilder, Message};
+use crate::server::caps::Cap;
 use crate::server::world::World;
 
 /// Entries per 730/731/732 line, keeping it well under 512 bytes.
@@ -28,8 +29,53 @@ pub fn away(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
             "You are no longer marked as being away",
         ),
     };
+    let changed = me.away != text;
     me.away = text;
     me.send(&ctx.numeric(&me.nick, numeric).trailing(reply));
+    if changed {
+        // away-notify, only when something changed (as Ergo does).
+        let me = &world.clients[&id];
+        let line = match &me.away {
+            Some(text) => me.line("AWAY").trailing(text),
+            None => me.line("AWAY").finish(),
+        };
+        world.send_to_peers_with(id, &line, Cap::AwayNotify, false);
+    }
+    Flow::Continue
+}
+
+/// SETNAME (IRCv3 setname): a new realname, told to the client and its
+/// channels' members that enabled setname.
+pub fn setname(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
+    // Checked here rather than by the table, which counts `SETNAME :` as
+    // no parameter: an empty realname is invalid, not missing.
+    let Some(realname) = msg.param(0) else {
+        let nick = ctx
+            .world()
+            .clients
+            .get(&ctx.id())
+            .map(|c| c.nick.clone())
+            .unwrap_or_default();
+        ctx.send(&super::replies::need_more_params(ctx, &nick, "SETNAME"));
+        return Flow::Continue;
+    };
+    let max = ctx.server.config.limits.realname_length;
+    if realname.is_empty() || realname.chars().count() > max {
+        let line = LineBuilder::new(Some(&ctx.server.name), "FAIL")
+            .param("SETNAME")
+            .param("INVALID_REALNAME")
+            .trailing(&format!("Realname must be 1 to {max} characters"));
+        ctx.send(&line);
+        return Flow::Continue;
+    }
+    let id = ctx.id();
+    let mut world = ctx.world();
+    let Some(me) = world.clients.get_mut(&id) else {
+        return Flow::Continue;
+    };
+    me.realname = realname.to_owned();
+    let line = me.line("SETNAME").trailing(realname);
+    world.send_to_peers_with(id, &line, Cap::Setname, true);
     Flow::Continue
 }
 

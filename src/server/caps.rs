@@ -20,13 +20,17 @@ pub enum Cap {
     LabeledResponse,
     Chathistory,
     EventPlayback,
+    AwayNotify,
+    InviteNotify,
+    Setname,
 }
 
 impl Cap {
     /// Every capability offered, in the order `CAP LS` lists them.
-    pub const ALL: [Cap; 15] = [
+    pub const ALL: [Cap; 18] = [
         Cap::AccountNotify,
         Cap::AccountTag,
+        Cap::AwayNotify,
         Cap::Batch,
         Cap::CapNotify,
         Cap::AccountRegistration,
@@ -34,11 +38,13 @@ impl Cap {
         Cap::EventPlayback,
         Cap::EchoMessage,
         Cap::ExtendedJoin,
+        Cap::InviteNotify,
         Cap::LabeledResponse,
         Cap::MessageTags,
         Cap::MultiPrefix,
         Cap::Sasl,
         Cap::ServerTime,
+        Cap::Setname,
         Cap::UserhostInNames,
     ];
 
@@ -59,6 +65,9 @@ impl Cap {
             Cap::LabeledResponse => "labeled-response",
             Cap::Chathistory => "draft/chathistory",
             Cap::EventPlayback => "draft/event-playback",
+            Cap::AwayNotify => "away-notify",
+            Cap::InviteNotify => "invite-notify",
+            Cap::Setname => "setname",
         }
     }
 

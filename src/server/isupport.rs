@@ -31,6 +31,7 @@ pub fn tokens(config: &Config) -> Vec<String> {
         format!("MODES={}", l.modes_per_command),
         format!("MONITOR={}", l.monitor_entries),
         "MSGREFTYPES=msgid,timestamp".to_owned(),
+        format!("NAMELEN={}", l.realname_length),
         format!("NETWORK={}", config.server.network),
         format!("NICKLEN={}", l.nick_length),
         "PREFIX=(ov)@+".to_owned(),

@@ -333,10 +333,12 @@ impl World {
     }
 
     /// Sends `line` to everyone sharing a channel with `id` who enabled
-    /// `cap`, and to `id` itself if it did.
-    pub fn send_to_peers_with(&self, id: ClientId, line: &Bytes, cap: Cap) {
+    /// `cap`, and to `id` itself too if it did and `include_self`.
+    pub fn send_to_peers_with(&self, id: ClientId, line: &Bytes, cap: Cap, include_self: bool) {
         let mut peers = self.peers(id);
-        peers.insert(id);
+        if include_self {
+            peers.insert(id);
+        }
         for peer in peers {
             if let Some(client) = self.clients.get(&peer).filter(|c| c.caps.has(cap)) {
                 client.send(line);
