@@ -89,6 +89,7 @@ pub struct AccountsConfig {
 #[serde(deny_unknown_fields)]
 pub struct HistoryConfig {
     pub enabled: bool,
+    pub direct_messages: bool,
     pub unlogged_channels: Vec<String>,
     pub max_age_days: u64,
     pub max_per_target: usize,

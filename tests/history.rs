@@ -210,3 +210,69 @@ async fn history_survives_a_restart() {
         .await;
     assert_eq!(batch_lines(&lines, "#c").len(), 1);
 }
+
+#[tokio::test]
+async fn direct_messages_are_read_back_by_their_logged_in_participants_only() {
+    let server = TestServer::start_with(
+        "[accounts]\nargon2_memory_kib = 1024\nargon2_iterations = 1\nnick_protection = false\n",
+    )
+    .await;
+    let mut logged_in = Vec::new();
+    for nick in ["alice", "bob", "dave"] {
+        let mut client = server.client_with_caps(nick, HISTORY_CAPS).await;
+        client.exchange("REGISTER * * hunter22").await;
+        logged_in.push(client);
+    }
+    let [mut alice, mut bob, mut dave] = <[Client; 3]>::try_from(logged_in).ok().unwrap();
+    let mut carol = server.client("carol").await;
+    alice.exchange("PRIVMSG bob :hi bob").await;
+    bob.exchange("PRIVMSG alice :hi alice").await;
+    carol.exchange("PRIVMSG alice :from carol").await;
+    alice.sync().await;
+    bob.sync().await;
+
+    let texts = |lines: &[String], target: &str| -> Vec<String> {
+        batch_lines(lines, target)
+            .into_iter()
+            .map(|(line, _)| line)
+            .collect()
+    };
+    let conversation = [
+        format!(":{} PRIVMSG bob :hi bob", alice.mask()),
+        format!(":{} PRIVMSG alice :hi alice", bob.mask()),
+    ];
+    let lines = alice.exchange("CHATHISTORY LATEST bob * 10").await;
+    assert_eq!(texts(&lines, "bob"), conversation);
+    let lines = bob.exchange("CHATHISTORY LATEST alice * 10").await;
+    assert_eq!(texts(&lines, "alice"), conversation);
+    // Someone else's query with alice is their own (empty) conversation.
+    let lines = dave.exchange("CHATHISTORY LATEST alice * 10").await;
+    assert!(texts(&lines, "alice").is_empty());
+    // Not logged in: nothing to read.
+    assert_eq!(
+        carol.exchange("CHATHISTORY LATEST alice * 10").await,
+        [format!(
+            ":{SERVER} FAIL CHATHISTORY INVALID_TARGET LATEST alice :Messages could not be retrieved"
+        )]
+    );
+    // The logged-in side of a conversation with a guest keeps it.
+    let lines = alice.exchange("CHATHISTORY LATEST carol * 10").await;
+    assert_eq!(
+        texts(&lines, "carol"),
+        [format!(":{} PRIVMSG alice :from carol", carol.mask())]
+    );
+    let lines = alice
+        .exchange("CHATHISTORY TARGETS timestamp=2000-01-01T00:00:00.000Z timestamp=2100-01-01T00:00:00.000Z 10")
+        .await;
+    let listed: Vec<&str> = lines
+        .iter()
+        .filter_map(|line| untagged(line).strip_prefix(&format!(":{SERVER} CHATHISTORY TARGETS ")))
+        .map(|rest| rest.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(listed, ["bob", "carol"]);
+    // With bob gone, the conversation is found by his account's name.
+    bob.send("QUIT").await;
+    bob.read_to_end().await;
+    let lines = alice.exchange("CHATHISTORY LATEST bob * 10").await;
+    assert_eq!(texts(&lines, "bob"), conversation);
+}

@@ -14,7 +14,7 @@ use crate::proto::tags;
 use crate::proto::{LineBuilder, Message};
 use crate::server::batch::Batch;
 use crate::server::caps::{Cap, Caps};
-use crate::server::history::Written;
+use crate::server::history::{self, Written};
 use crate::server::outbox::Outbox;
 use crate::server::Server;
 use crate::store::{Kinds, StoredMessage};
@@ -168,7 +168,7 @@ pub fn chathistory(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
             None => fail("INVALID_PARAMS", &[&subcommand], "Invalid parameters"),
         };
     };
-    let Some((folded, name, written)) = readable_channel(ctx, target) else {
+    let Some((folded, name, written)) = readable_target(ctx, target) else {
         return fail(
             "INVALID_TARGET",
             &[&subcommand, target],
@@ -234,17 +234,28 @@ fn own(ctx: &Ctx<'_>) -> (Outbox, Caps) {
     (ctx.session.outbox.clone(), caps)
 }
 
-/// The casefolded and the canonical name of the channel `target` if this
-/// client may read its history, and the point its history must be written
-/// up to: a member may; others only of a channel that is neither secret nor
-/// invite-only, or with access to it as a registered channel.
-fn readable_channel(ctx: &Ctx<'_>, target: &str) -> Option<(String, String, Written)> {
-    if !is_channel_name(target) {
-        return None;
-    }
+/// The history target of `target` and the name to show for it, if this
+/// client may read it, and the point its history must be written up to.
+///
+/// A channel's history may be read by its members, and by others if the
+/// channel is neither secret nor invite-only or if they have access to it
+/// as a registered channel. A conversation with a nick may be read by a
+/// logged-in participant.
+fn readable_target(ctx: &Ctx<'_>, target: &str) -> Option<(String, String, Written)> {
     let world = ctx.world();
+    let me = world.clients.get(&ctx.id())?;
+    if !is_channel_name(target) {
+        me.account.as_ref()?;
+        let (partner, name) = match world.registered_by_nick(target) {
+            Some(partner) => (world.history_identity(partner), partner.nick.clone()),
+            // Offline: the conversation with the account of that name.
+            None => (world.fold(target), target.to_owned()),
+        };
+        let key = history::direct_key(&world.history_identity(me), &partner);
+        return Some((key, name, world.history.written()));
+    }
     let folded = world.fold(target);
-    let member = world.clients.get(&ctx.id())?.channels.contains(&folded);
+    let member = me.channels.contains(&folded);
     let channel = world.channels.get(&folded);
     let public = channel.is_some_and(|channel| !channel.modes.secret && !channel.modes.invite_only);
     let has_access = matches!(
@@ -341,29 +352,51 @@ fn send_batch(
 /// `CHATHISTORY TARGETS`: the client's channels with messages between
 /// the two bounds, most recent first.
 fn targets(ctx: &Ctx<'_>, after: u64, before: u64, limit: usize) -> Flow {
-    let (channels, written): (Vec<(String, String)>, Written) = {
+    let (channels, identity, written) = {
         let world = ctx.world();
         let Some(me) = world.clients.get(&ctx.id()) else {
             return Flow::Continue;
         };
-        let channels = me
+        let channels: Vec<(String, String)> = me
             .channels
             .iter()
             .filter_map(|folded| Some((folded.clone(), world.channels.get(folded)?.name.clone())))
             .collect();
-        (channels, world.history.written())
+        // Conversations are listed for a logged-in client only.
+        let identity = me.account.as_ref().map(|_| world.history_identity(me));
+        (channels, identity, world.history.written())
     };
     let (outbox, caps) = own(ctx);
     let server: Arc<Server> = ctx.server.clone();
     Flow::Wait(Box::pin(async move {
         written.wait().await;
         let folded: Vec<String> = channels.iter().map(|(folded, _)| folded.clone()).collect();
-        let found = match server
-            .accounts
-            .store()
-            .history_targets(&folded, after, before, limit)
-            .await
-        {
+        let store = server.accounts.store();
+        let found = async {
+            let mut found: Vec<(String, u64)> = store
+                .history_targets(&folded, after, before, limit)
+                .await?
+                .into_iter()
+                .map(|(folded, latest)| {
+                    let name = channels
+                        .iter()
+                        .find(|(f, _)| *f == folded)
+                        .map_or(folded.clone(), |(_, name)| name.clone());
+                    (name, latest)
+                })
+                .collect();
+            if let Some(identity) = &identity {
+                for (key, latest) in store.direct_targets(after, before).await? {
+                    if let Some(partner) = history::direct_partner(&key, identity) {
+                        found.push((partner.trim_start_matches('~').to_owned(), latest));
+                    }
+                }
+            }
+            found.sort_by_key(|&(_, latest)| latest);
+            found.truncate(limit);
+            Ok::<_, crate::store::StoreError>(found)
+        };
+        let found = match found.await {
             Ok(found) => found,
             Err(error) => {
                 tracing::error!(%error, "cannot read history targets");
@@ -382,15 +415,11 @@ fn targets(ctx: &Ctx<'_>, after: u64, before: u64, limit: usize) -> Flow {
         if let Some(batch) = &batch {
             outbox.send_as_is(batch.start_line());
         }
-        for (folded, latest) in found {
-            let name = channels
-                .iter()
-                .find(|(f, _)| *f == folded)
-                .map_or(folded.as_str(), |(_, name)| name.as_str());
+        for (name, latest) in found {
             let time = tags::format_time(latest);
             let line = LineBuilder::new(Some(&server.name), "CHATHISTORY")
                 .param("TARGETS")
-                .param(name)
+                .param(&name)
                 .last(std::str::from_utf8(&time).unwrap_or_default());
             match &batch {
                 Some(batch) => outbox.send_as_is(batch.wrap(&line)),

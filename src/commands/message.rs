@@ -9,6 +9,7 @@ use super::{chanserv, is_channel_name, nickserv, replies, Ctx, Flow};
 use crate::proto::numeric::Response;
 use crate::proto::Message;
 use crate::server::caps::Cap;
+use crate::server::history;
 use crate::server::stamped::StampedLine;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -191,6 +192,16 @@ fn relay(ctx: &Ctx<'_>, msg: &Message<'_>, kind: Kind) -> Flow {
         }
         if echo {
             me.outbox.send_stamped(&line);
+        }
+        // Kept for the logged-in side(s) of the conversation.
+        if me.account.is_some() || recipient.account.is_some() {
+            let key = history::direct_key(
+                &world.history_identity(me),
+                &world.history_identity(recipient),
+            );
+            world
+                .history
+                .record_direct(&key, kind.command(), line.stamp, line.tagged());
         }
         if let (Kind::Privmsg, Some(away)) = (kind, &recipient.away) {
             me.send(

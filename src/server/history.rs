@@ -34,6 +34,7 @@ pub struct HistoryLog {
     enabled: bool,
     /// Casefolded names of channels never stored.
     unlogged: HashSet<String>,
+    direct_messages: bool,
     pub replay: ReplayPolicy,
     /// Records queued so far, and (from the writer) records written: a
     /// reader waits until what was queued before it is written, so that a
@@ -113,6 +114,7 @@ pub fn history_log(
             queue: sender,
             enabled: config.enabled,
             unlogged,
+            direct_messages: config.direct_messages,
             replay,
             queued: Arc::new(AtomicU64::new(0)),
             written,
@@ -151,6 +153,13 @@ impl HistoryLog {
         }
     }
 
+    /// Queues a direct message (tagged) under `key` (see [`direct_key`]).
+    pub fn record_direct(&self, key: &str, command: &'static str, stamp: Stamp, line: &Bytes) {
+        if self.enabled && self.direct_messages {
+            self.push(key, command, stamp, line);
+        }
+    }
+
     /// Queues an event line (from `Client::line`, which stamps it) for
     /// each of the channels `folded`.
     pub fn record_event<'a>(
@@ -173,9 +182,12 @@ impl HistoryLog {
     /// Queues `line` (tagged, as sent to a client with every capability)
     /// as a message or event of the channel `folded`.
     pub fn record(&self, folded: &str, command: &'static str, stamp: Stamp, line: &Bytes) {
-        if !self.logs(folded) {
-            return;
+        if self.logs(folded) {
+            self.push(folded, command, stamp, line);
         }
+    }
+
+    fn push(&self, target: &str, command: &'static str, stamp: Stamp, line: &Bytes) {
         let text = line.strip_suffix(b"\r\n").unwrap_or(line);
         // Lines are built from UTF-8 input and UTF-8 names.
         let Ok(text) = std::str::from_utf8(text) else {
@@ -184,7 +196,7 @@ impl HistoryLog {
         self.queued.fetch_add(1, Ordering::Relaxed);
         // The writer only goes away once the server has stopped.
         let _ = self.queue.send(HistoryRecord {
-            target: folded.to_owned(),
+            target: target.to_owned(),
             msgid: stamp.id.0,
             command,
             line: text.to_owned(),
@@ -249,6 +261,29 @@ impl HistoryWriter {
         let count = batch.len() as u64;
         self.written.send_modify(|written| *written += count);
         batch.clear();
+    }
+}
+
+/// The history target of the conversation between the identities `a`
+/// and `b` (see `World::history_identity`): the same whoever sent.
+pub fn direct_key(a: &str, b: &str) -> String {
+    let (first, second) = if a <= b { (a, b) } else { (b, a) };
+    format!("{DIRECT_PREFIX}{first} {second}")
+}
+
+/// What direct-message targets start with; channel names cannot.
+pub const DIRECT_PREFIX: &str = "dm:";
+
+/// The other side of the conversation `key`, for `me`; `None` if `me` is
+/// not part of it.
+pub fn direct_partner<'k>(key: &'k str, me: &str) -> Option<&'k str> {
+    let (first, second) = key.strip_prefix(DIRECT_PREFIX)?.split_once(' ')?;
+    if first == me {
+        Some(second)
+    } else if second == me {
+        Some(first)
+    } else {
+        None
     }
 }
 

@@ -322,6 +322,16 @@ impl World {
         }
     }
 
+    /// Who `client` is in direct-message history: its account, casefolded,
+    /// or `~` and its casefolded nick when it is not logged in (no account
+    /// name starts with `~`).
+    pub fn history_identity(&self, client: &Client) -> String {
+        match &client.account {
+            Some(account) => self.fold(account),
+            None => format!("~{}", self.fold(&client.nick)),
+        }
+    }
+
     /// Announces a NICK change (`line`) to `id` and everyone sharing a
     /// channel with it, and stores it in those channels' history.
     pub fn announce_nick_change(&self, id: ClientId, line: &Bytes) {

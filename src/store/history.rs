@@ -120,6 +120,31 @@ impl Store {
         Ok(rows)
     }
 
+    /// Every direct-message conversation (target starting with `dm:`)
+    /// with a message with an id in `after..before`, with the time of its
+    /// latest such message.
+    pub async fn direct_targets(
+        &self,
+        after: u64,
+        before: u64,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT target, MAX(msgid) AS latest FROM history \
+             WHERE target >= 'dm:' AND target < 'dm;' AND msgid > ? AND msgid < ? \
+             AND command IN ('PRIVMSG', 'NOTICE') GROUP BY target",
+        )
+        .bind(clamp_id(after))
+        .bind(clamp_id(before))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let latest: u64 = narrow(row.try_get("latest")?, "latest")?;
+                Ok((row.try_get("target")?, latest >> ID_TIME_SHIFT))
+            })
+            .collect()
+    }
+
     /// Whether `target` has a row with id `msgid`.
     pub async fn history_has(&self, target: &str, msgid: u64) -> Result<bool, StoreError> {
         let found = sqlx::query("SELECT 1 FROM history WHERE target = ? AND msgid = ?")
