@@ -9,6 +9,7 @@ pub mod admin;
 pub mod casemap;
 pub mod commands;
 pub mod config;
+pub mod export;
 pub mod logging;
 pub mod password;
 pub mod proto;

@@ -38,6 +38,36 @@ enum Command {
         #[command(subcommand)]
         action: AccountCommand,
     },
+    /// Read the stored history (the server may be running).
+    Logs {
+        #[command(subcommand)]
+        action: LogsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum LogsCommand {
+    /// Print a channel's history, or two accounts' direct messages
+    /// (`alice+bob`), oldest first.
+    Export {
+        target: String,
+        /// From this date or time on (2026-11-23 or 2026-11-23T16:20:00Z).
+        #[arg(long)]
+        since: Option<String>,
+        /// Before this date or time.
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long, value_enum, default_value_t = ExportFormat::Text)]
+        format: ExportFormat,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ExportFormat {
+    /// `[2026-11-23 16:20:00] <alice> hello`
+    Text,
+    /// One JSON object per line.
+    Jsonl,
 }
 
 #[derive(Subcommand)]
@@ -73,6 +103,7 @@ fn main() -> ExitCode {
         },
         Some(Command::Mkpasswd) => mkpasswd(),
         Some(Command::Account { ref action }) => account(&cli, action),
+        Some(Command::Logs { ref action }) => logs(&cli, action),
         Some(Command::Serve) | None => serve(cli),
     }
 }
@@ -208,6 +239,46 @@ fn account(cli: &Cli, command: &AccountCommand) -> ExitCode {
         }
         Err(message) => {
             eprintln!("parlor account: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn logs(cli: &Cli, command: &LogsCommand) -> ExitCode {
+    let LogsCommand::Export {
+        target,
+        since,
+        until,
+        format,
+    } = command;
+    let config = match load_config(cli) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let export = parlor::export::Export {
+        target: target.clone(),
+        since: since.clone(),
+        until: until.clone(),
+        format: match format {
+            ExportFormat::Text => parlor::export::Format::Text,
+            ExportFormat::Jsonl => parlor::export::Format::Jsonl,
+        },
+    };
+    let result = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))
+        .and_then(|runtime| {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            runtime.block_on(parlor::export::run(&config, export, &mut out))
+        });
+    match result {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("parlor logs export: {message}");
             ExitCode::FAILURE
         }
     }

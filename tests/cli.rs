@@ -364,3 +364,60 @@ async fn a_new_account_under_a_deleted_ones_name_does_not_inherit_its_channels()
         [":ChanServ!ChanServ@services. NOTICE anna :Only the founder of #club may do that"]
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logs_export_prints_a_channels_history_as_text_or_json_lines() {
+    let server = TestServer::start().await;
+    let dir = server.data_dir.path().display().to_string();
+    let mut bob = server.client("bob").await;
+    join(&mut bob, "#c").await;
+    bob.send("PRIVMSG #c :hello there").await;
+    bob.send("PRIVMSG #c :\u{1}ACTION waves\u{1}").await;
+    bob.exchange("PART #c :bye").await;
+    // A history request waits for everything queued before it to be
+    // written.
+    join(&mut bob, "#other").await;
+    bob.exchange("CHATHISTORY LATEST #other * 1").await;
+
+    let export = |args: &[&str]| {
+        let mut all = vec!["--data-dir", &dir, "logs", "export"];
+        all.extend_from_slice(args);
+        run(&all, "")
+    };
+    let (code, stdout, stderr) = export(&["#C"]);
+    assert_eq!(code, 0, "{stderr}");
+    let texts: Vec<&str> = stdout
+        .lines()
+        .map(|l| l.split_once("] ").unwrap().1)
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            "*** bob joined #c",
+            "<bob> hello there",
+            "* bob waves",
+            "*** bob left #c (bye)"
+        ]
+    );
+    let today = &stdout[1..11];
+    assert!(stdout.starts_with(&format!("[{today} ")), "{stdout}");
+
+    let (code, stdout, _) = export(&["#c", "--format", "jsonl"]);
+    assert_eq!(code, 0);
+    let second: serde_json::Value = serde_json::from_str(stdout.lines().nth(1).unwrap()).unwrap();
+    assert_eq!(second["command"], "PRIVMSG");
+    assert_eq!(second["source"], "bob!~bob@127.0.0.1");
+    assert_eq!(second["params"], serde_json::json!(["#c", "hello there"]));
+
+    // Bounds: nothing before 2000, nothing from 2100 on.
+    let (_, stdout, _) = export(&["#c", "--until", "2000-01-01"]);
+    assert_eq!(stdout, "");
+    let (_, stdout, _) = export(&["#c", "--since", "2100-01-01"]);
+    assert_eq!(stdout, "");
+    let (code, _, stderr) = export(&["#c", "--since", "yesterday"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("is not a date"), "{stderr}");
+    let (code, _, stderr) = export(&["nobody"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("is not a channel"), "{stderr}");
+}
