@@ -276,3 +276,69 @@ async fn direct_messages_are_read_back_by_their_logged_in_participants_only() {
     let lines = alice.exchange("CHATHISTORY LATEST bob * 10").await;
     assert_eq!(texts(&lines, "bob"), conversation);
 }
+
+#[tokio::test]
+async fn znc_playback_plays_channels_and_conversations_since_a_time() {
+    let server = TestServer::start_with(
+        "[accounts]\nargon2_memory_kib = 1024\nargon2_iterations = 1\nnick_protection = false\n",
+    )
+    .await;
+    let mut alice = server
+        .client_with_caps("alice", "znc.in/playback server-time")
+        .await;
+    alice.exchange("REGISTER * * hunter22").await;
+    let mut bob = server.client("bob").await;
+    bob.exchange("REGISTER * * hunter22").await;
+    alice.exchange("JOIN #c").await;
+    bob.exchange("JOIN #c").await;
+    bob.exchange("PRIVMSG #c :to the channel").await;
+    bob.exchange("PRIVMSG alice :to alice").await;
+    alice.exchange("PRIVMSG bob :to bob").await;
+    alice.sync().await;
+    bob.sync().await;
+
+    let bodies = |lines: Vec<String>| -> Vec<String> {
+        lines.iter().map(|line| untagged(line).to_owned()).collect()
+    };
+    // Everything since 2000, without alice's own message (no self-message).
+    let lines = alice.exchange("PRIVMSG *playback :PLAY * 946684800").await;
+    assert!(
+        lines.iter().all(|line| tag(line, "time").is_some()),
+        "{lines:?}"
+    );
+    let mut played = bodies(lines);
+    played.sort();
+    assert_eq!(
+        played,
+        [
+            format!(":{} PRIVMSG #c :to the channel", bob.mask()),
+            format!(":{} PRIVMSG alice :to alice", bob.mask()),
+        ]
+    );
+    // Nothing after 2100; one channel only; a future window is empty.
+    assert!(alice
+        .exchange("PRIVMSG *playback :PLAY * 4102444800")
+        .await
+        .is_empty());
+    assert_eq!(
+        bodies(alice.exchange("PRIVMSG *playback :PLAY #c 0").await),
+        [format!(":{} PRIVMSG #c :to the channel", bob.mask())]
+    );
+    assert!(alice
+        .exchange("PRIVMSG *playback :PLAY #c 0 946684800")
+        .await
+        .is_empty());
+    // With self-message, one's own messages come back too.
+    alice.exchange("CAP REQ :znc.in/self-message").await;
+    assert_eq!(
+        bodies(alice.exchange("PRIVMSG *playback :PLAY bob 0").await),
+        [
+            format!(":{} PRIVMSG alice :to alice", bob.mask()),
+            format!(":{} PRIVMSG bob :to bob", alice.mask()),
+        ]
+    );
+    assert_eq!(
+        alice.exchange("PRIVMSG *playback :PLAY").await,
+        [":*playback!znc@znc.in NOTICE alice :Usage: PLAY <#channel|nick|*> <since> [<until>] (Unix times)"]
+    );
+}

@@ -59,7 +59,7 @@ async fn negotiating(server: &TestServer, nick: &str) -> Client {
         format!(
             ":{SERVER} CAP * LS :account-notify account-tag away-notify batch cap-notify draft/account-registration=before-connect \
              draft/chathistory draft/event-playback echo-message extended-join invite-notify labeled-response message-tags multi-prefix sasl=PLAIN,SCRAM-SHA-256 \
-         server-time setname userhost-in-names"
+         server-time setname userhost-in-names znc.in/playback znc.in/self-message"
         )
     );
     c.send("CAP REQ :sasl").await;

@@ -5,7 +5,7 @@
 
 use smallvec::SmallVec;
 
-use super::{chanserv, is_channel_name, nickserv, replies, Ctx, Flow};
+use super::{chanserv, is_channel_name, nickserv, playback, replies, Ctx, Flow};
 use crate::proto::numeric::Response;
 use crate::proto::Message;
 use crate::server::caps::Cap;
@@ -36,6 +36,9 @@ pub fn privmsg(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
         }
         if target.eq_ignore_ascii_case(chanserv::NICK) {
             return chanserv::handle(ctx, text);
+        }
+        if target.eq_ignore_ascii_case(playback::NICK) {
+            return playback::handle(ctx, text);
         }
     }
     relay(ctx, msg, Kind::Privmsg)

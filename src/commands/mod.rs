@@ -14,6 +14,7 @@ mod mode;
 mod nick_claims;
 mod nickserv;
 mod oper;
+mod playback;
 mod presence;
 mod query;
 mod registration;

@@ -23,11 +23,13 @@ pub enum Cap {
     AwayNotify,
     InviteNotify,
     Setname,
+    Playback,
+    SelfMessage,
 }
 
 impl Cap {
     /// Every capability offered, in the order `CAP LS` lists them.
-    pub const ALL: [Cap; 18] = [
+    pub const ALL: [Cap; 20] = [
         Cap::AccountNotify,
         Cap::AccountTag,
         Cap::AwayNotify,
@@ -46,6 +48,8 @@ impl Cap {
         Cap::ServerTime,
         Cap::Setname,
         Cap::UserhostInNames,
+        Cap::Playback,
+        Cap::SelfMessage,
     ];
 
     pub fn name(self) -> &'static str {
@@ -68,6 +72,8 @@ impl Cap {
             Cap::AwayNotify => "away-notify",
             Cap::InviteNotify => "invite-notify",
             Cap::Setname => "setname",
+            Cap::Playback => "znc.in/playback",
+            Cap::SelfMessage => "znc.in/self-message",
         }
     }
 
