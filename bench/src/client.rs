@@ -53,7 +53,8 @@ impl Writer {
     }
 }
 
-fn show(bytes: &[u8]) -> String {
+/// A line's bytes as text (invalid UTF-8 replaced), for messages.
+pub(crate) fn show(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 

@@ -5,6 +5,7 @@ mod client;
 mod connect;
 mod dm;
 mod fanout;
+mod history;
 mod join_storm;
 mod line;
 mod login;
@@ -20,6 +21,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::client::ConnectOpts;
@@ -33,7 +35,10 @@ duplicates, reordered, wall_secs, deliveries_per_sec, server_cpu_us,
 cpu_us_per_delivery, registrations, registrations_per_sec,
 cpu_us_per_registration, rss_kib_before, rss_kib_after, rss_kib_per_client,
 latency_us {p50, p90, p99, max}, errors, and (extra) bench_cpu_us,
-latency_of and probe_rtt_ms {p50, p99, max} (login only). null = does not apply or could not be measured (no
+latency_of and probe_rtt_ms {p50, p99, max} (login only); history adds an
+object extra {ingest_msgs_per_sec, store_wait_ms, latest_latency_us,
+latest_lines, before_timestamp, before_latency_us, before_lines, db_bytes,
+db_bytes_per_message}. null = does not apply or could not be measured (no
 --server-pid). deliveries counts distinct messages; duplicates apart.
 
 The measured phase: fanout/dm from the first message sent to the last one
@@ -42,7 +47,10 @@ PING round); connect from the first connect to the last 001; join-storm
 from the first JOIN to the last JOIN line received; login from the start
 of each burst of AUTHENTICATEs to its last 903, summed over the rounds
 (CPU too; the logouts between rounds are not measured), with deliveries =
-logins and losses = logins that failed (904, FAIL) or never ran.
+logins and losses = logins that failed (904, FAIL) or never ran; history
+from the first message sent to the last one the member received (CPU until
+a CHATHISTORY after the fill, which waits for the pending writes, answered),
+with deliveries = messages the member received.
 
 Paced mode (--rate) uses a tokio interval with MissedTickBehavior::Burst:
 a sender that falls behind catches up, and latency counts from each
@@ -97,6 +105,14 @@ enum Scenario {
         #[command(flatten)]
         args: login::Args,
     },
+    /// One client fills a channel with N messages while a member receives
+    /// them; then CHATHISTORY LATEST and BEFORE, timed.
+    History {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(flatten)]
+        args: history::Args,
+    },
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -140,6 +156,7 @@ fn main() {
         Scenario::Connect { common, args } => (common, Run::Connect(args)),
         Scenario::JoinStorm { common, args } => (common, Run::JoinStorm(args)),
         Scenario::Login { common, args } => (common, Run::Login(args)),
+        Scenario::History { common, args } => (common, Run::History(args)),
     };
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(threads) = common.threads {
@@ -150,11 +167,14 @@ fn main() {
         Err(e) => fail(anyhow::anyhow!("cannot start the runtime: {e}")),
     };
     match runtime.block_on(start(common, run)) {
-        Ok(report) => {
+        Ok(Output { report, extra }) => {
             println!("{}", report.summary());
+            if let Some(extra) = &extra {
+                println!("{}", extra.summary());
+            }
             println!(
                 "{}",
-                serde_json::to_string(&report).expect("the report serializes")
+                serde_json::to_string(&Output { report, extra }).expect("the report serializes")
             );
         }
         Err(e) => fail(e),
@@ -170,6 +190,16 @@ enum Run {
     Connect(connect::Args),
     JoinStorm(join_storm::Args),
     Login(login::Args),
+    History(history::Args),
+}
+
+/// The JSON line: the report, and `extra` for the scenarios that have one.
+#[derive(Serialize)]
+struct Output {
+    #[serde(flatten)]
+    report: Report,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    extra: Option<history::Extra>,
 }
 
 fn fail(e: anyhow::Error) -> ! {
@@ -177,7 +207,7 @@ fn fail(e: anyhow::Error) -> ! {
     std::process::exit(1);
 }
 
-async fn start(args: CommonArgs, run: Run) -> anyhow::Result<Report> {
+async fn start(args: CommonArgs, run: Run) -> anyhow::Result<Output> {
     let addr = tokio::net::lookup_host(&args.addr)
         .await
         .with_context(|| format!("--addr {}: not a HOST:PORT address", args.addr))?
@@ -201,16 +231,20 @@ async fn start(args: CommonArgs, run: Run) -> anyhow::Result<Report> {
         probe,
         epoch: started,
     });
-    let mut report = match run {
-        Run::Fanout(a) => fanout::run(common, a).await?,
-        Run::Dm(a) => dm::run(common, a).await?,
-        Run::Connect(a) => connect::run(common, a).await?,
-        Run::JoinStorm(a) => join_storm::run(common, a).await?,
-        Run::Login(a) => login::run(common, a).await?,
+    let (mut report, extra) = match run {
+        Run::Fanout(a) => (fanout::run(common, a).await?, None),
+        Run::Dm(a) => (dm::run(common, a).await?, None),
+        Run::Connect(a) => (connect::run(common, a).await?, None),
+        Run::JoinStorm(a) => (join_storm::run(common, a).await?, None),
+        Run::Login(a) => (login::run(common, a).await?, None),
+        Run::History(a) => {
+            let (report, extra) = history::run(common, a).await?;
+            (report, Some(extra))
+        }
     };
     report.errors = metrics::summarize_errors(std::mem::take(&mut report.errors));
     if let Some(note) = tick_note {
         report.errors.push(note);
     }
-    Ok(report)
+    Ok(Output { report, extra })
 }

@@ -14,6 +14,7 @@ use crate::proto::tags;
 use crate::proto::{LineBuilder, Message};
 use crate::server::batch::Batch;
 use crate::server::caps::{Cap, Caps};
+use crate::server::flush::FlushScope;
 use crate::server::history::{self, Written};
 use crate::server::outbox::Outbox;
 use crate::server::Server;
@@ -330,6 +331,8 @@ fn send_batch(
     target: &str,
     rows: Vec<StoredMessage>,
 ) {
+    // One write for the whole batch, not one per line.
+    let _scope = FlushScope::enter();
     let batch = caps
         .has(Cap::Batch)
         .then(|| Batch::start(&server.name, "chathistory", &[target]));
@@ -409,6 +412,7 @@ fn targets(ctx: &Ctx<'_>, after: u64, before: u64, limit: usize) -> Flow {
                 return None;
             }
         };
+        let _scope = FlushScope::enter();
         let batch = caps
             .has(Cap::Batch)
             .then(|| Batch::start(&server.name, "draft/chathistory-targets", &[]));

@@ -11,6 +11,7 @@ use super::{is_channel_name, Ctx, Flow};
 use crate::proto::tags;
 use crate::proto::LineBuilder;
 use crate::server::caps::{Cap, Caps};
+use crate::server::flush::FlushScope;
 use crate::server::history::{self, Written};
 use crate::server::outbox::Outbox;
 use crate::server::Server;
@@ -130,6 +131,8 @@ async fn play(
         let rows = store
             .history_range(&target, after, before, max, true, Kinds::Messages)
             .await?;
+        // One write per target, not one per line.
+        let _scope = FlushScope::enter();
         for row in rows {
             let line = Bytes::from(row.line + "\r\n");
             if !plan.caps.has(Cap::SelfMessage) && is_from(&line, &plan.own_nick, server) {
