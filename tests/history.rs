@@ -342,3 +342,67 @@ async fn znc_playback_plays_channels_and_conversations_since_a_time() {
         [":*playback!znc@znc.in NOTICE alice :Usage: PLAY <#channel|nick|*> <since> [<until>] (Unix times)"]
     );
 }
+
+#[tokio::test]
+async fn a_returning_account_is_replayed_only_what_it_missed() {
+    let server = TestServer::start_with(
+        "[accounts]\nargon2_memory_kib = 1024\nargon2_iterations = 1\nnick_protection = false\n",
+    )
+    .await;
+    let mut alice = server.client("alice").await;
+    alice.exchange("REGISTER * * hunter22").await;
+    join(&mut alice, "#c").await;
+    let mut bob = server.client("bob").await;
+    join(&mut bob, "#c").await;
+    bob.exchange("PRIVMSG #c :seen by alice").await;
+    alice.send("QUIT").await;
+    alice.read_to_end().await;
+    wait_for_last_seen(&server, "alice").await;
+    bob.exchange("PRIVMSG #c :missed by alice").await;
+
+    let mut alice = server.client("alice").await;
+    let lines = alice.exchange("PRIVMSG NickServ :IDENTIFY hunter22").await;
+    assert!(lines.iter().any(|line| line.contains(" 900 ")), "{lines:?}");
+    let lines = alice.exchange("JOIN #c").await;
+    assert_eq!(
+        lines.last().unwrap(),
+        &format!(":{} PRIVMSG #c :missed by alice", bob.mask())
+    );
+    assert!(
+        !lines.iter().any(|line| line.contains("seen by alice")),
+        "{lines:?}"
+    );
+    // Someone without an account gets the usual replay.
+    let mut carol = server.client("carol").await;
+    let lines = carol.exchange("JOIN #c").await;
+    assert!(
+        lines.iter().any(|line| line.contains("seen by alice")),
+        "{lines:?}"
+    );
+}
+
+/// Waits (bounded) until the account's departure is stored.
+async fn wait_for_last_seen(server: &TestServer, account: &str) {
+    let path = server.data_dir.path().join("parlor.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let seen: i64 =
+            sqlx::query_scalar("SELECT last_seen_ms FROM accounts WHERE name_folded = ?")
+                .bind(account)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        if seen > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the departure was never stored"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    pool.close().await;
+}

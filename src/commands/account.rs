@@ -88,6 +88,8 @@ pub fn log_in(server: &Arc<Server>, id: ClientId, account: &Account) -> bool {
     };
     me.account = Some(account.name.clone());
     me.account_uid = account.uid;
+    // Join replay shows a returning account only what it has not seen.
+    me.last_seen_ms = account.last_seen_ms;
     tracing::info!(client = id, account = %account.name, "logged in");
     nick_claims::release(&mut world, id, &server.fold(&account.name));
     let me = &world.clients[&id];
@@ -97,7 +99,8 @@ pub fn log_in(server: &Arc<Server>, id: ClientId, account: &Account) -> bool {
             .param(&account.name)
             .trailing(&format!("You are now logged in as {}", account.name)),
     );
-    if me.registered {
+    let registered = me.registered;
+    if registered {
         let line = me.line("ACCOUNT").last(&account.name);
         world.send_to_peers_with(id, &line, Cap::AccountNotify, true);
     }

@@ -193,14 +193,16 @@ fn replay_recent(ctx: &Ctx<'_>, world: &World, folded: &str, id: ClientId) {
     if count == 0 {
         return;
     }
+    let me = &world.clients[&id];
+    // A returning account sees only what it has not seen.
     let since = Stamp::now()
         .time_ms
-        .saturating_sub(world.history.replay.max_age_ms);
+        .saturating_sub(world.history.replay.max_age_ms)
+        .max(me.last_seen_ms);
     let mut lines = world.recent_lines.since(folded, since, count).peekable();
     if lines.peek().is_none() {
         return;
     }
-    let me = &world.clients[&id];
     // "If a client requests [draft/chathistory], the server SHOULD NOT play
     // back any history that would otherwise be sent automatically."
     if me.caps.has(Cap::Chathistory) {

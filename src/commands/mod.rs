@@ -10,6 +10,7 @@ mod info;
 mod listing;
 mod membership;
 mod message;
+mod missed;
 mod mode;
 mod nick_claims;
 mod nickserv;
@@ -23,6 +24,7 @@ mod sasl;
 mod services;
 mod topic;
 
+pub use missed::remember_departure;
 pub use nick_claims::run as run_nick_claims;
 pub use registration::is_valid_nick;
 

@@ -135,26 +135,15 @@ async fn play(
         let _scope = FlushScope::enter();
         for row in rows {
             let line = Bytes::from(row.line + "\r\n");
-            if !plan.caps.has(Cap::SelfMessage) && is_from(&line, &plan.own_nick, server) {
+            if !plan.caps.has(Cap::SelfMessage)
+                && super::missed::is_own(&line, &plan.own_nick, server)
+            {
                 continue;
             }
             outbox.send_as_is(tags::view(&line, mask));
         }
     }
     Ok(())
-}
-
-/// Whether `line`'s source is the nick `folded_nick`.
-fn is_from(line: &[u8], folded_nick: &str, server: &Server) -> bool {
-    let body = match line.first() {
-        Some(b'@') => memchr::memchr(b' ', line).map_or(line, |space| &line[space + 1..]),
-        _ => line,
-    };
-    let Some(source) = body.strip_prefix(b":") else {
-        return false;
-    };
-    let end = memchr::memchr2(b'!', b' ', source).unwrap_or(source.len());
-    std::str::from_utf8(&source[..end]).is_ok_and(|nick| server.fold(nick) == folded_nick)
 }
 
 /// `1700000000` or `1700000000.123` in milliseconds.

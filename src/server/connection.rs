@@ -148,7 +148,20 @@ impl Connection {
         self.left = true;
         // The QUIT fan-out is written after the state lock is released.
         let _batch = FlushScope::enter_with(Some(&self.server.delayed_writes));
-        self.server.world().remove_client(self.session.id, reason);
+        let account = {
+            let mut world = self.server.world();
+            let account = world
+                .clients
+                .get(&self.session.id)
+                .filter(|client| client.registered)
+                .and_then(|client| client.account.as_deref())
+                .map(|account| world.fold(account));
+            world.remove_client(self.session.id, reason);
+            account
+        };
+        if let Some(account) = account {
+            commands::remember_departure(&self.server, account);
+        }
         // Given back now, not when the socket finally closes, so a peer
         // that never reads its last lines holds no place new clients need.
         self.slot.release();

@@ -76,6 +76,9 @@ pub struct Client {
     /// account dropped and registered again under the same name is
     /// someone else's.
     pub account_uid: i64,
+    /// When its account's previous connection ended (ms; 0: unknown), so
+    /// that join replay shows only what it has not seen.
+    pub last_seen_ms: u64,
     pub outbox: Outbox,
     /// Unix time of connection.
     pub signon: u64,
@@ -111,6 +114,7 @@ impl Client {
             caps: Caps::default(),
             account: None,
             account_uid: 0,
+            last_seen_ms: 0,
             outbox,
             signon,
             last_active: Instant::now(),

@@ -48,6 +48,8 @@ pub struct Account {
     /// Tells this account from an earlier one of the same name (see the
     /// second migration).
     pub uid: i64,
+    /// When its last connection ended, in milliseconds (0: never).
+    pub last_seen_ms: u64,
     /// Display forms of the nicks the account owns, its own name included,
     /// ordered by folded form.
     pub nicks: Vec<String>,
@@ -101,6 +103,7 @@ struct AccountRow {
     scram_server_key: Option<Vec<u8>>,
     created_at: i64,
     uid: i64,
+    last_seen_ms: i64,
 }
 
 impl AccountRow {
@@ -130,6 +133,7 @@ impl AccountRow {
             scram,
             created_at: self.created_at,
             uid: self.uid,
+            last_seen_ms: narrow(self.last_seen_ms, "last_seen_ms")?,
             nicks,
         })
     }
@@ -220,7 +224,7 @@ impl Store {
         let mut transaction = self.pool.begin().await?;
         let row: Option<AccountRow> = sqlx::query_as(
             "SELECT name, name_folded, email, password_hash, scram_salt, scram_iterations, \
-             scram_stored_key, scram_server_key, created_at, uid \
+             scram_stored_key, scram_server_key, created_at, uid, last_seen_ms \
              FROM accounts WHERE name_folded = $1",
         )
         .bind(name_folded)
@@ -237,6 +241,15 @@ impl Store {
         .await?;
         transaction.commit().await?;
         Ok(Some(row.into_account(nicks)?))
+    }
+
+    pub async fn set_last_seen(&self, name_folded: &str, time_ms: u64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE accounts SET last_seen_ms = $1 WHERE name_folded = $2")
+            .bind(time_ms as i64)
+            .bind(name_folded)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// The folded name of the account owning `nick_folded`, if any.

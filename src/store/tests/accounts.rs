@@ -48,6 +48,7 @@ async fn created_account_round_trips() {
             scram: Some(credentials.clone()),
             created_at: 1_700_000_000,
             uid: stored.uid,
+            last_seen_ms: 0,
             nicks: vec!["Alice".into()],
         }
     );
@@ -271,6 +272,7 @@ fn debug_output_hides_secrets() {
         scram: Some(credentials.clone()),
         created_at: 0,
         uid: 1,
+        last_seen_ms: 0,
         nicks: vec!["Alice".into()],
     };
 
