@@ -31,6 +31,10 @@ fn batch_lines(lines: &[String], target: &str) -> Vec<(String, String)> {
 
 const HISTORY_CAPS: &str = "batch draft/chathistory message-tags server-time";
 
+/// Cheap Argon2 and no nick protection notices.
+const FAST_ACCOUNTS: &str =
+    "[accounts]\nargon2_memory_kib = 1024\nargon2_iterations = 1\nnick_protection = false\n";
+
 #[tokio::test]
 async fn joining_replays_recent_lines_as_ordinary_messages() {
     let server = TestServer::start_with("[history]\njoin_replay_lines = 2\n").await;
@@ -168,14 +172,21 @@ async fn a_secret_channels_history_is_for_its_members() {
 
 #[tokio::test]
 async fn history_survives_a_restart() {
-    let server = TestServer::start().await;
+    let server = TestServer::start_with(FAST_ACCOUNTS).await;
     let mut bob = server.client("bob").await;
+    bob.exchange("REGISTER * * hunter22").await;
     join(&mut bob, "#c").await;
+    let lines = bob.exchange("PRIVMSG ChanServ :REGISTER #c").await;
+    assert!(lines.iter().any(|l| l.contains("registered")), "{lines:?}");
     bob.exchange("PRIVMSG #c :before the restart").await;
+    join(&mut bob, "#loose").await;
+    bob.exchange("PRIVMSG #loose :in an unregistered channel")
+        .await;
     let bob_mask = bob.mask();
     let server = server.restart().await;
 
-    // Replayed to a plain client joining the recreated channel.
+    // A registered channel is the same channel after a restart: replayed
+    // to a plain client joining it.
     let mut plain = server.client("plain").await;
     let lines = plain.exchange("JOIN #c").await;
     assert_eq!(
@@ -192,6 +203,7 @@ async fn history_survives_a_restart() {
     let replayed: Vec<String> = batch_lines(&lines, "#c")
         .into_iter()
         .map(|(l, _)| l)
+        .filter(|l| l.contains(" JOIN ") || l.contains(" PRIVMSG "))
         .collect();
     assert_eq!(
         replayed,
@@ -209,14 +221,112 @@ async fn history_survives_a_restart() {
         .exchange(&format!("CHATHISTORY AFTER #c msgid={last_id} 10"))
         .await;
     assert_eq!(batch_lines(&lines, "#c").len(), 1);
+
+    // An unregistered channel emptied by the restart is gone: whoever
+    // creates it again does not read the old one.
+    let lines = alice.exchange("JOIN #loose").await;
+    assert!(
+        !lines.iter().any(|l| l.contains("unregistered")),
+        "{lines:?}"
+    );
+    let lines = alice.exchange("CHATHISTORY LATEST #loose * 10").await;
+    let replayed = batch_lines(&lines, "#loose");
+    assert_eq!(replayed.len(), 1, "only alice's own JOIN: {lines:?}");
+    assert!(replayed[0].0.ends_with(" JOIN #loose"));
+}
+
+#[tokio::test]
+async fn a_channel_created_again_does_not_show_the_old_ones_history() {
+    let server = TestServer::start().await;
+    let mut alice = server.client("alice").await;
+    join(&mut alice, "#gone").await;
+    alice.exchange("PRIVMSG #gone :secret plans").await;
+    alice.exchange("PART #gone").await;
+    let mut eve = server.client_with_caps("eve", HISTORY_CAPS).await;
+    let lines = eve.exchange("JOIN #gone").await;
+    assert!(!lines.iter().any(|l| l.contains("secret")), "{lines:?}");
+    let lines = eve.exchange("CHATHISTORY LATEST #gone * 10").await;
+    assert!(batch_lines(&lines, "#gone").is_empty(), "{lines:?}");
+    let lines = eve.exchange("PRIVMSG *playback :PLAY #gone 0").await;
+    assert!(lines.is_empty(), "{lines:?}");
+}
+
+#[tokio::test]
+async fn a_keyed_or_banning_channel_keeps_its_history_from_outsiders() {
+    let server = TestServer::start().await;
+    let mut owner = server.client("owner").await;
+    join(&mut owner, "#keyed").await;
+    owner.exchange("MODE #keyed +k hunter2").await;
+    owner.exchange("PRIVMSG #keyed :behind the key").await;
+    join(&mut owner, "#banning").await;
+    owner.exchange("MODE #banning +b outsider!*@*").await;
+    owner.exchange("PRIVMSG #banning :not for outsider").await;
+    let mut outsider = server.client_with_caps("outsider", HISTORY_CAPS).await;
+    for channel in ["#keyed", "#banning"] {
+        assert_eq!(
+            outsider.exchange(&format!("CHATHISTORY LATEST {channel} * 10")).await,
+            [format!(
+                ":{SERVER} FAIL CHATHISTORY INVALID_TARGET LATEST {channel} :Messages could not be retrieved"
+            )]
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_name_registered_again_does_not_inherit_direct_messages() {
+    let server = TestServer::start_with(FAST_ACCOUNTS).await;
+    let mut alice = server.client_with_caps("alice", HISTORY_CAPS).await;
+    alice.exchange("REGISTER * * hunter22").await;
+    let mut bob = server.client_with_caps("bob", HISTORY_CAPS).await;
+    bob.exchange("REGISTER * * hunter22").await;
+    alice.exchange("PRIVMSG bob :for the real bob").await;
+    bob.sync().await;
+    let lines = bob.exchange("PRIVMSG NickServ :DROP hunter22").await;
+    assert!(lines.iter().any(|l| l.contains("dropped")), "{lines:?}");
+    bob.send("QUIT").await;
+    bob.read_to_end().await;
+
+    let mut mallory = server.client_with_caps("bob", HISTORY_CAPS).await;
+    mallory.exchange("REGISTER * * mallory1").await;
+    let lines = mallory.exchange("CHATHISTORY LATEST alice * 10").await;
+    assert!(batch_lines(&lines, "alice").is_empty(), "{lines:?}");
+    let lines = alice.exchange("CHATHISTORY LATEST bob * 10").await;
+    assert!(batch_lines(&lines, "bob").is_empty(), "{lines:?}");
+}
+
+#[tokio::test]
+async fn a_labeled_chathistory_nests_its_batch_in_the_labeled_one() {
+    let server = TestServer::start().await;
+    let mut alice = server
+        .client_with_caps("alice", &format!("labeled-response {HISTORY_CAPS}"))
+        .await;
+    alice.exchange("JOIN #c").await;
+    alice.exchange("PRIVMSG #c :one").await;
+    let lines = alice.exchange("@label=h CHATHISTORY LATEST #c * 10").await;
+    assert_eq!(lines.len(), 5, "{lines:?}");
+    let outer = lines[0]
+        .strip_prefix(&format!("@label=h :{SERVER} BATCH +"))
+        .and_then(|rest| rest.strip_suffix(" labeled-response"))
+        .unwrap_or_else(|| panic!("{lines:?}"));
+    let inner_start = &lines[1];
+    assert!(
+        inner_start.starts_with(&format!("@batch={outer} :{SERVER} BATCH +"))
+            && inner_start.ends_with(" chathistory #c"),
+        "{lines:?}"
+    );
+    let inner = inner_start
+        .split(' ')
+        .nth(3)
+        .unwrap()
+        .trim_start_matches('+');
+    assert_eq!(tag(&lines[2], "batch"), Some(inner));
+    assert_eq!(lines[3], format!("@batch={outer} :{SERVER} BATCH -{inner}"));
+    assert_eq!(lines[4], format!(":{SERVER} BATCH -{outer}"));
 }
 
 #[tokio::test]
 async fn direct_messages_are_read_back_by_their_logged_in_participants_only() {
-    let server = TestServer::start_with(
-        "[accounts]\nargon2_memory_kib = 1024\nargon2_iterations = 1\nnick_protection = false\n",
-    )
-    .await;
+    let server = TestServer::start_with(FAST_ACCOUNTS).await;
     let mut logged_in = Vec::new();
     for nick in ["alice", "bob", "dave"] {
         let mut client = server.client_with_caps(nick, HISTORY_CAPS).await;
@@ -279,10 +389,7 @@ async fn direct_messages_are_read_back_by_their_logged_in_participants_only() {
 
 #[tokio::test]
 async fn znc_playback_plays_channels_and_conversations_since_a_time() {
-    let server = TestServer::start_with(
-        "[accounts]\nargon2_memory_kib = 1024\nargon2_iterations = 1\nnick_protection = false\n",
-    )
-    .await;
+    let server = TestServer::start_with(FAST_ACCOUNTS).await;
     let mut alice = server
         .client_with_caps("alice", "znc.in/playback server-time")
         .await;
@@ -345,10 +452,7 @@ async fn znc_playback_plays_channels_and_conversations_since_a_time() {
 
 #[tokio::test]
 async fn a_returning_account_is_replayed_only_what_it_missed() {
-    let server = TestServer::start_with(
-        "[accounts]\nargon2_memory_kib = 1024\nargon2_iterations = 1\nnick_protection = false\n",
-    )
-    .await;
+    let server = TestServer::start_with(FAST_ACCOUNTS).await;
     let mut alice = server.client("alice").await;
     alice.exchange("REGISTER * * hunter22").await;
     join(&mut alice, "#c").await;

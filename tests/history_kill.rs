@@ -1,6 +1,6 @@
 //! A server killed with SIGKILL in the middle of a burst loses at most its
 //! last commit interval of history: every message a member had received
-//! well before the kill is found after a restart.
+//! well before the kill is in the database afterwards.
 
 mod common;
 use common::*;
@@ -107,23 +107,15 @@ async fn a_killed_server_loses_at_most_its_last_commit_interval() {
     let killed_at = Instant::now();
     server.0.wait().unwrap();
 
-    // The database after the kill, read by a restarted server.
-    let port = free_port();
-    let _restarted = start(dir.path(), port);
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let mut reader = connect_with_retry(addr).await;
-    reader
-        .send("CAP REQ :batch draft/chathistory message-tags server-time")
-        .await;
-    reader.send("CAP END").await;
-    reader.register("reader").await;
-    reader.exchange("JOIN #c").await;
-    let stored = stored_texts(&mut reader).await;
+    // The database after the kill, read as it is (SQLite recovers its
+    // write-ahead log on open). A restarted server would not show it: #c is
+    // an unregistered channel that died with the server.
+    let stored = stored_texts(&dir.path().join("parlor.db")).await;
 
     let missing: Vec<usize> = (0..KILL_AFTER).filter(|n| !stored.contains(n)).collect();
     let oldest_missing = missing.first().map(|&n| killed_at - received_at[n]);
     eprintln!(
-        "hard kill: {} of {KILL_AFTER} received messages missing after restart; \
+        "hard kill: {} of {KILL_AFTER} received messages missing from the database; \
          the oldest missing was received {oldest_missing:?} before the kill; {} stored in all",
         missing.len(),
         stored.len()
@@ -146,23 +138,21 @@ async fn a_killed_server_loses_at_most_its_last_commit_interval() {
     let _ = tokio::time::timeout(WAIT, sending).await;
 }
 
-/// The numbers of every PRIVMSG stored for #c, read 100 at a time.
-async fn stored_texts(reader: &mut Client) -> Vec<usize> {
-    let mut texts = Vec::new();
-    let mut after = "timestamp=2000-01-01T00:00:00.000Z".to_owned();
-    for _ in 0..(BURST / 100 + 2) {
-        let lines = reader
-            .exchange(&format!("CHATHISTORY AFTER #c {after} 100"))
-            .await;
-        let messages: Vec<&String> = lines.iter().filter(|l| l.contains(" PRIVMSG ")).collect();
-        let Some(last) = messages.last() else {
-            break;
-        };
-        for line in &messages {
-            texts.push(line.rsplit(':').next().unwrap().parse().unwrap());
-        }
-        after = format!("msgid={}", tag(last, "msgid").expect("message-tags"));
-    }
+/// The numbers of every PRIVMSG stored for #c.
+async fn stored_texts(database: &std::path::Path) -> Vec<usize> {
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", database.display()))
+        .await
+        .expect("open the database");
+    let lines: Vec<String> =
+        sqlx::query_scalar("SELECT line FROM history WHERE target = '#c' AND command = 'PRIVMSG'")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    pool.close().await;
+    let mut texts: Vec<usize> = lines
+        .iter()
+        .map(|line| line.rsplit(':').next().unwrap().parse().unwrap())
+        .collect();
     texts.sort_unstable();
     texts
 }

@@ -428,6 +428,8 @@ pub fn restore(world: &World, folded: &str, channel: &mut Channel) {
     let Some(registered) = world.registered_channels.get(folded) else {
         return;
     };
+    // A registered channel is the same channel again: all its history.
+    channel.history_after = 0;
     let state = &registered.state;
     let has = |letter| state.modes.contains(letter);
     channel.modes = ChannelModes {

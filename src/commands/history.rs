@@ -70,6 +70,18 @@ struct Query {
     newest: bool,
 }
 
+/// What a client may read of a target.
+struct Readable {
+    /// The history target: a casefolded channel or a conversation key.
+    key: String,
+    /// The name to show for it.
+    name: String,
+    /// Ids at or below this are not its to read (an earlier channel of
+    /// the same name).
+    floor: u64,
+    written: Written,
+}
+
 pub fn chathistory(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
     let subcommand = msg.param(0).unwrap_or("").to_ascii_uppercase();
     let max = ctx.server.config.history.chathistory_max;
@@ -169,7 +181,13 @@ pub fn chathistory(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
             None => fail("INVALID_PARAMS", &[&subcommand], "Invalid parameters"),
         };
     };
-    let Some((folded, name, written)) = readable_target(ctx, target) else {
+    let Some(Readable {
+        key: folded,
+        name,
+        floor,
+        written,
+    }) = readable_target(ctx, target)
+    else {
         return fail(
             "INVALID_TARGET",
             &[&subcommand, target],
@@ -198,7 +216,7 @@ pub fn chathistory(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
                     return Ok(Vec::new());
                 }
             }
-            read(&server, &folded, &query, around, caps).await
+            read(&server, &folded, &query, floor, around, caps).await
         };
         match rows.await {
             Ok(rows) => send_batch(&server, &outbox, caps, &name, rows),
@@ -242,7 +260,7 @@ fn own(ctx: &Ctx<'_>) -> (Outbox, Caps) {
 /// channel is neither secret nor invite-only or if they have access to it
 /// as a registered channel. A conversation with a nick may be read by a
 /// logged-in participant.
-fn readable_target(ctx: &Ctx<'_>, target: &str) -> Option<(String, String, Written)> {
+fn readable_target(ctx: &Ctx<'_>, target: &str) -> Option<Readable> {
     let world = ctx.world();
     let me = world.clients.get(&ctx.id())?;
     if !is_channel_name(target) {
@@ -252,13 +270,23 @@ fn readable_target(ctx: &Ctx<'_>, target: &str) -> Option<(String, String, Writt
             // Offline: the conversation with the account of that name.
             None => (world.fold(target), target.to_owned()),
         };
-        let key = history::direct_key(&world.history_identity(me), &partner);
-        return Some((key, name, world.history.written()));
+        return Some(Readable {
+            key: history::direct_key(&world.history_identity(me), &partner),
+            name,
+            floor: 0,
+            written: world.history.written(),
+        });
     }
     let folded = world.fold(target);
     let member = me.channels.contains(&folded);
     let channel = world.channels.get(&folded);
-    let public = channel.is_some_and(|channel| !channel.modes.secret && !channel.modes.invite_only);
+    // Open to everyone: no secret, no invitation, no key, no ban on them.
+    let public = channel.is_some_and(|channel| {
+        !channel.modes.secret
+            && !channel.modes.invite_only
+            && channel.modes.key.is_none()
+            && !channel.is_banned(&world.fold(&me.mask))
+    });
     let has_access = matches!(
         chanserv::status_on_join(ctx.server, &world, &folded, ctx.id()),
         Status::Op | Status::Voice
@@ -266,22 +294,32 @@ fn readable_target(ctx: &Ctx<'_>, target: &str) -> Option<(String, String, Writt
     if !(member || public || has_access) {
         return None;
     }
-    let name = channel.map_or_else(
-        || {
-            world
-                .registered_channels
-                .get(&folded)
-                .map_or_else(|| target.to_owned(), |registered| registered.name.clone())
-        },
-        |channel| channel.name.clone(),
-    );
-    Some((folded, name, world.history.written()))
+    let registered = world.registered_channels.get(&folded);
+    // An unregistered channel shows only its own life's history; one with
+    // no life now shows none.
+    let floor = match (channel, registered) {
+        (_, Some(_)) => 0,
+        (Some(channel), None) => channel.history_after,
+        (None, None) => return None,
+    };
+    let name = match (channel, registered) {
+        (Some(channel), _) => channel.name.clone(),
+        (None, Some(registered)) => registered.name.clone(),
+        (None, None) => target.to_owned(),
+    };
+    Some(Readable {
+        key: folded,
+        name,
+        floor,
+        written: world.history.written(),
+    })
 }
 
 async fn read(
     server: &Server,
     folded: &str,
     query: &Query,
+    floor: u64,
     around: bool,
     caps: Caps,
 ) -> Result<Vec<StoredMessage>, crate::store::StoreError> {
@@ -295,9 +333,9 @@ async fn read(
         // Half before the reference, the rest from it on.
         let before = query.limit / 2;
         let mut rows = store
-            .history_range(folded, 0, query.after, before, true, kinds)
+            .history_range(folded, floor, query.after, before, true, kinds)
             .await?;
-        let from = query.after.saturating_sub(1);
+        let from = query.after.saturating_sub(1).max(floor);
         rows.extend(
             store
                 .history_range(folded, from, u64::MAX, query.limit - before, false, kinds)
@@ -308,7 +346,7 @@ async fn read(
         store
             .history_range(
                 folded,
-                query.after,
+                query.after.max(floor),
                 query.before,
                 query.limit,
                 query.newest,

@@ -199,7 +199,11 @@ fn replay_recent(ctx: &Ctx<'_>, world: &World, folded: &str, id: ClientId) {
         .time_ms
         .saturating_sub(world.history.replay.max_age_ms)
         .max(me.last_seen_ms);
-    let mut lines = world.recent_lines.since(folded, since, count).peekable();
+    let after = world.channels[folded].history_after;
+    let mut lines = world
+        .recent_lines
+        .since(folded, since, after, count)
+        .peekable();
     if lines.peek().is_none() {
         return;
     }

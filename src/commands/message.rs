@@ -7,6 +7,7 @@ use smallvec::SmallVec;
 
 use super::{chanserv, is_channel_name, nickserv, playback, replies, Ctx, Flow};
 use crate::proto::numeric::Response;
+use crate::proto::tags::Stamp;
 use crate::proto::Message;
 use crate::server::caps::Cap;
 use crate::server::history;
@@ -107,7 +108,7 @@ fn relay(ctx: &Ctx<'_>, msg: &Message<'_>, kind: Kind) -> Flow {
         )
     };
     // Lines to keep for join replay, once the state is no longer borrowed.
-    let mut remembered: SmallVec<[(String, u64, bytes::Bytes); 1]> = SmallVec::new();
+    let mut remembered: SmallVec<[(String, Stamp, bytes::Bytes); 1]> = SmallVec::new();
     // Targets are few (a line holds at most a few dozen), so a short list
     // beats a set.
     let mut seen: SmallVec<[std::borrow::Cow<'_, str>; 4]> = SmallVec::new();
@@ -171,7 +172,7 @@ fn relay(ctx: &Ctx<'_>, msg: &Message<'_>, kind: Kind) -> Flow {
                         .history
                         .record(&folded, kind.command(), line.stamp, &tagged);
                     if kind != Kind::Tagmsg {
-                        remembered.push((folded.into_owned(), line.stamp.time_ms, tagged));
+                        remembered.push((folded.into_owned(), line.stamp, tagged));
                     }
                 }
             }
@@ -215,9 +216,9 @@ fn relay(ctx: &Ctx<'_>, msg: &Message<'_>, kind: Kind) -> Flow {
         }
     }
     drop(seen);
-    for (folded, time_ms, line) in remembered {
+    for (folded, stamp, line) in remembered {
         let keep = world.history.replay_lines(&folded);
-        world.recent_lines.push(&folded, time_ms, line, keep);
+        world.recent_lines.push(&folded, stamp, line, keep);
     }
     Flow::Continue
 }

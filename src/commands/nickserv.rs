@@ -224,6 +224,9 @@ fn drop_account(ctx: &mut Ctx<'_>, password: &str) -> Flow {
             return sasl::count_failure(&error);
         }
         let folded = server.fold(&account);
+        // Its direct messages still queued are deleted with it.
+        let written = server.world().history.written();
+        written.wait().await;
         match server.accounts.store().delete_account(&folded).await {
             Ok(_) => {
                 tracing::info!(account = %account, "account dropped");

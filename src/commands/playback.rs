@@ -63,8 +63,10 @@ pub fn handle(ctx: &mut Ctx<'_>, text: &str) -> Flow {
 
 /// What PLAY reads, and for whom.
 struct Plan {
-    /// Casefolded channels, and direct-message keys, to read.
-    targets: Vec<String>,
+    /// Casefolded channels, and direct-message keys, to read, each with
+    /// the id its history starts after (an unregistered channel's starts
+    /// with it: see `Channel::history_after`).
+    targets: Vec<(String, u64)>,
     /// For `*`: the asker's identity, whose every conversation is read.
     all_conversations_of: Option<String>,
     caps: Caps,
@@ -78,21 +80,34 @@ fn plan(ctx: &Ctx<'_>, target: &str) -> Option<(Plan, Written)> {
     let me = world.clients.get(&ctx.id())?;
     let identity = me.account.as_ref().map(|_| world.history_identity(me));
     let mut all_conversations_of = None;
+    let floor = |folded: &str| {
+        world.channels.get(folded).map_or(0, |channel| {
+            if world.registered_channels.contains_key(folded) {
+                0
+            } else {
+                channel.history_after
+            }
+        })
+    };
     let targets = if target == "*" {
         all_conversations_of = identity;
-        me.channels.iter().cloned().collect()
+        me.channels
+            .iter()
+            .map(|folded| (folded.clone(), floor(folded)))
+            .collect()
     } else if is_channel_name(target) {
         let folded = world.fold(target);
         if !me.channels.contains(&folded) {
             return None;
         }
-        vec![folded]
+        let from = floor(&folded);
+        vec![(folded, from)]
     } else {
         let partner = match world.registered_by_nick(target) {
             Some(partner) => world.history_identity(partner),
             None => world.fold(target),
         };
-        vec![history::direct_key(identity.as_ref()?, &partner)]
+        vec![(history::direct_key(identity.as_ref()?, &partner), 0)]
     };
     let plan = Plan {
         targets,
@@ -123,13 +138,20 @@ async fn play(
     if let Some(identity) = &plan.all_conversations_of {
         for (key, _) in store.direct_targets(after, before).await? {
             if history::direct_partner(&key, identity).is_some() {
-                targets.push(key);
+                targets.push((key, 0));
             }
         }
     }
-    for target in targets {
+    for (target, floor) in targets {
         let rows = store
-            .history_range(&target, after, before, max, true, Kinds::Messages)
+            .history_range(
+                &target,
+                after.max(floor),
+                before,
+                max,
+                true,
+                Kinds::Messages,
+            )
             .await?;
         // One write per target, not one per line.
         let _scope = FlushScope::enter();

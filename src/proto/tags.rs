@@ -188,6 +188,11 @@ impl MessageId {
         MessageId(from_clock.max(previous + 1))
     }
 
+    /// The last id handed out (or the one later ids must pass).
+    pub fn latest() -> MessageId {
+        MessageId(LAST_ID.load(Ordering::Relaxed))
+    }
+
     /// Makes later ids greater than `id`: at start, ids already stored must
     /// stay unique and in order even if the clock went back meanwhile.
     pub fn ensure_after(id: MessageId) {

@@ -113,6 +113,12 @@ pub struct Channel {
     /// Clients a channel operator (or server operator) invited: they may
     /// join once past +i, +k, +l and +b. Used up by that JOIN.
     pub invited: HashSet<ClientId>,
+    /// The history this channel shows starts after this message id. An
+    /// unregistered channel that emptied is gone, and whoever creates it
+    /// again must not read what was said in the old one: its history
+    /// starts at its creation. A registered channel's goes back to the
+    /// start (0).
+    pub history_after: u64,
 }
 
 impl Channel {
@@ -127,6 +133,7 @@ impl Channel {
             excepts: Vec::new(),
             invex: Vec::new(),
             invited: HashSet::default(),
+            history_after: crate::proto::tags::MessageId::latest().0,
         }
     }
 

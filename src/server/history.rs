@@ -24,6 +24,11 @@ use crate::store::{HistoryRecord, Kinds, Store};
 /// Most records one transaction writes.
 const MAX_BATCH: usize = 5_000;
 
+/// Tries to write one batch, and the pause before the next try (times the
+/// number of tries so far).
+const WRITE_ATTEMPTS: u32 = 4;
+const RETRY_PAUSE: Duration = Duration::from_millis(250);
+
 /// How often old lines are deleted.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(600);
 
@@ -216,10 +221,12 @@ impl HistoryWriter {
         tokio::pin!(stop);
         let mut batch = Vec::new();
         loop {
+            // Stopping wins: what is queued then is written in full
+            // batches below, not a record per transaction.
             let first = tokio::select! {
                 biased;
-                received = self.queue.recv() => received,
                 () = &mut stop => None,
+                received = self.queue.recv() => received,
             };
             let Some(first) = first else {
                 break;
@@ -255,8 +262,19 @@ impl HistoryWriter {
         if batch.is_empty() {
             return;
         }
-        if let Err(error) = store.append_history(batch).await {
-            tracing::error!(%error, records = batch.len(), "cannot store history");
+        // A busy database (the admin CLI, pruning) is waited out; a batch
+        // is dropped only after several tries.
+        for attempt in 1..=WRITE_ATTEMPTS {
+            match store.append_history(batch).await {
+                Ok(()) => break,
+                Err(error) if attempt == WRITE_ATTEMPTS => {
+                    tracing::error!(%error, records = batch.len(), "cannot store history; lines lost");
+                }
+                Err(error) => {
+                    tracing::warn!(%error, attempt, "cannot store history yet; retrying");
+                    tokio::time::sleep(RETRY_PAUSE * attempt).await;
+                }
+            }
         }
         let count = batch.len() as u64;
         self.written.send_modify(|written| *written += count);
@@ -287,22 +305,30 @@ pub fn direct_partner<'k>(key: &'k str, me: &str) -> Option<&'k str> {
     }
 }
 
-/// Deletes lines past the configured age and count, every
-/// [`PRUNE_INTERVAL`], until `stop` resolves.
-pub async fn prune(store: Store, config: HistoryConfig, stop: impl Future<Output = ()>) {
+/// Deletes lines past the configured age and count, and forgets replay
+/// lines past the replay age (`forget_replay_before`, given a time in ms),
+/// every [`PRUNE_INTERVAL`], until `stop` resolves.
+pub async fn prune(
+    store: Store,
+    config: HistoryConfig,
+    forget_replay_before: impl Fn(u64),
+    stop: impl Future<Output = ()>,
+) {
     let max_age =
         (config.max_age_days > 0).then(|| Duration::from_secs(config.max_age_days * 86_400));
     let max_per_target = (config.max_per_target > 0).then_some(config.max_per_target);
-    if max_age.is_none() && max_per_target.is_none() {
-        return;
-    }
+    let replay_age = config.join_replay_max_age_secs.saturating_mul(1000);
     tokio::pin!(stop);
     loop {
-        let cutoff = max_age.map(|age| Stamp::now().time_ms.saturating_sub(age.as_millis() as u64));
-        match store.prune_history(cutoff, max_per_target).await {
-            Ok(0) => {}
-            Ok(deleted) => tracing::info!(deleted, "old history deleted"),
-            Err(error) => tracing::error!(%error, "cannot delete old history"),
+        let now = Stamp::now().time_ms;
+        forget_replay_before(now.saturating_sub(replay_age));
+        if max_age.is_some() || max_per_target.is_some() {
+            let cutoff = max_age.map(|age| now.saturating_sub(age.as_millis() as u64));
+            match store.prune_history(cutoff, max_per_target).await {
+                Ok(0) => {}
+                Ok(deleted) => tracing::info!(deleted, "old history deleted"),
+                Err(error) => tracing::error!(%error, "cannot delete old history"),
+            }
         }
         tokio::select! {
             () = &mut stop => return,
@@ -316,13 +342,14 @@ pub async fn prune(store: Store, config: HistoryConfig, stop: impl Future<Output
 /// right after it can never come before the replay.
 #[derive(Debug, Default)]
 pub struct RecentLines {
-    by_channel: HashMap<String, VecDeque<(u64, Bytes)>>,
+    /// Per channel: (time in ms, message id, tagged line), oldest first.
+    by_channel: HashMap<String, VecDeque<(u64, u64, Bytes)>>,
 }
 
 impl RecentLines {
     /// Remembers `line` (tagged) of the channel `folded`, keeping at most
     /// `keep` lines of it.
-    pub fn push(&mut self, folded: &str, time_ms: u64, line: Bytes, keep: usize) {
+    pub fn push(&mut self, folded: &str, stamp: Stamp, line: Bytes, keep: usize) {
         if keep == 0 {
             return;
         }
@@ -333,31 +360,37 @@ impl RecentLines {
         while lines.len() >= keep {
             lines.pop_front();
         }
-        lines.push_back((time_ms, line));
+        lines.push_back((stamp.time_ms, stamp.id.0, line));
     }
 
-    /// The channel's lines since `since_ms`, the last `count` of them at
-    /// most, oldest first.
-    pub fn since(&self, folded: &str, since_ms: u64, count: usize) -> impl Iterator<Item = &Bytes> {
+    /// The channel's lines since `since_ms` and with ids above `after`,
+    /// the last `count` of them at most, oldest first.
+    pub fn since(
+        &self,
+        folded: &str,
+        since_ms: u64,
+        after: u64,
+        count: usize,
+    ) -> impl Iterator<Item = &Bytes> {
         let lines = self.by_channel.get(folded);
         let recent = lines.map_or(0, |lines| {
             lines
                 .iter()
                 .rev()
                 .take(count)
-                .take_while(|(time, _)| *time >= since_ms)
+                .take_while(|(time, id, _)| *time >= since_ms && *id > after)
                 .count()
         });
         lines
             .into_iter()
             .flat_map(move |lines| lines.iter().skip(lines.len() - recent))
-            .map(|(_, line)| line)
+            .map(|(_, _, line)| line)
     }
 
     /// Forgets channels whose newest line is older than `before_ms`.
     pub fn forget_older_than(&mut self, before_ms: u64) {
         self.by_channel
-            .retain(|_, lines| lines.back().is_some_and(|(time, _)| *time >= before_ms));
+            .retain(|_, lines| lines.back().is_some_and(|(time, _, _)| *time >= before_ms));
     }
 }
 
@@ -379,7 +412,11 @@ pub async fn load(store: &Store, replay: &ReplayPolicy) -> anyhow::Result<Recent
             .await?;
         for row in rows {
             let line = Bytes::from(row.line + "\r\n");
-            recent.push(&folded, row.time_ms, line, keep);
+            let stamp = Stamp {
+                time_ms: row.time_ms,
+                id: MessageId(row.msgid),
+            };
+            recent.push(&folded, stamp, line, keep);
         }
     }
     Ok(recent)

@@ -239,12 +239,9 @@ pub async fn spawn(config: Config) -> anyhow::Result<ServerHandle> {
         let server = server.clone();
         let store = server.accounts.store().clone();
         async move {
-            history::prune(
-                store,
-                server.config.history.clone(),
-                server.shutdown.cancelled(),
-            )
-            .await
+            let forget = |before| server.world().recent_lines.forget_older_than(before);
+            let config = server.config.history.clone();
+            history::prune(store, config, forget, server.shutdown.cancelled()).await
         }
     });
     tracker.spawn(keepalive::run(server.clone()));

@@ -178,10 +178,14 @@ impl Outbox {
         Arc::as_ptr(&self.shared).cast()
     }
 
-    /// Queues a line already made for this client (a labeled reply):
-    /// its tags are not filtered again.
+    /// Queues a line already made for this client (a history batch, a
+    /// labeled reply): its tags are not filtered again. A labeled command's
+    /// reply still takes it (a history batch nests in the labeled one).
     pub fn send_as_is(&self, line: Bytes) -> bool {
-        self.push(line)
+        match self.captured(line) {
+            Some(line) => self.push(line),
+            None => true,
+        }
     }
 
     /// Queues a user's message as this client takes it.

@@ -294,12 +294,24 @@ impl Store {
     /// Deletes the account with its nicks, its channel access entries and
     /// the channels it founded. Returns whether it existed.
     pub async fn delete_account(&self, name_folded: &str) -> Result<bool, StoreError> {
+        let mut transaction = self.pool.begin().await?;
         // The rest goes by ON DELETE CASCADE.
         let deleted = sqlx::query("DELETE FROM accounts WHERE name_folded = $1")
             .bind(name_folded)
-            .execute(&self.pool)
+            .execute(&mut *transaction)
             .await?
             .rows_affected();
+        // Its direct messages go too: whoever registers the name next must
+        // not read them (keys are `dm:<a> <b>`, see store/history.rs).
+        let escaped = escape_like(name_folded);
+        sqlx::query(
+            "DELETE FROM history WHERE target LIKE $1 ESCAPE '\\' OR target LIKE $2 ESCAPE '\\'",
+        )
+        .bind(format!("dm:{escaped} %"))
+        .bind(format!("dm:% {escaped}"))
+        .execute(&mut *transaction)
+        .await?;
+        transaction.commit().await?;
         Ok(deleted > 0)
     }
 
@@ -381,4 +393,16 @@ fn new_uid() -> i64 {
     use rand_core::RngCore;
     let uid = (rand_core::OsRng.next_u64() >> 1) as i64;
     uid.max(1)
+}
+
+/// `text` with LIKE's wildcards (and the escape character) escaped.
+fn escape_like(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
 }

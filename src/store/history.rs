@@ -47,6 +47,11 @@ pub enum Kinds {
 /// 5 bound values a row stay far below SQLite's 32,766 per statement.
 const INSERT_SIZES: [usize; 4] = [256, 32, 4, 1];
 
+/// Rows one pruning statement deletes, and how many such statements one
+/// pruning round runs at most (the rest waits for the next round).
+const PRUNE_CHUNK: u64 = 5_000;
+const MAX_PRUNE_CHUNKS: usize = 2_000;
+
 const MESSAGE_COMMANDS: &str = "('PRIVMSG', 'NOTICE')";
 
 impl Store {
@@ -226,11 +231,24 @@ impl Store {
     ) -> Result<u64, StoreError> {
         let mut deleted = 0;
         if let Some(cutoff) = older_than_ms {
-            deleted += sqlx::query("DELETE FROM history WHERE msgid < ?")
+            // In chunks, each its own short transaction: one DELETE over a
+            // big table would hold the write lock long enough to make the
+            // history writer (or the admin CLI) give up waiting.
+            for _ in 0..MAX_PRUNE_CHUNKS {
+                let chunk = sqlx::query(
+                    "DELETE FROM history WHERE (target, msgid) IN \
+                     (SELECT target, msgid FROM history WHERE msgid < ? LIMIT ?)",
+                )
                 .bind(clamp_id(cutoff << ID_TIME_SHIFT))
+                .bind(PRUNE_CHUNK as i64)
                 .execute(&self.pool)
                 .await?
                 .rows_affected();
+                deleted += chunk;
+                if chunk < PRUNE_CHUNK {
+                    break;
+                }
+            }
         }
         if let Some(max) = max_per_target {
             let crowded: Vec<String> = sqlx::query_scalar(
