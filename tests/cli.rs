@@ -4,7 +4,6 @@
 mod common;
 
 use std::io::Write;
-use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -142,17 +141,6 @@ impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
-    }
-}
-
-async fn connect_with_retry(addr: SocketAddr) -> Client {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return Client::connect(addr).await;
-        }
-        assert!(Instant::now() < deadline, "server did not listen on {addr}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

@@ -51,17 +51,6 @@ fn start(data_dir: &std::path::Path, port: u16) -> Running {
     Running(child)
 }
 
-async fn connect_with_retry(addr: SocketAddr) -> Client {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return Client::connect(addr).await;
-        }
-        assert!(Instant::now() < deadline, "server did not listen on {addr}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test]
 async fn a_killed_server_loses_at_most_its_last_commit_interval() {
     let dir = tempfile::tempdir().unwrap();

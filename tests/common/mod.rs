@@ -130,6 +130,22 @@ pub async fn tcp_connect(addr: SocketAddr) -> TcpStream {
 }
 
 /// A port on 127.0.0.1 that was free a moment ago: bound, read and released.
+/// A client of a server that is still starting (a child process):
+/// connects as soon as it listens, within [`WAIT`].
+pub async fn connect_with_retry(addr: SocketAddr) -> Client {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        if TcpStream::connect(addr).await.is_ok() {
+            return Client::connect(addr).await;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "server did not listen on {addr}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind a free port")
