@@ -391,7 +391,8 @@ fn send_batch(
 }
 
 /// `CHATHISTORY TARGETS`: the client's channels with messages between
-/// the two bounds, most recent first.
+/// the two bounds, ordered by their latest message, oldest first (as
+/// irctest expects); the limit keeps the earliest.
 fn targets(ctx: &Ctx<'_>, after: u64, before: u64, limit: usize) -> Flow {
     let (channels, identity, written) = {
         let world = ctx.world();
