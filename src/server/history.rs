@@ -46,8 +46,18 @@ pub struct HistoryLog {
     /// client finds its own last message in the history.
     queued: Arc<AtomicU64>,
     written: watch::Receiver<u64>,
+    /// The writer's count of records written, read on the hot path to
+    /// bound the backlog (the watch above is for waiting).
+    written_total: Arc<AtomicU64>,
+    /// Records dropped because the backlog was full.
+    dropped: AtomicU64,
     flush: Arc<Notify>,
 }
+
+/// Records queued and not yet written past which new ones are dropped
+/// (and counted): a disk slower than the message rate must not grow
+/// memory without bound. About 300 bytes each: ~150 MB.
+pub const MAX_BACKLOG: u64 = 500_000;
 
 /// A point in the log: everything queued before it.
 pub struct Written {
@@ -82,6 +92,7 @@ pub struct ReplayPolicy {
 pub struct HistoryWriter {
     queue: mpsc::UnboundedReceiver<HistoryRecord>,
     written: watch::Sender<u64>,
+    written_total: Arc<AtomicU64>,
     /// How long the first record of a batch waits for others.
     interval: Duration,
     flush: Arc<Notify>,
@@ -93,6 +104,7 @@ pub fn history_log(
 ) -> (HistoryLog, HistoryWriter) {
     let (sender, receiver) = mpsc::unbounded_channel();
     let (written_sender, written) = watch::channel(0);
+    let written_total = Arc::new(AtomicU64::new(0));
     let flush = Arc::new(Notify::new());
     let unlogged = config
         .unlogged_channels
@@ -123,11 +135,14 @@ pub fn history_log(
             replay,
             queued: Arc::new(AtomicU64::new(0)),
             written,
+            written_total: written_total.clone(),
+            dropped: AtomicU64::new(0),
             flush: flush.clone(),
         },
         HistoryWriter {
             queue: receiver,
             written: written_sender,
+            written_total,
             interval: Duration::from_millis(config.commit_interval_ms),
             flush,
         },
@@ -138,6 +153,11 @@ impl HistoryLog {
     /// Whether lines of the channel `folded` are stored.
     pub fn logs(&self, folded: &str) -> bool {
         self.enabled && !self.unlogged.contains(folded)
+    }
+
+    /// Lines not stored because the backlog was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
     }
 
     /// The point reached so far, to wait for with [`Written::wait`].
@@ -198,6 +218,17 @@ impl HistoryLog {
         let Ok(text) = std::str::from_utf8(text) else {
             return;
         };
+        let queued = self.queued.load(Ordering::Relaxed);
+        if queued.saturating_sub(self.written_total.load(Ordering::Relaxed)) >= MAX_BACKLOG {
+            let dropped = self.dropped.fetch_add(1, Ordering::Relaxed);
+            if dropped % 10_000 == 0 {
+                tracing::warn!(
+                    dropped = dropped + 1,
+                    "history writer is {MAX_BACKLOG} lines behind; lines are not being stored"
+                );
+            }
+            return;
+        }
         self.queued.fetch_add(1, Ordering::Relaxed);
         // The writer only goes away once the server has stopped.
         let _ = self.queue.send(HistoryRecord {
@@ -277,6 +308,7 @@ impl HistoryWriter {
             }
         }
         let count = batch.len() as u64;
+        self.written_total.fetch_add(count, Ordering::Relaxed);
         self.written.send_modify(|written| *written += count);
         batch.clear();
     }
@@ -420,4 +452,26 @@ pub async fn load(store: &Store, replay: &ReplayPolicy) -> anyhow::Result<Recent
         }
     }
     Ok(recent)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[tokio::test]
+    async fn a_full_backlog_drops_and_counts_new_lines() {
+        let config = Config::embedded();
+        // No writer runs: everything queued stays in the backlog.
+        let (log, _writer) = history_log(&config.history, config.server.casemapping);
+        let stamp = Stamp::now();
+        let line = Bytes::from_static(b":n!u@h PRIVMSG #c :hi\r\n");
+        for _ in 0..MAX_BACKLOG + 3 {
+            log.record("#c", "PRIVMSG", stamp, &line);
+        }
+        assert_eq!(log.dropped(), 3);
+        assert_eq!(log.queued.load(Ordering::Relaxed), MAX_BACKLOG);
+        // What was dropped is not waited for.
+        assert_eq!(log.written().queued, MAX_BACKLOG);
+    }
 }
