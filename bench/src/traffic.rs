@@ -294,7 +294,7 @@ pub async fn receive(
 }
 
 /// `<sender> <seq> <sent_ns> ...` → its three numbers.
-fn parse_body(body: &[u8]) -> Option<(usize, u64, u64)> {
+pub(crate) fn parse_body(body: &[u8]) -> Option<(usize, u64, u64)> {
     let mut words = body.split(|&b| b == b' ');
     let mut num = || -> Option<u64> {
         let w = words.next()?;

@@ -247,22 +247,6 @@ pub(super) fn tag<'a>(line: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
     })
 }
 
-/// `<sender> <seq> <sent_ns> ...` → its three numbers (the format of
-/// `traffic`'s messages, which this scenario sends too).
-pub(super) fn parse_body(body: &[u8]) -> Option<(u64, u64, u64)> {
-    let mut words = body.split(|&b| b == b' ');
-    let mut num = || -> Option<u64> {
-        let w = words.next()?;
-        if w.is_empty() || w.len() > 19 {
-            return None;
-        }
-        w.iter().try_fold(0u64, |n, &b| {
-            b.is_ascii_digit().then(|| n * 10 + (b - b'0') as u64)
-        })
-    };
-    Some((num()?, num()?, num()?))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

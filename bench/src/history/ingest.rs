@@ -8,13 +8,14 @@ use std::collections::HashMap;
 use hdrhistogram::Histogram;
 use tokio::time::{timeout_at, Instant};
 
-use super::client::{parse_body, tag, Client};
+use super::client::{tag, Client};
 use super::clock::parse_time;
 use super::{Args, MAX_BATCH, TIMES_KEPT};
 use crate::client::{classify, last_param, pong, server_error, show, Msg};
 use crate::metrics;
 use crate::seq::{Arrival, Seq};
 use crate::setup::Common;
+use crate::traffic::parse_body;
 use crate::traffic::{FLUSH, SETTLE};
 
 /// What one ingest counted.

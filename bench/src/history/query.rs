@@ -8,11 +8,12 @@ use anyhow::bail;
 use hdrhistogram::Histogram;
 use tokio::time::Instant;
 
-use super::client::{parse_body, tag, Client};
+use super::client::{tag, Client};
 use super::clock::parse_time;
 use crate::client::{first_param, last_param, show, Msg, ReadError};
 use crate::metrics;
 use crate::setup::Common;
+use crate::traffic::parse_body;
 
 /// The chathistory lines of one reply, as far as they are this scenario's
 /// messages.
