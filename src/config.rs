@@ -83,6 +83,7 @@ pub struct AccountsConfig {
     pub scram_iterations: u32,
     pub nick_protection: bool,
     pub nick_grace_secs: u64,
+    pub login_host: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -90,6 +91,8 @@ pub struct AccountsConfig {
 pub struct HistoryConfig {
     pub enabled: bool,
     pub direct_messages: bool,
+    pub offline_messages: bool,
+    pub missed_direct_lines: usize,
     pub unlogged_channels: Vec<String>,
     pub max_age_days: u64,
     pub max_per_target: usize,
@@ -220,7 +223,7 @@ impl Config {
             return Err(("server.password", "may not contain spaces".into()));
         }
         let l = &self.limits;
-        let ranges: [(&'static str, usize, usize, usize); 14] = [
+        let ranges: [(&'static str, usize, usize, usize); 15] = [
             ("limits.max_clients", l.max_clients, 1, 1_000_000),
             ("limits.nick_length", l.nick_length, 9, 64),
             ("limits.channel_length", l.channel_length, 2, 200),
@@ -247,6 +250,12 @@ impl Config {
             (
                 "history.join_replay_lines",
                 self.history.join_replay_lines,
+                0,
+                1_000,
+            ),
+            (
+                "history.missed_direct_lines",
+                self.history.missed_direct_lines,
                 0,
                 1_000,
             ),
@@ -328,6 +337,19 @@ impl Config {
                 ),
             ));
         }
+        // The longest account name stands in for `{account}`.
+        let longest_account = "a".repeat(a.name_length);
+        if !a.login_host.is_empty()
+            && !is_valid_host(&a.login_host.replace("{account}", &longest_account))
+        {
+            return Err((
+                "accounts.login_host",
+                format!(
+                    "{:?} is not a host: no spaces, '!', '@' or ',', not starting with ':', at most 200 characters",
+                    a.login_host
+                ),
+            ));
+        }
         if !(4096..=1_000_000).contains(&a.scram_iterations) {
             return Err((
                 "accounts.scram_iterations",
@@ -373,6 +395,16 @@ fn overlay(base: &mut toml::Table, over: toml::Table) {
     }
 }
 
+/// Hosts are shown as a middle parameter (in `CHGHOST` and `396`), so none
+/// may be empty or start with `:`, and a mask must still split at its `!`
+/// and `@`.
+fn is_valid_host(host: &str) -> bool {
+    !host.is_empty()
+        && !host.starts_with(':')
+        && host.len() <= 200
+        && !host.contains(|c: char| c.is_whitespace() || matches!(c, '!' | '@' | ',' | '\0'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -409,5 +441,17 @@ mod tests {
         );
         let err = Config::from_toml_str("[server]\nlisten = [\"nope\"]\n", "t").unwrap_err();
         assert!(err.to_string().contains("server.listen"), "{err}");
+    }
+
+    #[test]
+    fn a_login_host_must_stand_in_a_mask() {
+        for bad in ["user {account}", "@{account}", ":x", "a!b"] {
+            let text = format!("[accounts]\nlogin_host = {bad:?}\n");
+            let err = Config::from_toml_str(&text, "t").unwrap_err();
+            assert!(err.to_string().contains("accounts.login_host"), "{err}");
+        }
+        let config =
+            Config::from_toml_str("[accounts]\nlogin_host = \"user/{account}\"\n", "t").unwrap();
+        assert_eq!(config.accounts.login_host, "user/{account}");
     }
 }

@@ -484,29 +484,3 @@ async fn a_returning_account_is_replayed_only_what_it_missed() {
         "{lines:?}"
     );
 }
-
-/// Waits (bounded) until the account's departure is stored.
-async fn wait_for_last_seen(server: &TestServer, account: &str) {
-    let path = server.data_dir.path().join("parlor.db");
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
-        .await
-        .unwrap();
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let seen: i64 =
-            sqlx::query_scalar("SELECT last_seen_ms FROM accounts WHERE name_folded = ?")
-                .bind(account)
-                .fetch_one(&pool)
-                .await
-                .unwrap();
-        if seen > 0 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the departure was never stored"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    pool.close().await;
-}

@@ -121,9 +121,9 @@ async fn cap_negotiation_holds_registration_until_end() {
     let mut c = server.connect().await;
     c.send("CAP LS 302").await;
     c.expect_line(&format!(
-        ":{SERVER} CAP * LS :account-notify account-tag away-notify batch cap-notify draft/account-registration=before-connect \
+        ":{SERVER} CAP * LS :account-notify account-tag away-notify batch cap-notify chghost draft/account-registration=before-connect \
          draft/chathistory draft/event-playback echo-message extended-join invite-notify labeled-response message-tags multi-prefix sasl=PLAIN,SCRAM-SHA-256 \
-         server-time setname userhost-in-names znc.in/playback znc.in/self-message"
+         server-time setname standard-replies userhost-in-names znc.in/playback znc.in/self-message"
     ))
     .await;
     c.send("NICK carol").await;
@@ -385,13 +385,19 @@ async fn a_line_with_an_inner_cr_or_nul_is_refused_not_relayed() {
     let server = TestServer::start().await;
     let mut eve = server.client("eve").await;
     let mut bob = server.client("bob").await;
-    let fail = format!(
-        ":{SERVER} FAIL * INVALID_MESSAGE :Could not parse the message: NUL, CR and LF are not allowed inside a message"
-    );
+    let why = "Could not parse the message: NUL, CR and LF are not allowed inside a message";
+    let unknown_error = numeric("400", "eve", &format!("* :{why}"));
     eve.send_raw(b"PRIVMSG bob :hi\r:irc.test 001 bob :forged\r\n")
         .await;
-    assert_eq!(eve.sync().await, std::slice::from_ref(&fail));
+    assert_eq!(eve.sync().await, std::slice::from_ref(&unknown_error));
     eve.send_raw(b"PRIVMSG bob :a\0b\r\n").await;
-    assert_eq!(eve.sync().await, [fail]);
+    assert_eq!(eve.sync().await, [unknown_error]);
+    // A client that takes any standard reply gets a FAIL instead.
+    let mut modern = server.client_with_caps("modern", "standard-replies").await;
+    modern.send_raw(b"PRIVMSG bob :a\0b\r\n").await;
+    assert_eq!(
+        modern.sync().await,
+        [format!(":{SERVER} FAIL * INVALID_MESSAGE :{why}")]
+    );
     bob.expect_nothing().await;
 }

@@ -57,9 +57,9 @@ async fn negotiating(server: &TestServer, nick: &str) -> Client {
     assert_eq!(
         ls,
         format!(
-            ":{SERVER} CAP * LS :account-notify account-tag away-notify batch cap-notify draft/account-registration=before-connect \
+            ":{SERVER} CAP * LS :account-notify account-tag away-notify batch cap-notify chghost draft/account-registration=before-connect \
              draft/chathistory draft/event-playback echo-message extended-join invite-notify labeled-response message-tags multi-prefix sasl=PLAIN,SCRAM-SHA-256 \
-         server-time setname userhost-in-names znc.in/playback znc.in/self-message"
+         server-time setname standard-replies userhost-in-names znc.in/playback znc.in/self-message"
         )
     );
     c.send("CAP REQ :sasl").await;

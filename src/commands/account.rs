@@ -9,6 +9,7 @@ use crate::config::Registration;
 use crate::proto::numeric::Response;
 use crate::proto::{LineBuilder, Message};
 use crate::server::caps::Cap;
+use crate::server::host::address_host;
 use crate::server::world::{Client, ClientId};
 use crate::server::Server;
 use crate::store::Account;
@@ -91,6 +92,14 @@ pub fn log_in(server: &Arc<Server>, id: ClientId, account: &Account) -> bool {
     // Join replay shows a returning account only what it has not seen.
     me.last_seen_ms = account.last_seen_ms;
     tracing::info!(client = id, account = %account.name, "logged in");
+    let login_host = &server.config.accounts.login_host;
+    if !login_host.is_empty() {
+        world.change_host(
+            &server.name,
+            id,
+            login_host.replace("{account}", &account.name),
+        );
+    }
     nick_claims::release(&mut world, id, &server.fold(&account.name));
     let me = &world.clients[&id];
     me.send(
@@ -103,6 +112,9 @@ pub fn log_in(server: &Arc<Server>, id: ClientId, account: &Account) -> bool {
     if registered {
         let line = me.line("ACCOUNT").last(&account.name);
         world.send_to_peers_with(id, &line, Cap::AccountNotify, true);
+        drop(world);
+        // Logged in during registration, it is shown them after the MOTD.
+        super::missed::replay_direct(server, id);
     }
     true
 }
@@ -123,6 +135,8 @@ fn end_login(server: &Arc<Server>, id: ClientId) {
         return;
     }
     me.account_uid = 0;
+    let address = address_host(me.ip);
+    world.change_host(&server.name, id, address);
     let me = &world.clients[&id];
     me.send(
         &LineBuilder::numeric(&server.name, Response::RPL_LOGGEDOUT, &me.nick)

@@ -285,7 +285,7 @@ fn readable_target(ctx: &Ctx<'_>, target: &str) -> Option<Readable> {
         !channel.modes.secret
             && !channel.modes.invite_only
             && channel.modes.key.is_none()
-            && !channel.is_banned(&world.fold(&me.mask))
+            && !channel.is_banned(&world.folded_masks(me))
     });
     let has_access = matches!(
         chanserv::status_on_join(ctx.server, &world, &folded, ctx.id()),
@@ -428,7 +428,7 @@ fn targets(ctx: &Ctx<'_>, after: u64, before: u64, limit: usize) -> Flow {
                 })
                 .collect();
             if let Some(identity) = &identity {
-                for (key, latest) in store.direct_targets(after, before).await? {
+                for (key, latest) in store.direct_targets_of(identity, after, before).await? {
                     if let Some(partner) = history::direct_partner(&key, identity) {
                         found.push((partner.trim_start_matches('~').to_owned(), latest));
                     }

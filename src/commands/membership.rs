@@ -68,11 +68,11 @@ fn join_refusal(
     if me.modes.oper || channel.invited.contains(&id) {
         return None;
     }
-    let folded_mask = world.fold(&me.mask);
-    if channel.is_banned(&folded_mask) {
+    let folded_masks = world.folded_masks(me);
+    if channel.is_banned(&folded_masks) {
         return Some((Response::ERR_BANNEDFROMCHAN, 'b'));
     }
-    if channel.modes.invite_only && !channel.is_invite_excepted(&folded_mask) {
+    if channel.modes.invite_only && !channel.is_invite_excepted(&folded_masks) {
         return Some((Response::ERR_INVITEONLYCHAN, 'i'));
     }
     if channel.modes.key.as_deref().is_some_and(|k| Some(k) != key) {
@@ -155,14 +155,8 @@ fn join_one(ctx: &Ctx<'_>, name: &str, key: Option<&str>) {
     let me = clients.get_mut(&id).expect("the session's own client");
     me.invited_to.remove(&folded);
     me.channels.insert(folded.clone());
-    let line = me.line("JOIN").last(&channel.name);
-    // extended-join: the account (or `*`) and realname, built once for
-    // all who asked for it.
-    let extended = me
-        .line("JOIN")
-        .param(&channel.name)
-        .param(me.account.as_deref().unwrap_or("*"))
-        .trailing(&me.realname);
+    // Both forms built once for all members.
+    let [line, extended] = me.join_lines(&channel.name);
     channel.broadcast_join(clients, [&line, &extended], id);
     history.record_event([&folded], "JOIN", &line);
     // away-notify: members learn the newcomer is away without asking.

@@ -5,7 +5,7 @@
 
 use smallvec::SmallVec;
 
-use super::{chanserv, is_channel_name, nickserv, playback, replies, Ctx, Flow};
+use super::{chanserv, is_channel_name, missed, nickserv, playback, replies, Ctx, Flow};
 use crate::proto::numeric::Response;
 use crate::proto::tags::Stamp;
 use crate::proto::Message;
@@ -107,6 +107,10 @@ fn relay(ctx: &Ctx<'_>, msg: &Message<'_>, kind: Kind) -> Flow {
             },
         )
     };
+    let history_config = &ctx.server.config.history;
+    let keeps_offline =
+        history_config.enabled && history_config.direct_messages && history_config.offline_messages;
+    let mut answers = missed::SenderReplies::new(&me.outbox);
     // Lines to keep for join replay, once the state is no longer borrowed.
     let mut remembered: SmallVec<[(String, Stamp, bytes::Bytes); 1]> = SmallVec::new();
     // Targets are few (a line holds at most a few dozen), so a short list
@@ -120,8 +124,8 @@ fn relay(ctx: &Ctx<'_>, msg: &Message<'_>, kind: Kind) -> Flow {
         seen.push(folded_target);
         if seen.len() > max_targets {
             if errors {
-                me.send(
-                    &ctx.numeric(&me.nick, Response::ERR_TOOMANYTARGETS)
+                answers.send(
+                    ctx.numeric(&me.nick, Response::ERR_TOOMANYTARGETS)
                         .param(target)
                         .trailing("Too many targets"),
                 );
@@ -142,15 +146,15 @@ fn relay(ctx: &Ctx<'_>, msg: &Message<'_>, kind: Kind) -> Flow {
         if is_channel_name(channel_name) {
             let Some(channel) = world.channel(channel_name) else {
                 if errors {
-                    me.send(&replies::no_such_channel(ctx, &me.nick, channel_name));
+                    answers.send(replies::no_such_channel(ctx, &me.nick, channel_name));
                 }
                 continue;
             };
-            let may_speak = me.modes.oper || channel.may_speak(id, || world.fold(&me.mask));
+            let may_speak = me.modes.oper || channel.may_speak(id, || world.folded_masks(me));
             if !may_speak {
                 if errors {
-                    me.send(
-                        &ctx.numeric(&me.nick, Response::ERR_CANNOTSENDTOCHAN)
+                    answers.send(
+                        ctx.numeric(&me.nick, Response::ERR_CANNOTSENDTOCHAN)
                             .param(&channel.name)
                             .trailing("Cannot send to channel"),
                     );
@@ -160,7 +164,7 @@ fn relay(ctx: &Ctx<'_>, msg: &Message<'_>, kind: Kind) -> Flow {
             let line = line_to(target);
             channel.broadcast_message(&world.clients, &line, id, status, kind == Kind::Tagmsg);
             if echo {
-                me.outbox.send_stamped(&line);
+                answers.echo(&line);
             }
             // A message to some members only (STATUSMSG) is not replayed to
             // everyone later.
@@ -179,8 +183,18 @@ fn relay(ctx: &Ctx<'_>, msg: &Message<'_>, kind: Kind) -> Flow {
             continue;
         }
         let Some(recipient) = world.registered_by_nick(target) else {
-            if errors {
-                me.send(&replies::no_such_nick(ctx, &me.nick, target));
+            if kind != Kind::Tagmsg && keeps_offline {
+                // Whether an account owns the nick is the database's to
+                // say: decided after the loop, off the lock.
+                let line = line_to(target);
+                answers.wait_for_owner(missed::OfflineMessage {
+                    target: target.to_owned(),
+                    command: kind.command(),
+                    stamp: line.stamp,
+                    line: line.tagged().clone(),
+                });
+            } else if errors {
+                answers.send(replies::no_such_nick(ctx, &me.nick, target));
             }
             continue;
         };
@@ -195,7 +209,7 @@ fn relay(ctx: &Ctx<'_>, msg: &Message<'_>, kind: Kind) -> Flow {
             }
         }
         if echo {
-            me.outbox.send_stamped(&line);
+            answers.echo(&line);
         }
         // Kept for the logged-in side(s) of the conversation.
         if me.account.is_some() || recipient.account.is_some() {
@@ -208,17 +222,34 @@ fn relay(ctx: &Ctx<'_>, msg: &Message<'_>, kind: Kind) -> Flow {
                 .record_direct(&key, kind.command(), line.stamp, line.tagged());
         }
         if let (Kind::Privmsg, Some(away)) = (kind, &recipient.away) {
-            me.send(
-                &ctx.numeric(&me.nick, Response::RPL_AWAY)
+            answers.send(
+                ctx.numeric(&me.nick, Response::RPL_AWAY)
                     .param(&recipient.nick)
                     .trailing(away),
             );
         }
     }
+    let waiting = answers.into_waiting();
     drop(seen);
     for (folded, stamp, line) in remembered {
         let keep = world.history.replay_lines(&folded);
         world.recent_lines.push(&folded, stamp, line, keep);
     }
-    Flow::Continue
+    let Some(waiting) = waiting else {
+        return Flow::Continue;
+    };
+    let me = &world.clients[&id];
+    let sender = missed::OfflineSender {
+        nick: me.nick.clone(),
+        identity: world.history_identity(me),
+        outbox: me.outbox.clone(),
+        echo,
+        errors,
+    };
+    drop(world);
+    Flow::Wait(Box::pin(missed::leave_for_owners(
+        ctx.server.clone(),
+        sender,
+        waiting,
+    )))
 }

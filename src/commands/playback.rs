@@ -136,7 +136,7 @@ async fn play(
     );
     let mut targets = plan.targets.clone();
     if let Some(identity) = &plan.all_conversations_of {
-        for (key, _) in store.direct_targets(after, before).await? {
+        for (key, _) in store.direct_targets_of(identity, after, before).await? {
             if history::direct_partner(&key, identity).is_some() {
                 targets.push((key, 0));
             }

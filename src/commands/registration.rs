@@ -156,6 +156,7 @@ pub fn try_register(ctx: &mut Ctx<'_>) -> Flow {
     info::send_lusers(ctx);
     info::send_motd(ctx);
     super::nick_claims::check(ctx.server, id);
+    super::missed::replay_direct(ctx.server, id);
     Flow::Continue
 }
 

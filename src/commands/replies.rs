@@ -4,6 +4,8 @@ use bytes::Bytes;
 
 use super::Ctx;
 use crate::proto::numeric::Response;
+use crate::proto::LineBuilder;
+use crate::server::Server;
 
 /// `403 <nick> <channel> :No such channel`
 pub fn no_such_channel(ctx: &Ctx<'_>, nick: &str, channel: &str) -> Bytes {
@@ -35,7 +37,12 @@ pub fn need_more_params(ctx: &Ctx<'_>, nick: &str, command: &str) -> Bytes {
 
 /// `401 <nick> <target> :No such nick/channel`
 pub fn no_such_nick(ctx: &Ctx<'_>, nick: &str, target: &str) -> Bytes {
-    ctx.numeric(nick, Response::ERR_NOSUCHNICK)
+    no_such_nick_from(ctx.server, nick, target)
+}
+
+/// [`no_such_nick`], for work done off the command's context.
+pub fn no_such_nick_from(server: &Server, nick: &str, target: &str) -> Bytes {
+    LineBuilder::numeric(&server.name, Response::ERR_NOSUCHNICK, nick)
         .param(target)
         .trailing("No such nick/channel")
 }

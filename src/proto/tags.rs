@@ -188,6 +188,12 @@ impl MessageId {
         MessageId(from_clock.max(previous + 1))
     }
 
+    /// The smallest id the millisecond `time_ms` can have: every message
+    /// stamped later has a greater id.
+    pub fn first_of(time_ms: u64) -> u64 {
+        time_ms << COUNTER_BITS
+    }
+
     /// The last id handed out (or the one later ids must pass).
     pub fn latest() -> MessageId {
         MessageId(LAST_ID.load(Ordering::Relaxed))

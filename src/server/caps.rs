@@ -25,16 +25,19 @@ pub enum Cap {
     Setname,
     Playback,
     SelfMessage,
+    Chghost,
+    StandardReplies,
 }
 
 impl Cap {
     /// Every capability offered, in the order `CAP LS` lists them.
-    pub const ALL: [Cap; 20] = [
+    pub const ALL: [Cap; 22] = [
         Cap::AccountNotify,
         Cap::AccountTag,
         Cap::AwayNotify,
         Cap::Batch,
         Cap::CapNotify,
+        Cap::Chghost,
         Cap::AccountRegistration,
         Cap::Chathistory,
         Cap::EventPlayback,
@@ -47,6 +50,7 @@ impl Cap {
         Cap::Sasl,
         Cap::ServerTime,
         Cap::Setname,
+        Cap::StandardReplies,
         Cap::UserhostInNames,
         Cap::Playback,
         Cap::SelfMessage,
@@ -74,6 +78,8 @@ impl Cap {
             Cap::Setname => "setname",
             Cap::Playback => "znc.in/playback",
             Cap::SelfMessage => "znc.in/self-message",
+            Cap::Chghost => "chghost",
+            Cap::StandardReplies => "standard-replies",
         }
     }
 

@@ -3,6 +3,7 @@
 use super::maps::{HashMap, HashSet};
 
 use bytes::Bytes;
+use smallvec::SmallVec;
 
 use super::caps::Cap;
 use super::stamped::StampedLine;
@@ -145,18 +146,25 @@ impl Channel {
         self.members.get(&id).is_some_and(|m| m.op)
     }
 
-    /// Whether a client with this casefolded mask is banned (and not
-    /// excepted).
-    pub fn is_banned(&self, folded_mask: &str) -> bool {
-        let matches =
-            |list: &[ListEntry]| list.iter().any(|e| wildcard_match(&e.folded, folded_mask));
+    /// Whether a client known by these casefolded masks (see
+    /// `World::folded_masks`) is banned by one and excepted by none.
+    pub fn is_banned(&self, folded_masks: &[String]) -> bool {
+        let matches = |list: &[ListEntry]| {
+            list.iter().any(|e| {
+                folded_masks
+                    .iter()
+                    .any(|mask| wildcard_match(&e.folded, mask))
+            })
+        };
         matches(&self.bans) && !matches(&self.excepts)
     }
 
-    pub fn is_invite_excepted(&self, folded_mask: &str) -> bool {
-        self.invex
-            .iter()
-            .any(|e| wildcard_match(&e.folded, folded_mask))
+    pub fn is_invite_excepted(&self, folded_masks: &[String]) -> bool {
+        self.invex.iter().any(|e| {
+            folded_masks
+                .iter()
+                .any(|mask| wildcard_match(&e.folded, mask))
+        })
     }
 
     /// Whether the channel is hidden from people outside it.
@@ -175,8 +183,12 @@ impl Channel {
     /// and ops), outsiders only without `+n`; banned members may not.
     /// `folded_mask` is only called when there are bans to check, which
     /// keeps the common case free of allocation.
-    pub fn may_speak(&self, id: ClientId, folded_mask: impl FnOnce() -> String) -> bool {
-        let banned = || !self.bans.is_empty() && self.is_banned(&folded_mask());
+    pub fn may_speak(
+        &self,
+        id: ClientId,
+        folded_masks: impl FnOnce() -> SmallVec<[String; 2]>,
+    ) -> bool {
+        let banned = || !self.bans.is_empty() && self.is_banned(&folded_masks());
         match self.members.get(&id) {
             Some(m) if m.op || m.voice => true,
             Some(_) => !self.modes.moderated && !banned(),

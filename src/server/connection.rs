@@ -27,7 +27,7 @@ use super::world::Client;
 use super::{unix_now, ConnectionSlot, Server};
 use crate::commands::{self, Flow, Session, SessionUpdate};
 use crate::proto::codec::{Frame, LineCodec};
-use crate::proto::numeric::Extra;
+use crate::proto::numeric::{Extra, Response};
 use crate::proto::{parse_message, LineBuilder, Message, ParseError};
 
 /// Room made in the read buffer before each read. Lines cut at its end wait
@@ -136,15 +136,25 @@ impl Connection {
 
     async fn serve(&mut self) {
         let reason = self.read_loop().await;
-        self.leave(&reason);
+        let account = self.leave(&reason);
         info!(client = self.session.id, peer = %self.peer, reason, "disconnected");
         // Boxed: it cannot share room with the read loop's state, and
         // every idle connection would carry both.
-        Box::pin(self.session.outbox.finish()).await;
+        let (outbox, server) = (&self.session.outbox, &self.server);
+        Box::pin(async move {
+            outbox.finish().await;
+            // Awaited on this task, which a shutdown waits for, so that it
+            // is not lost.
+            if let Some(account) = account {
+                commands::remember_departure(server, account).await;
+            }
+        })
+        .await;
     }
 
-    /// Takes the client out of the network.
-    fn leave(&mut self, reason: &str) {
+    /// Takes the client out of the network. Returns its account (folded),
+    /// whose departure is to be remembered, if it was logged in.
+    fn leave(&mut self, reason: &str) -> Option<String> {
         self.left = true;
         // The QUIT fan-out is written after the state lock is released.
         let _batch = FlushScope::enter_with(Some(&self.server.delayed_writes));
@@ -159,12 +169,10 @@ impl Connection {
             world.remove_client(self.session.id, reason);
             account
         };
-        if let Some(account) = account {
-            commands::remember_departure(&self.server, account);
-        }
         // Given back now, not when the socket finally closes, so a peer
         // that never reads its last lines holds no place new clients need.
         self.slot.release();
+        account
     }
 }
 
@@ -180,7 +188,11 @@ impl Drop for Connection {
         if panicking {
             tracing::error!(client = self.session.id, "connection task panicked");
         }
-        self.leave("Internal error");
+        if let Some(account) = self.leave("Internal error") {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(commands::remember_departure(&self.server, account));
+            }
+        }
         if panicking {
             // The task that would have flushed the last lines is unwinding:
             // hand them to a new one so the client still gets its ERROR.
@@ -466,10 +478,27 @@ fn handle_frame(server: &Arc<Server>, session: &mut Session, frame: Frame) -> Fl
         }
         Err(ParseError::Empty) => Flow::Continue,
         Err(error) => {
-            let reply = LineBuilder::new(Some(&server.name), "FAIL")
-                .param("*")
-                .param("INVALID_MESSAGE")
-                .trailing(&format!("Could not parse the message: {error}"));
+            let text = format!("Could not parse the message: {error}");
+            let (nick, standard_replies) = {
+                let world = server.world();
+                let me = world.clients.get(&session.id);
+                (
+                    me.map_or_else(|| "*".to_owned(), |me| me.nick.clone()),
+                    me.is_some_and(|me| me.caps.has(Cap::StandardReplies)),
+                )
+            };
+            // standard-replies: a FAIL for those who said they take any;
+            // the generic numeric for the others.
+            let reply = if standard_replies {
+                LineBuilder::new(Some(&server.name), "FAIL")
+                    .param("*")
+                    .param("INVALID_MESSAGE")
+                    .trailing(&text)
+            } else {
+                LineBuilder::numeric(&server.name, Response::ERR_UNKNOWNERROR, &nick)
+                    .param("*")
+                    .trailing(&text)
+            };
             session.outbox.send(&reply);
             Flow::Continue
         }

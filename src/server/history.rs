@@ -321,8 +321,7 @@ pub fn direct_key(a: &str, b: &str) -> String {
     format!("{DIRECT_PREFIX}{first} {second}")
 }
 
-/// What direct-message targets start with; channel names cannot.
-pub const DIRECT_PREFIX: &str = "dm:";
+pub use crate::store::DIRECT_PREFIX;
 
 /// The other side of the conversation `key`, for `me`; `None` if `me` is
 /// not part of it.

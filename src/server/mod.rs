@@ -7,6 +7,7 @@ mod connection;
 pub mod flood;
 pub mod flush;
 pub mod history;
+pub mod host;
 pub mod isupport;
 mod keepalive;
 pub mod labeled;

@@ -15,6 +15,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use super::caps::{Cap, Caps};
 use super::channel::Channel;
 use super::history::{HistoryLog, RecentLines};
+use super::host::address_host;
 use super::outbox::Outbox;
 use crate::casemap::CaseMapping;
 use crate::proto::numeric::Response;
@@ -90,13 +91,7 @@ impl Client {
     pub fn new(id: ClientId, ip: IpAddr, outbox: Outbox, signon: u64) -> Client {
         // An IPv4 client reaching an IPv6 socket is shown as itself.
         let ip = ip.to_canonical();
-        let host = ip.to_string();
-        // A host must be able to stand as a middle parameter (`::1` cannot).
-        let host = if host.starts_with(':') {
-            format!("0{host}")
-        } else {
-            host
-        };
+        let host = address_host(ip);
         Client {
             id,
             nick: "*".to_owned(),
@@ -139,6 +134,21 @@ impl Client {
     pub fn line(&self, command: &str) -> LineBuilder {
         line_from(&self.mask, self.account.as_deref(), command)
     }
+
+    /// Its JOIN to `channel`, plain and in the extended-join form (with the
+    /// account, or `*`, and the realname): one event, one msgid.
+    pub fn join_lines(&self, channel: &str) -> [Bytes; 2] {
+        let stamp = Stamp::now();
+        let account = self.account.as_deref();
+        let join = || line_stamped(&self.mask, account, "JOIN", stamp);
+        [
+            join().last(channel),
+            join()
+                .param(channel)
+                .param(account.unwrap_or("*"))
+                .trailing(&self.realname),
+        ]
+    }
 }
 
 /// A line from the client `mask`, logged in to `account` if any: see
@@ -146,7 +156,11 @@ impl Client {
 /// [`StampedLine`](super::stamped::StampedLine) instead, which formats the
 /// tags only for recipients that take them.)
 pub fn line_from(mask: &str, account: Option<&str>, command: &str) -> LineBuilder {
-    let stamp = Stamp::now();
+    line_stamped(mask, account, command, Stamp::now())
+}
+
+/// [`line_from`] with a given stamp, for the forms of one event.
+fn line_stamped(mask: &str, account: Option<&str>, command: &str, stamp: Stamp) -> LineBuilder {
     // Most of the line is tags: room for them and a message.
     let mut buf = BytesMut::with_capacity(256);
     buf.put_slice(b"@time=");

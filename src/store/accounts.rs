@@ -215,6 +215,9 @@ impl Store {
             // Dropping the transaction rolls back the account row.
             return Err(CreateAccountError::Exists);
         }
+        // Direct messages left under the name (kept for an account deleted
+        // while the server still held some for it) are not the new one's.
+        super::history::delete_direct_messages_in(&mut transaction, account.name_folded).await?;
         transaction.commit().await?;
         Ok(())
     }
@@ -302,15 +305,8 @@ impl Store {
             .await?
             .rows_affected();
         // Its direct messages go too: whoever registers the name next must
-        // not read them (keys are `dm:<a> <b>`, see store/history.rs).
-        let escaped = escape_like(name_folded);
-        sqlx::query(
-            "DELETE FROM history WHERE target LIKE $1 ESCAPE '\\' OR target LIKE $2 ESCAPE '\\'",
-        )
-        .bind(format!("dm:{escaped} %"))
-        .bind(format!("dm:% {escaped}"))
-        .execute(&mut *transaction)
-        .await?;
+        // not read them.
+        super::history::delete_direct_messages_in(&mut transaction, name_folded).await?;
         transaction.commit().await?;
         Ok(deleted > 0)
     }
@@ -393,16 +389,4 @@ fn new_uid() -> i64 {
     use rand_core::RngCore;
     let uid = (rand_core::OsRng.next_u64() >> 1) as i64;
     uid.max(1)
-}
-
-/// `text` with LIKE's wildcards (and the escape character) escaped.
-fn escape_like(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            escaped.push('\\');
-        }
-        escaped.push(c);
-    }
-    escaped
 }

@@ -54,6 +54,10 @@ const MAX_PRUNE_CHUNKS: usize = 2_000;
 
 const MESSAGE_COMMANDS: &str = "('PRIVMSG', 'NOTICE')";
 
+/// What direct-message targets start with (`dm:<a> <b>`, the two
+/// identities in order); channel names cannot.
+pub const DIRECT_PREFIX: &str = "dm:";
+
 impl Store {
     /// Appends `records` in one transaction.
     pub async fn append_history(&self, records: &[HistoryRecord]) -> Result<(), StoreError> {
@@ -77,6 +81,28 @@ impl Store {
             // A record written twice (a retried batch) is already there.
             insert.push(" ON CONFLICT (target, msgid) DO NOTHING");
             insert.build().execute(&mut *transaction).await?;
+        }
+        let mut conversations: Vec<&str> = records
+            .iter()
+            .map(|record| record.target.as_str())
+            .filter(|target| target.starts_with(DIRECT_PREFIX))
+            .collect();
+        conversations.sort_unstable();
+        conversations.dedup();
+        for target in conversations {
+            let Some((first, second)) = target[DIRECT_PREFIX.len()..].split_once(' ') else {
+                continue;
+            };
+            for identity in [first, second] {
+                sqlx::query(
+                    "INSERT INTO direct_conversations (identity, target) VALUES (?, ?) \
+                     ON CONFLICT (identity, target) DO NOTHING",
+                )
+                .bind(identity)
+                .bind(target)
+                .execute(&mut *transaction)
+                .await?;
+            }
         }
         transaction.commit().await?;
         Ok(())
@@ -125,19 +151,22 @@ impl Store {
         Ok(rows)
     }
 
-    /// Every direct-message conversation (target starting with `dm:`)
-    /// with a message with an id in `after..before`, with the time of its
-    /// latest such message.
-    pub async fn direct_targets(
+    /// The direct-message conversations `identity` takes part in that
+    /// have a message with an id in `after..before`, each with the time of
+    /// its latest such message.
+    pub async fn direct_targets_of(
         &self,
+        identity: &str,
         after: u64,
         before: u64,
     ) -> Result<Vec<(String, u64)>, StoreError> {
         let rows = sqlx::query(
-            "SELECT target, MAX(msgid) AS latest FROM history \
-             WHERE target >= 'dm:' AND target < 'dm;' AND msgid > ? AND msgid < ? \
-             AND command IN ('PRIVMSG', 'NOTICE') GROUP BY target",
+            "SELECT c.target AS target, MAX(h.msgid) AS latest \
+             FROM direct_conversations c JOIN history h ON h.target = c.target \
+             WHERE c.identity = ? AND h.msgid > ? AND h.msgid < ? \
+             AND h.command IN ('PRIVMSG', 'NOTICE') GROUP BY c.target",
         )
+        .bind(identity)
         .bind(clamp_id(after))
         .bind(clamp_id(before))
         .fetch_all(&self.pool)
@@ -326,4 +355,24 @@ fn with_stamp(msgid: u64, stored: &str) -> String {
     line.push(if stored.starts_with(':') { ' ' } else { ';' });
     line.push_str(stored);
     line
+}
+
+/// Deletes every direct message `identity` sent or received, as part of
+/// `transaction`.
+pub(super) async fn delete_direct_messages_in(
+    transaction: &mut sqlx::Transaction<'_, Sqlite>,
+    identity: &str,
+) -> Result<(), StoreError> {
+    for statement in [
+        "DELETE FROM history WHERE target IN \
+         (SELECT target FROM direct_conversations WHERE identity = ?)",
+        "DELETE FROM direct_conversations WHERE target IN \
+         (SELECT target FROM direct_conversations WHERE identity = ?)",
+    ] {
+        sqlx::query(statement)
+            .bind(identity)
+            .execute(&mut **transaction)
+            .await?;
+    }
+    Ok(())
 }

@@ -22,7 +22,7 @@ use tokio::time::Instant;
 
 pub use accounts::{Account, AccountSummary, CreateAccountError, NewAccount, ScramCredentials};
 pub use channels::{AccessLevel, ChannelState, ListEntry, RegisteredChannel, Topic};
-pub use history::{HistoryRecord, Kinds, StoredMessage};
+pub use history::{HistoryRecord, Kinds, StoredMessage, DIRECT_PREFIX};
 
 const DATABASE_FILE_NAME: &str = "parlor.db";
 

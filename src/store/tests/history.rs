@@ -137,3 +137,44 @@ async fn pruning_keeps_the_newest_lines_within_age_and_count() {
     assert_eq!(store.channels_active_since(150).await.unwrap(), ["#quiet"]);
     assert_eq!(store.prune_history(None, None).await.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn each_side_finds_its_own_conversations_only() {
+    let (_dir, store) = temp_store().await;
+    store
+        .append_history(&[
+            record("dm:alice bob", at(10), "PRIVMSG"),
+            record("dm:alice bob", at(30), "NOTICE"),
+            record("dm:~carol alice", at(20), "PRIVMSG"),
+            record("dm:bob dave", at(40), "PRIVMSG"),
+            record("dm:bob dave", at(50), "TAGMSG"),
+        ])
+        .await
+        .unwrap();
+    let mut alice = store.direct_targets_of("alice", 0, u64::MAX).await.unwrap();
+    alice.sort();
+    assert_eq!(
+        alice,
+        [
+            ("dm:alice bob".to_owned(), 30),
+            ("dm:~carol alice".to_owned(), 20)
+        ]
+    );
+    // Only messages count, and only inside the range.
+    assert_eq!(
+        store.direct_targets_of("dave", 0, u64::MAX).await.unwrap(),
+        [("dm:bob dave".to_owned(), 40)]
+    );
+    assert_eq!(
+        store
+            .direct_targets_of("alice", at(25), u64::MAX)
+            .await
+            .unwrap(),
+        [("dm:alice bob".to_owned(), 30)]
+    );
+    assert!(store
+        .direct_targets_of("erin", 0, u64::MAX)
+        .await
+        .unwrap()
+        .is_empty());
+}
