@@ -242,6 +242,9 @@ async fn a_channel_created_again_does_not_show_the_old_ones_history() {
     join(&mut alice, "#gone").await;
     alice.exchange("PRIVMSG #gone :secret plans").await;
     alice.exchange("PART #gone").await;
+    // TARGETS tells times in milliseconds: the new channel starts in a
+    // later one.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     let mut eve = server.client_with_caps("eve", HISTORY_CAPS).await;
     let lines = eve.exchange("JOIN #gone").await;
     assert!(!lines.iter().any(|l| l.contains("secret")), "{lines:?}");
@@ -249,6 +252,12 @@ async fn a_channel_created_again_does_not_show_the_old_ones_history() {
     assert!(batch_lines(&lines, "#gone").is_empty(), "{lines:?}");
     let lines = eve.exchange("PRIVMSG *playback :PLAY #gone 0").await;
     assert!(lines.is_empty(), "{lines:?}");
+    let lines = eve
+        .exchange(
+            "CHATHISTORY TARGETS timestamp=2020-01-01T00:00:00.000Z timestamp=2100-01-01T00:00:00.000Z 10",
+        )
+        .await;
+    assert_eq!(lines.len(), 2, "no target, not even #gone: {lines:?}");
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use bytes::Bytes;
 
 use super::chanserv::{self, Status};
 use super::{is_channel_name, Ctx, Flow};
-use crate::proto::tags;
+use crate::proto::tags::{self, MessageId};
 use crate::proto::{LineBuilder, Message};
 use crate::server::batch::Batch;
 use crate::server::caps::{Cap, Caps};
@@ -399,10 +399,15 @@ fn targets(ctx: &Ctx<'_>, after: u64, before: u64, limit: usize) -> Flow {
         let Some(me) = world.clients.get(&ctx.id()) else {
             return Flow::Continue;
         };
-        let channels: Vec<(String, String)> = me
+        // Each with the id its history starts after (see
+        // `Channel::history_after`).
+        let channels: Vec<(String, String, u64)> = me
             .channels
             .iter()
-            .filter_map(|folded| Some((folded.clone(), world.channels.get(folded)?.name.clone())))
+            .filter_map(|folded| {
+                let channel = world.channels.get(folded)?;
+                Some((folded.clone(), channel.name.clone(), channel.history_after))
+            })
             .collect();
         // Conversations are listed for a logged-in client only.
         let identity = me.account.as_ref().map(|_| world.history_identity(me));
@@ -412,19 +417,24 @@ fn targets(ctx: &Ctx<'_>, after: u64, before: u64, limit: usize) -> Flow {
     let server: Arc<Server> = ctx.server.clone();
     Flow::Wait(Box::pin(async move {
         written.wait().await;
-        let folded: Vec<String> = channels.iter().map(|(folded, _)| folded.clone()).collect();
+        let folded: Vec<String> = channels
+            .iter()
+            .map(|(folded, _, _)| folded.clone())
+            .collect();
         let store = server.accounts.store();
         let found = async {
             let mut found: Vec<(String, u64)> = store
                 .history_targets(&folded, after, before, limit)
                 .await?
                 .into_iter()
-                .map(|(folded, latest)| {
-                    let name = channels
-                        .iter()
-                        .find(|(f, _)| *f == folded)
-                        .map_or(folded.clone(), |(_, name)| name.clone());
-                    (name, latest)
+                .filter_map(|(folded, latest)| {
+                    let (_, name, floor) = channels.iter().find(|(f, _, _)| *f == folded)?;
+                    // Only the earlier channel of that name spoke since
+                    // (`latest` is in ms, the floor an id).
+                    if MessageId::first_of(latest + 1) <= *floor {
+                        return None;
+                    }
+                    Some((name.clone(), latest))
                 })
                 .collect();
             if let Some(identity) = &identity {
