@@ -26,6 +26,7 @@ pub fn cap(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
             send_cap(ctx, "LS", &offered.join(" "));
             if version_302 {
                 // CAP LS 302 implies cap-notify.
+                ctx.session.cap_302 = true;
                 set_caps(ctx, &[(Cap::CapNotify, true)]);
             }
             Flow::Continue
@@ -52,9 +53,15 @@ pub fn cap(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
                     None => Cap::from_name(item).map(|c| (c, true)),
                 })
                 .collect();
-            // All or nothing: one unknown capability refuses the request.
+            // "Servers MUST NOT disable the cap-notify capability if the
+            // client requests CAP LS with a version of 302 or newer."
+            let locked = |changes: &[(Cap, bool)]| {
+                ctx.session.cap_302 && changes.contains(&(Cap::CapNotify, false))
+            };
+            // All or nothing: one unknown (or locked) capability refuses
+            // the request.
             match changes {
-                Some(changes) if !changes.is_empty() => {
+                Some(changes) if !changes.is_empty() && !locked(&changes) => {
                     set_caps(ctx, &changes);
                     send_cap(ctx, "ACK", requested.trim());
                 }

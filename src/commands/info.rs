@@ -3,7 +3,9 @@
 use super::{Ctx, Flow};
 use crate::proto::mask::wildcard_match;
 use crate::proto::numeric::Response;
-use crate::proto::Message;
+use crate::proto::{LineBuilder, Message};
+use crate::server::world::{Client, World};
+use crate::server::Server;
 
 /// Answers `402` and returns false when the command names another server.
 /// Parlor is one server, so any name that does not match it is unknown.
@@ -93,83 +95,86 @@ pub fn info(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
 }
 
 pub fn lusers(ctx: &mut Ctx<'_>, _msg: &Message<'_>) -> Flow {
-    send_lusers(ctx);
+    let world = ctx.world();
+    if let Some(me) = world.clients.get(&ctx.id()) {
+        send_lusers(ctx.server, &world, me);
+    }
     Flow::Continue
 }
 
-pub fn send_lusers(ctx: &Ctx<'_>) {
-    let (users, invisible, opers, unknown, channels, peak) = {
-        let world = ctx.world();
-        let counts = world.counts;
-        let (users, invisible, opers) = (counts.registered, counts.invisible, counts.operators);
-        let unknown = world.clients.len() - users;
-        (
-            users,
-            invisible,
-            opers,
-            unknown,
-            world.channels.len(),
-            world.peak_users,
-        )
-    };
-    ctx.reply(Response::RPL_LUSERCLIENT, |b| {
-        b.trailing(&format!(
-            "There are {} users and {invisible} invisible on 1 servers",
-            users - invisible
-        ))
-    });
+/// `251`–`266` for `me`, built while the state is locked once.
+pub fn send_lusers(server: &Server, world: &World, me: &Client) {
+    let counts = world.counts;
+    let (users, invisible, opers) = (counts.registered, counts.invisible, counts.operators);
+    let unknown = world.clients.len() - users;
+    let (channels, peak) = (world.channels.len(), world.peak_users);
+    let reply = |numeric: Response| LineBuilder::numeric(&server.name, numeric, &me.nick);
+    me.send(&reply(Response::RPL_LUSERCLIENT).trailing(&format!(
+        "There are {} users and {invisible} invisible on 1 servers",
+        users - invisible
+    )));
     if opers > 0 {
-        ctx.reply(Response::RPL_LUSEROP, |b| {
-            b.param(&opers.to_string()).trailing("operator(s) online")
-        });
+        me.send(
+            &reply(Response::RPL_LUSEROP)
+                .param(&opers.to_string())
+                .trailing("operator(s) online"),
+        );
     }
     if unknown > 0 {
-        ctx.reply(Response::RPL_LUSERUNKNOWN, |b| {
-            b.param(&unknown.to_string())
-                .trailing("unknown connection(s)")
-        });
+        me.send(
+            &reply(Response::RPL_LUSERUNKNOWN)
+                .param(&unknown.to_string())
+                .trailing("unknown connection(s)"),
+        );
     }
     if channels > 0 {
-        ctx.reply(Response::RPL_LUSERCHANNELS, |b| {
-            b.param(&channels.to_string()).trailing("channels formed")
-        });
+        me.send(
+            &reply(Response::RPL_LUSERCHANNELS)
+                .param(&channels.to_string())
+                .trailing("channels formed"),
+        );
     }
-    ctx.reply(Response::RPL_LUSERME, |b| {
-        b.trailing(&format!("I have {users} clients and 0 servers"))
-    });
+    me.send(
+        &reply(Response::RPL_LUSERME).trailing(&format!("I have {users} clients and 0 servers")),
+    );
     let (users, peak) = (users.to_string(), peak.to_string());
-    ctx.reply(Response::RPL_LOCALUSERS, |b| {
-        b.param(&users)
+    me.send(
+        &reply(Response::RPL_LOCALUSERS)
+            .param(&users)
             .param(&peak)
-            .trailing(&format!("Current local users {users}, max {peak}"))
-    });
-    ctx.reply(Response::RPL_GLOBALUSERS, |b| {
-        b.param(&users)
+            .trailing(&format!("Current local users {users}, max {peak}")),
+    );
+    me.send(
+        &reply(Response::RPL_GLOBALUSERS)
+            .param(&users)
             .param(&peak)
-            .trailing(&format!("Current global users {users}, max {peak}"))
-    });
+            .trailing(&format!("Current global users {users}, max {peak}")),
+    );
 }
 
 pub fn motd(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
     if names_this_server(ctx, msg, 0) {
-        send_motd(ctx);
+        let world = ctx.world();
+        if let Some(me) = world.clients.get(&ctx.id()) {
+            send_motd(ctx.server, me);
+        }
     }
     Flow::Continue
 }
 
-pub fn send_motd(ctx: &Ctx<'_>) {
-    let server = ctx.server;
+/// `375`, `372`…, `376` (or `422`) for `me`.
+pub fn send_motd(server: &Server, me: &Client) {
+    let reply = |numeric: Response| LineBuilder::numeric(&server.name, numeric, &me.nick);
     if server.motd.is_empty() {
-        ctx.reply(Response::ERR_NOMOTD, |b| b.trailing("MOTD File is missing"));
+        me.send(&reply(Response::ERR_NOMOTD).trailing("MOTD File is missing"));
         return;
     }
-    ctx.reply(Response::RPL_MOTDSTART, |b| {
-        b.trailing(&format!("- {} Message of the day - ", server.name))
-    });
+    me.send(
+        &reply(Response::RPL_MOTDSTART)
+            .trailing(&format!("- {} Message of the day - ", server.name)),
+    );
     for line in &server.motd {
-        ctx.reply(Response::RPL_MOTD, |b| b.trailing(&format!("- {line}")));
+        me.send(&reply(Response::RPL_MOTD).trailing(&format!("- {line}")));
     }
-    ctx.reply(Response::RPL_ENDOFMOTD, |b| {
-        b.trailing("End of /MOTD command.")
-    });
+    me.send(&reply(Response::RPL_ENDOFMOTD).trailing("End of /MOTD command."));
 }

@@ -25,7 +25,7 @@ mod services;
 mod topic;
 
 pub use missed::remember_departure;
-pub use nick_claims::run as run_nick_claims;
+pub use nick_claims::{run as run_nick_claims, NickChecks};
 pub use registration::is_valid_nick;
 
 use std::future::Future;
@@ -46,6 +46,8 @@ pub struct Session {
     pub registered: bool,
     /// `CAP LS`/`REQ` was sent and `CAP END` not yet: registration waits.
     pub cap_negotiating: bool,
+    /// `CAP LS 302` (or later) was sent: cap-notify stays on.
+    pub cap_302: bool,
     /// The password given with PASS, checked when registration completes.
     pub pass: Option<String>,
     pub got_user: bool,
@@ -67,6 +69,7 @@ impl Session {
             outbox,
             registered: false,
             cap_negotiating: false,
+            cap_302: false,
             pass: None,
             got_user: false,
             oper_attempts: 0,

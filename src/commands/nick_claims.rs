@@ -3,8 +3,10 @@
 //! after the grace period (`accounts.nick_grace_secs`) is renamed to a
 //! Guest nick.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
 
 use super::nickserv;
 use crate::server::flush::FlushScope;
@@ -19,64 +21,111 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 /// it a new grace period); this bounds how many.
 const MAX_CLAIMS_PER_CLIENT: usize = 8;
 
-/// Checks, off the connection's task, whether client `id`'s nick belongs
-/// to an account it is not logged in to, and if so claims it. Called
-/// whenever a registered client's nick or login changes.
-pub fn check(server: &Arc<Server>, id: ClientId) {
-    if !server.config.accounts.nick_protection {
-        return;
+/// Clients whose nick is to be checked, queued for [`run`], so that a
+/// burst of registrations costs one query per batch instead of a query
+/// (and a wake-up of the database thread) per client.
+pub struct NickChecks {
+    queue: mpsc::UnboundedSender<ClientId>,
+    receiver: Mutex<Option<mpsc::UnboundedReceiver<ClientId>>>,
+}
+
+impl Default for NickChecks {
+    fn default() -> Self {
+        let (queue, receiver) = mpsc::unbounded_channel();
+        NickChecks {
+            queue,
+            receiver: Mutex::new(Some(receiver)),
+        }
     }
-    let Some(nick) = server.world().clients.get(&id).map(|c| c.nick.clone()) else {
+}
+
+/// Clients checked with one query at most.
+const MAX_CHECK_BATCH: usize = 256;
+
+/// Has [`run`] check whether client `id`'s nick belongs to an account it
+/// is not logged in to, and if so claim it. Called whenever a registered
+/// client's nick or login changes.
+pub fn check(server: &Arc<Server>, id: ClientId) {
+    if server.config.accounts.nick_protection {
+        // Only fails once `run` has stopped: the server is stopping.
+        let _ = server.nick_checks.queue.send(id);
+    }
+}
+
+/// Checks the queued clients' nicks (the first and what queued behind it).
+async fn check_batch(
+    server: &Arc<Server>,
+    first: ClientId,
+    queue: &mut mpsc::UnboundedReceiver<ClientId>,
+) {
+    let mut ids = vec![first];
+    while ids.len() < MAX_CHECK_BATCH {
+        match queue.try_recv() {
+            Ok(id) if !ids.contains(&id) => ids.push(id),
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    let nicks: Vec<(ClientId, String)> = {
+        let world = server.world();
+        ids.iter()
+            .filter_map(|id| Some((*id, server.fold(&world.clients.get(id)?.nick))))
+            .collect()
+    };
+    let folded: Vec<String> = nicks.iter().map(|(_, nick)| nick.clone()).collect();
+    let store = server.accounts.store();
+    let owners = match store.accounts_owning_nicks(&folded).await {
+        Ok(owners) => owners,
+        Err(error) => {
+            tracing::warn!(%error, "cannot check nick ownership");
+            return;
+        }
+    };
+    for (id, nick) in nicks {
+        if let Some(owner) = owners.get(&nick) {
+            claim(server, id, nick, owner.clone()).await;
+        }
+    }
+}
+
+/// Claims the nick `folded` that client `id` uses for the account `owner`,
+/// unless the client is logged in to it (or moved on meanwhile).
+async fn claim(server: &Arc<Server>, id: ClientId, folded: String, owner: String) {
+    let Ok(Some(owner_account)) = server.accounts.store().account(&owner).await else {
         return;
     };
-    let server = server.clone();
-    tokio::spawn(async move {
-        let folded = server.fold(&nick);
-        let store = server.accounts.store();
-        let owner = match store.account_owning_nick(&folded).await {
-            Ok(Some(owner)) => owner,
-            Ok(None) => return,
-            Err(error) => {
-                tracing::warn!(%error, "cannot check nick ownership");
-                return;
-            }
-        };
-        let Ok(Some(owner_account)) = store.account(&owner).await else {
-            return;
-        };
-        let grace = server.config.accounts.nick_grace_secs;
-        let _batch = FlushScope::enter();
-        let mut world = server.world();
-        let Some(me) = world.clients.get(&id) else {
-            return;
-        };
-        // The nick or the login may have changed while the store answered.
-        let logged_in_as_owner = me.account.as_deref().map(|a| server.fold(a)).as_deref()
-            == Some(owner.as_str())
-            && me.account_uid == owner_account.uid;
-        if server.fold(&me.nick) != folded || logged_in_as_owner {
-            return;
-        }
-        let claims = world.nick_claims.entry(id).or_default();
-        if claims.iter().any(|claim| claim.nick_folded == folded) {
-            // Claimed before: the first deadline stands.
-            return;
-        }
-        if claims.len() >= MAX_CLAIMS_PER_CLIENT {
-            claims.remove(0);
-        }
-        claims.push(NickClaim {
-            nick_folded: folded,
-            owner,
-            deadline: Instant::now() + Duration::from_secs(grace),
-        });
-        nickserv::SERVICE.notice_locked(
-            &world.clients[&id],
-            &format!(
-                "This nickname is registered. Identify within {grace} seconds with /msg NickServ IDENTIFY <password> (or SASL), or it will be changed."
-            ),
-        );
+    let grace = server.config.accounts.nick_grace_secs;
+    let _batch = FlushScope::enter();
+    let mut world = server.world();
+    let Some(me) = world.clients.get(&id) else {
+        return;
+    };
+    // The nick or the login may have changed while the store answered.
+    let logged_in_as_owner = me.account.as_deref().map(|a| server.fold(a)).as_deref()
+        == Some(owner.as_str())
+        && me.account_uid == owner_account.uid;
+    if server.fold(&me.nick) != folded || logged_in_as_owner {
+        return;
+    }
+    let claims = world.nick_claims.entry(id).or_default();
+    if claims.iter().any(|claim| claim.nick_folded == folded) {
+        // Claimed before: the first deadline stands.
+        return;
+    }
+    if claims.len() >= MAX_CLAIMS_PER_CLIENT {
+        claims.remove(0);
+    }
+    claims.push(NickClaim {
+        nick_folded: folded,
+        owner,
+        deadline: Instant::now() + Duration::from_secs(grace),
     });
+    nickserv::SERVICE.notice_locked(
+        &world.clients[&id],
+        &format!(
+            "This nickname is registered. Identify within {grace} seconds with /msg NickServ IDENTIFY <password> (or SASL), or it will be changed."
+        ),
+    );
 }
 
 /// Lifts client `id`'s claims for the account `account_folded`: it logged
@@ -90,14 +139,28 @@ pub fn release(world: &mut World, id: ClientId, account_folded: &str) {
     }
 }
 
-/// Renames the clients whose grace period ran out on the nick they use,
-/// once a second until the server stops.
+/// Checks the queued nicks, and renames the clients whose grace period ran
+/// out on the nick they use (once a second), until the server stops.
 pub async fn run(server: Arc<Server>) {
     let mut ticks = tokio::time::interval(SWEEP_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let taken = server
+        .nick_checks
+        .receiver
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
+    let Some(mut checks) = taken else {
+        tracing::error!("nick checks are already being run");
+        return;
+    };
     loop {
         tokio::select! {
             () = server.shutdown_requested() => return,
+            Some(id) = checks.recv() => {
+                check_batch(&server, id, &mut checks).await;
+                continue;
+            }
             _ = ticks.tick() => {}
         }
         let _batch = FlushScope::enter();

@@ -150,11 +150,11 @@ pub fn try_register(ctx: &mut Ctx<'_>) -> Flow {
     // 001-005 are queued under the lock that made the client registered,
     // so nothing anyone sends it can arrive before its welcome.
     send_welcome(server, me);
+    info::send_lusers(server, &world, me);
+    info::send_motd(server, me);
     world.notify_monitors_online(id);
     tracing::info!(client = id, nick = %world.clients[&id].nick, "registered");
     drop(world);
-    info::send_lusers(ctx);
-    info::send_motd(ctx);
     super::nick_claims::check(ctx.server, id);
     super::missed::replay_direct(ctx.server, id);
     Flow::Continue

@@ -65,6 +65,8 @@ pub struct Server {
     history_writer: Mutex<Option<history::HistoryWriter>>,
     /// Lines that may wait a moment for company (see `Outbox::send_delayed`).
     pub delayed_writes: DelayedWrites,
+    /// Nicks waiting to be checked against the accounts that own nicks.
+    pub nick_checks: crate::commands::NickChecks,
     next_client_id: AtomicU64,
     connections: AtomicUsize,
     shutdown: CancellationToken,
@@ -98,6 +100,7 @@ impl Server {
             channel_writer: Mutex::new(Some(channel_writer)),
             history_writer: Mutex::new(Some(history_writer)),
             delayed_writes: DelayedWrites::default(),
+            nick_checks: Default::default(),
             next_client_id: AtomicU64::new(1),
             connections: AtomicUsize::new(0),
             shutdown: CancellationToken::new(),

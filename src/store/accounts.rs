@@ -267,6 +267,35 @@ impl Store {
         Ok(owner)
     }
 
+    /// The owners (folded account names) of those of `nicks_folded` that
+    /// an account owns, by nick.
+    pub async fn accounts_owning_nicks(
+        &self,
+        nicks_folded: &[String],
+    ) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        if nicks_folded.is_empty() {
+            return Ok(std::collections::HashMap::new());
+        }
+        // Parsing the statement costs more than running it, so only a few
+        // list lengths are ever used (the last nick repeated to fill one),
+        // and each is parsed once and kept.
+        let length = [1, 4, 16, 64, 256]
+            .into_iter()
+            .find(|&length| length >= nicks_folded.len())
+            .unwrap_or(nicks_folded.len());
+        let last = &nicks_folded[nicks_folded.len() - 1];
+        let mut query: sqlx::QueryBuilder<'_, sqlx::Sqlite> = sqlx::QueryBuilder::new(
+            "SELECT nick_folded, account FROM account_nicks WHERE nick_folded IN (",
+        );
+        let mut separated = query.separated(", ");
+        for index in 0..length {
+            separated.push_bind(nicks_folded.get(index).unwrap_or(last));
+        }
+        query.push(")");
+        let rows: Vec<(String, String)> = query.build_query_as().fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().collect())
+    }
+
     /// Replaces the password hash and SCRAM credentials; `scram: None`
     /// clears the old credentials, which no longer match the password.
     /// Returns whether the account exists.
