@@ -70,12 +70,7 @@ async fn a_login_during_registration_shows_in_the_welcome() {
     alice.send("QUIT").await;
     alice.read_to_end().await;
 
-    let mut alice = server.connect().await;
-    alice.send("CAP REQ :sasl chghost").await;
-    alice.send("NICK alice").await;
-    alice.send("USER alice 0 * :Real alice").await;
-    alice.send("AUTHENTICATE PLAIN").await;
-    alice.send("AUTHENTICATE AGFsaWNlAGh1bnRlcjIy").await; // \0alice\0hunter22
+    let mut alice = alice_logging_in_with_sasl(&server, "chghost").await;
     let logged_in = alice.skip_until(|l| l.contains(" 900 ")).await;
     assert!(
         logged_in.contains(" alice!~alice@user/alice "),

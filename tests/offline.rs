@@ -114,12 +114,7 @@ async fn missed_messages_come_in_a_batch_with_their_time_after_the_motd() {
     carol.exchange("PRIVMSG alice :three").await;
 
     // Logged in with SASL during registration.
-    let mut alice = server.connect().await;
-    alice.send("CAP REQ :sasl batch server-time").await;
-    alice.send("NICK alice").await;
-    alice.send("USER alice 0 * :Real alice").await;
-    alice.send("AUTHENTICATE PLAIN").await;
-    alice.send("AUTHENTICATE AGFsaWNlAGh1bnRlcjIy").await; // \0alice\0hunter22
+    let mut alice = alice_logging_in_with_sasl(&server, "batch server-time").await;
     alice.skip_until(|l| l.contains(" 903 ")).await;
     alice.send("CAP END").await;
     alice.skip_until(|l| l.contains(" 376 ")).await;

@@ -464,3 +464,17 @@ pub async fn wait_for_last_seen(server: &TestServer, account: &str) {
     }
     pool.close().await;
 }
+
+/// Connects as `alice`, enables `sasl` and `caps`, sends NICK and USER and
+/// logs in with PLAIN as the account `alice`, password `hunter22`; CAP END
+/// is left to the caller.
+pub async fn alice_logging_in_with_sasl(server: &TestServer, caps: &str) -> Client {
+    let mut alice = server.connect().await;
+    alice.send(&format!("CAP REQ :sasl {caps}")).await;
+    alice.send("NICK alice").await;
+    alice.send("USER alice 0 * :Real alice").await;
+    alice.send("AUTHENTICATE PLAIN").await;
+    alice.send("AUTHENTICATE AGFsaWNlAGh1bnRlcjIy").await; // \0alice\0hunter22
+    alice.nick = "alice".to_owned();
+    alice
+}
