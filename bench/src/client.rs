@@ -236,21 +236,9 @@ impl Conn {
         self.send(format!("JOIN {channel}\r\n").as_bytes(), deadline)
             .await?;
         let nick = self.nick.clone();
-        self.read_until(deadline, |msg| match msg {
-            Msg::Other {
-                prefix, command, ..
-            } if command == b"JOIN"
-                && prefix_nick(prefix).eq_ignore_ascii_case(nick.as_bytes()) =>
-            {
-                Some(Ok(()))
-            }
-            Msg::Numeric(code @ (403 | 405 | 471 | 473 | 474 | 475 | 476 | 477 | 489), p) => {
-                Some(Err(format!("JOIN refused: {code} {}", show(last_param(p)))))
-            }
-            _ => None,
-        })
-        .await
-        .map_err(|e| format!("waiting for the JOIN echo: {e}"))?
+        self.read_until(deadline, |msg| join_outcome(&msg, nick.as_bytes()))
+            .await
+            .map_err(|e| format!("waiting for the JOIN echo: {e}"))?
     }
 
     /// Sends QUIT and waits (briefly) for the server to close, so the
@@ -280,4 +268,18 @@ pub fn pong(out: &mut Vec<u8>, token: &[u8]) {
 
 pub fn server_error(text: &[u8]) -> ReadError {
     ReadError::Closed(format!("server sent ERROR :{}", show(text)))
+}
+
+/// What `msg` says of a JOIN sent by `nick`: its echo (joined), a refusal
+/// numeric (an error), or nothing.
+pub(crate) fn join_outcome(msg: &Msg<'_>, nick: &[u8]) -> Option<Result<(), String>> {
+    match msg {
+        Msg::Other {
+            prefix, command, ..
+        } if *command == b"JOIN" && prefix_nick(prefix).eq_ignore_ascii_case(nick) => Some(Ok(())),
+        Msg::Numeric(code @ (403 | 405 | 471 | 473 | 474 | 475 | 476 | 477 | 489), p) => {
+            Some(Err(format!("JOIN refused: {code} {}", show(last_param(p)))))
+        }
+        _ => None,
+    }
 }

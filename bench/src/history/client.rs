@@ -10,7 +10,7 @@ use tokio::time::{timeout_at, Instant};
 
 use super::{CAPS, NICK_ATTEMPTS, QUIT_WAIT};
 use crate::client::{
-    classify, first_param, last_param, pong, prefix_nick, server_error, show, ConnectOpts,
+    classify, first_param, join_outcome, last_param, pong, server_error, show, ConnectOpts,
     LineReader, Msg, ReadError,
 };
 
@@ -185,21 +185,9 @@ impl Client {
         self.send(format!("JOIN {channel}\r\n").as_bytes(), deadline)
             .await?;
         let nick = self.nick.clone();
-        self.read_until(deadline, |_, msg| match msg {
-            Msg::Other {
-                prefix, command, ..
-            } if command == b"JOIN"
-                && prefix_nick(prefix).eq_ignore_ascii_case(nick.as_bytes()) =>
-            {
-                Some(Ok(()))
-            }
-            Msg::Numeric(code @ (403 | 405 | 471 | 473 | 474 | 475 | 476 | 477 | 489), p) => {
-                Some(Err(format!("JOIN refused: {code} {}", show(last_param(p)))))
-            }
-            _ => None,
-        })
-        .await
-        .map_err(|e| format!("waiting for the JOIN echo: {e}"))??;
+        self.read_until(deadline, |_, msg| join_outcome(&msg, nick.as_bytes()))
+            .await
+            .map_err(|e| format!("waiting for the JOIN echo: {e}"))??;
         self.send(b"PING :pb-sync\r\n", deadline).await?;
         self.read_until(deadline, |_, msg| match msg {
             Msg::Pong(t) if t == b"pb-sync" => Some(()),
