@@ -115,27 +115,19 @@ impl Conn {
         let mut attempt = 0;
         loop {
             let step = conn
-                .read_until(deadline, |msg| match msg {
-                    Msg::Numeric(1, params) => Some(Ok(Some(show(first_param(params))))),
-                    Msg::Numeric(433 | 437, _) => Some(Ok(None)),
-                    Msg::Numeric(code @ (432 | 464 | 465), params) => Some(Err(format!(
-                        "registration refused: {code} {}",
-                        show(last_param(params))
-                    ))),
-                    _ => None,
-                })
+                .read_until(deadline, |msg| registration_outcome(&msg))
                 .await
                 .map_err(|e| match e {
                     ReadError::Timeout => "timed out waiting for 001 (--timeout-secs)".to_owned(),
                     ReadError::Closed(why) => format!("closed during registration: {why}"),
                 })??;
             match step {
-                Some(nick) => {
+                Registration::Welcome(nick) => {
                     conn.nick = nick;
                     conn.registration = started.elapsed();
                     return Ok(conn);
                 }
-                None => {
+                Registration::NickTaken => {
                     attempt += 1;
                     if attempt > NICK_ATTEMPTS {
                         return Err(format!("no free nick after {NICK_ATTEMPTS} tries (433)"));
@@ -280,6 +272,28 @@ pub(crate) fn join_outcome(msg: &Msg<'_>, nick: &[u8]) -> Option<Result<(), Stri
         Msg::Numeric(code @ (403 | 405 | 471 | 473 | 474 | 475 | 476 | 477 | 489), p) => {
             Some(Err(format!("JOIN refused: {code} {}", show(last_param(p)))))
         }
+        _ => None,
+    }
+}
+
+/// What the server answered NICK and USER with.
+pub(crate) enum Registration {
+    /// `001`, with the nick it names.
+    Welcome(String),
+    /// `433` or `437`: another nick is to be tried.
+    NickTaken,
+}
+
+/// `msg` read as an answer to registration: a [`Registration`], a refusal
+/// numeric (an error), or nothing.
+pub(crate) fn registration_outcome(msg: &Msg<'_>) -> Option<Result<Registration, String>> {
+    match msg {
+        Msg::Numeric(1, params) => Some(Ok(Registration::Welcome(show(first_param(params))))),
+        Msg::Numeric(433 | 437, _) => Some(Ok(Registration::NickTaken)),
+        Msg::Numeric(code @ (421 | 432 | 464 | 465), params) => Some(Err(format!(
+            "registration refused: {code} {}",
+            show(last_param(params))
+        ))),
         _ => None,
     }
 }

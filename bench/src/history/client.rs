@@ -10,8 +10,8 @@ use tokio::time::{timeout_at, Instant};
 
 use super::{CAPS, NICK_ATTEMPTS, QUIT_WAIT};
 use crate::client::{
-    classify, first_param, join_outcome, last_param, pong, server_error, show, ConnectOpts,
-    LineReader, Msg, ReadError,
+    classify, join_outcome, last_param, pong, registration_outcome, server_error, show,
+    ConnectOpts, LineReader, Msg, ReadError, Registration,
 };
 
 /// A client with capabilities: registers after `CAP LS 302` / `REQ` /
@@ -31,8 +31,7 @@ enum Step {
     Listed,
     /// `CAP ACK`, with what was acknowledged.
     Acked(String),
-    NickTaken,
-    Welcome(String),
+    Registration(Registration),
 }
 
 impl Client {
@@ -84,13 +83,7 @@ impl Client {
                             _ => None,
                         }
                     }
-                    Msg::Numeric(1, params) => Some(Ok(Step::Welcome(show(first_param(params))))),
-                    Msg::Numeric(433 | 437, _) => Some(Ok(Step::NickTaken)),
-                    Msg::Numeric(code @ (421 | 432 | 464 | 465), params) => Some(Err(format!(
-                        "registration refused: {code} {}",
-                        show(last_param(params))
-                    ))),
-                    _ => None,
+                    other => registration_outcome(&other).map(|r| r.map(Step::Registration)),
                 })
                 .await
                 .map_err(|e| match e {
@@ -113,7 +106,7 @@ impl Client {
                     }
                     client.send(b"CAP END\r\n", deadline).await?;
                 }
-                Step::NickTaken => {
+                Step::Registration(Registration::NickTaken) => {
                     attempt += 1;
                     if attempt > NICK_ATTEMPTS {
                         return Err(format!("no free nick after {NICK_ATTEMPTS} tries (433)"));
@@ -122,7 +115,7 @@ impl Client {
                     let line = format!("NICK {}\r\n", client.nick);
                     client.send(line.as_bytes(), deadline).await?;
                 }
-                Step::Welcome(nick) => {
+                Step::Registration(Registration::Welcome(nick)) => {
                     client.nick = nick;
                     return Ok(client);
                 }
