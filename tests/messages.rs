@@ -329,6 +329,49 @@ async fn too_many_targets_gives_407_for_the_rest() {
     others[4].expect_nothing().await;
 }
 
+/// More members than the server looks up at once before queueing (it
+/// works through a channel's members in chunks): each gets the message
+/// once, and a status prefix still picks exactly the members it names.
+#[tokio::test]
+async fn a_message_to_a_big_channel_reaches_each_member_once() {
+    const MEMBERS: usize = 70;
+    let server = TestServer::start().await;
+    let mut members = Vec::new();
+    for i in 0..MEMBERS {
+        members.push(server.client(&format!("m{i}")).await);
+    }
+    setup_channel("#big", &mut members.iter_mut().collect::<Vec<_>>()).await;
+    let voiced: Vec<usize> = (1..MEMBERS).step_by(9).collect();
+    for &i in &voiced {
+        members[0].exchange(&format!("MODE #big +v m{i}")).await;
+    }
+    for member in &mut members {
+        member.sync().await;
+    }
+
+    assert!(members[0].exchange("PRIVMSG #big :to all").await.is_empty());
+    for member in &mut members[1..] {
+        assert_eq!(
+            member.sync().await,
+            [":m0!~m0@127.0.0.1 PRIVMSG #big :to all"]
+        );
+    }
+
+    let last = MEMBERS - 1;
+    assert!(members[last]
+        .exchange("PRIVMSG +#big :to the voiced")
+        .await
+        .is_empty());
+    for (i, member) in members.iter_mut().enumerate().take(last) {
+        let expected: &[&str] = if i == 0 || voiced.contains(&i) {
+            &[":m69!~m69@127.0.0.1 PRIVMSG +#big :to the voiced"]
+        } else {
+            &[]
+        };
+        assert_eq!(member.sync().await, expected, "m{i}");
+    }
+}
+
 // ----------------------------------------------------------- STATUSMSG
 
 /// alice and bob are ops of #chan, carol is voiced, dave is a plain member.

@@ -312,7 +312,7 @@ fn set_op(ctx: &mut Ctx<'_>, name: &str, nick: Option<&str>, op: bool) -> Flow {
         drop(world);
         return reply(ctx, &format!("Nobody by that name is in {name}"));
     };
-    let Some(membership) = channel.members.get_mut(&target) else {
+    let Some(membership) = channel.members.get_mut(&target).map(|m| &mut m.status) else {
         drop(world);
         return reply(ctx, &format!("Nobody by that name is in {name}"));
     };

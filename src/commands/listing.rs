@@ -37,7 +37,7 @@ pub fn send_names(ctx: &Ctx<'_>, world: &World, channel: &Channel, viewer: Clien
             } else {
                 member.nick.as_str()
             };
-            Some((membership.prefix(multi_prefix), name))
+            Some((membership.status.prefix(multi_prefix), name))
         });
         for line in pack_into_lines(entries, ' ', NAMES_LINE_BUDGET) {
             me.send(

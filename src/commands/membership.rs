@@ -9,7 +9,7 @@ use crate::proto::tags::Stamp;
 use crate::proto::Message;
 use crate::server::batch::Batch;
 use crate::server::caps::Cap;
-use crate::server::channel::{Channel, Membership};
+use crate::server::channel::{Channel, Member, Membership};
 use crate::server::unix_now;
 use crate::server::world::{line_from, ClientId, World};
 
@@ -145,14 +145,17 @@ fn join_one(ctx: &Ctx<'_>, name: &str, key: Option<&str>) {
     } = &mut *world;
     let channel = channels.get_mut(&folded).expect("present or just created");
     channel.invited.remove(&id);
+    let me = clients.get_mut(&id).expect("the session's own client");
     channel.members.insert(
         id,
-        Membership {
-            op: status == Status::Op || (created && status == Status::Unregistered),
-            voice: status == Status::Voice,
+        Member {
+            status: Membership {
+                op: status == Status::Op || (created && status == Status::Unregistered),
+                voice: status == Status::Voice,
+            },
+            outbox: me.outbox.clone(),
         },
     );
-    let me = clients.get_mut(&id).expect("the session's own client");
     me.invited_to.remove(&folded);
     me.channels.insert(folded.clone());
     // Both forms built once for all members.
@@ -408,7 +411,7 @@ pub fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
     target.send(&invite);
     // invite-notify: the channel's other operators hear of it.
     for (&member, membership) in &channel.members {
-        if membership.op && member != id && member != target.id {
+        if membership.status.op && member != id && member != target.id {
             if let Some(op) = world
                 .clients
                 .get(&member)

@@ -162,7 +162,7 @@ fn relay(ctx: &Ctx<'_>, msg: &Message<'_>, kind: Kind) -> Flow {
                 continue;
             }
             let line = line_to(target);
-            channel.broadcast_message(&world.clients, &line, id, status, kind == Kind::Tagmsg);
+            channel.broadcast_message(&line, id, status, kind == Kind::Tagmsg);
             if echo {
                 answers.echo(&line);
             }

@@ -241,7 +241,11 @@ fn channel_mode(ctx: &Ctx<'_>, msg: &Message<'_>) -> Flow {
                     continue;
                 };
                 let channel = channels.get_mut(&folded).expect("checked above");
-                let Some(membership) = channel.members.get_mut(&target_client.id) else {
+                let Some(membership) = channel
+                    .members
+                    .get_mut(&target_client.id)
+                    .map(|member| &mut member.status)
+                else {
                     replies.push(
                         ctx.numeric(&nick, Response::ERR_USERNOTINCHANNEL)
                             .param(&target_client.nick)

@@ -52,7 +52,7 @@ fn send_who_line(
     whox: Option<&Whox>,
 ) {
     let channel_name = channel.map(|c| c.name.as_str()).unwrap_or("*");
-    let membership = channel.and_then(|c| c.members.get(&target.id).copied());
+    let membership = channel.and_then(|c| c.members.get(&target.id).map(|m| m.status));
     let flags = who_flags(target, membership, me.caps.has(Cap::MultiPrefix));
     let Some(whox) = whox else {
         me.send(
@@ -156,7 +156,13 @@ fn visible_channels(world: &World, viewer: &Client, target: &Client) -> Vec<Stri
         .iter()
         .filter_map(|folded| world.channels.get(folded))
         .filter(|c| c.is_visible_to(viewer.id, viewer.modes.oper))
-        .map(|c| format!("{}{}", c.members[&target.id].prefix(multi_prefix), c.name))
+        .map(|c| {
+            format!(
+                "{}{}",
+                c.members[&target.id].status.prefix(multi_prefix),
+                c.name
+            )
+        })
         .collect();
     names.sort();
     names

@@ -6,10 +6,23 @@ use bytes::Bytes;
 use smallvec::SmallVec;
 
 use super::caps::Cap;
+use super::outbox::{Outbox, Recipient};
 use super::stamped::StampedLine;
 use super::world::{ClientId, Clients};
 use crate::proto::mask::wildcard_match;
 use crate::proto::tags::TagMask;
+
+/// Recipients of a channel message looked up before they are queued.
+const BROADCAST_CHUNK: usize = 32;
+
+/// A member of a channel: its status there, and its outbox, kept here so
+/// that a message to the channel reaches each member without looking it
+/// up among all clients (see [`Channel::broadcast_message`]).
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub status: Membership,
+    pub outbox: Outbox,
+}
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Membership {
@@ -106,7 +119,7 @@ pub struct Channel {
     pub name: String,
     pub created: u64,
     pub topic: Option<Topic>,
-    pub members: HashMap<ClientId, Membership>,
+    pub members: HashMap<ClientId, Member>,
     pub modes: ChannelModes,
     pub bans: Vec<ListEntry>,
     pub excepts: Vec<ListEntry>,
@@ -143,7 +156,7 @@ impl Channel {
     }
 
     pub fn is_op(&self, id: ClientId) -> bool {
-        self.members.get(&id).is_some_and(|m| m.op)
+        self.members.get(&id).is_some_and(|m| m.status.op)
     }
 
     /// Whether a client known by these casefolded masks (see
@@ -189,7 +202,7 @@ impl Channel {
         folded_masks: impl FnOnce() -> SmallVec<[String; 2]>,
     ) -> bool {
         let banned = || !self.bans.is_empty() && self.is_banned(&folded_masks());
-        match self.members.get(&id) {
+        match self.members.get(&id).map(|m| m.status) {
             Some(m) if m.op || m.voice => true,
             Some(_) => !self.modes.moderated && !banned(),
             None => !self.modes.no_external && !self.modes.moderated && !banned(),
@@ -247,27 +260,42 @@ impl Channel {
     /// ops).
     pub fn broadcast_message(
         &self,
-        clients: &Clients,
         line: &StampedLine<'_>,
         except: ClientId,
         min_status: Option<char>,
         tags_only: bool,
     ) {
-        for (&member, m) in &self.members {
-            let qualifies = match min_status {
-                None => true,
-                Some('@') => m.op,
-                Some(_) => m.op || m.voice,
-            };
-            if member == except || !qualifies {
-                continue;
-            }
-            if let Some(client) = clients.get(&member) {
-                // A message made only of tags means nothing without them.
-                if tags_only && !client.outbox.tag_mask().contains(TagMask::MESSAGE_TAGS) {
+        // Recipients are read a chunk at a time before any is queued: the
+        // reading only loads, so the CPU overlaps the cache misses of many
+        // recipients, while queueing takes each one's lock, an atomic
+        // operation that would make every miss wait for the one before.
+        let mut chunk: SmallVec<[Recipient; BROADCAST_CHUNK]> = SmallVec::new();
+        let mut members = self.members.iter();
+        loop {
+            for (&id, member) in members.by_ref() {
+                let qualifies = match min_status {
+                    None => true,
+                    Some('@') => member.status.op,
+                    Some(_) => member.status.op || member.status.voice,
+                };
+                if id == except || !qualifies {
                     continue;
                 }
-                client.outbox.send_stamped(line);
+                let recipient = member.outbox.recipient();
+                // A message made only of tags means nothing without them.
+                if tags_only && !recipient.tag_mask().contains(TagMask::MESSAGE_TAGS) {
+                    continue;
+                }
+                chunk.push(recipient);
+                if chunk.len() == BROADCAST_CHUNK {
+                    break;
+                }
+            }
+            if chunk.is_empty() {
+                return;
+            }
+            for recipient in chunk.drain(..) {
+                recipient.send_stamped(line);
             }
         }
     }

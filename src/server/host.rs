@@ -82,8 +82,8 @@ impl World {
                 continue;
             };
             let [join, extended_join] = me.join_lines(&channel.name);
-            let modes = channel.members.get(&id).and_then(|membership| {
-                let letters = match (membership.op, membership.voice) {
+            let modes = channel.members.get(&id).and_then(|member| {
+                let letters = match (member.status.op, member.status.voice) {
                     (true, true) => "+ov",
                     (true, false) => "+o",
                     (false, true) => "+v",

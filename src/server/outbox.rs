@@ -76,11 +76,12 @@ enum Writer {
 }
 
 #[derive(Debug)]
+#[repr(C)] // Field order matters: see `Shared`.
 struct Queue {
-    lines: VecDeque<Bytes>,
     bytes: usize,
     state: State,
     writer: Writer,
+    lines: VecDeque<Bytes>,
     /// Why the connection must end, when asked by another task (KILL) or
     /// after a write error.
     end_reason: Option<String>,
@@ -96,25 +97,59 @@ impl Queue {
     }
 }
 
+/// In declaration order, so that what queueing a line touches (`capturing`,
+/// `limit`, the lock and the head of `Queue`, `tag_mask`) lies on the first
+/// two cache lines after the `Arc`'s counts, and the two flags a
+/// [`Recipient`] reads sit one on each: reading them brings in everything
+/// the push then needs. Only speed depends on it.
 #[derive(Debug)]
+#[repr(C)]
 struct Shared {
-    // A blocking mutex: every critical section is a push or a swap and
-    // none crosses an `.await`. Writes happen outside it (one writer at a
-    // time, see `Writer::Writing`), so a sender never waits for a syscall.
-    queue: Mutex<Queue>,
-    limit: usize,
-    /// The tags this client enabled (a [`TagMask`]'s bits). Lines are
-    /// built once with all their tags; each client gets the view its
-    /// capabilities allow (see [`tags::view`]).
-    tag_mask: AtomicU8,
     /// Set while a labeled command of this client runs: lines its
     /// connection's thread queues then may be part of the reply (see
     /// `labeled`).
     capturing: AtomicBool,
+    /// The sendq limit; `u32` (config allows at most 1 GiB) to share the
+    /// first cache line.
+    limit: u32,
+    // A blocking mutex: every critical section is a push or a swap and
+    // none crosses an `.await`. Writes happen outside it (one writer at a
+    // time, see `Writer::Writing`), so a sender never waits for a syscall.
+    queue: Mutex<Queue>,
+    /// The tags this client enabled (a [`TagMask`]'s bits). Lines are
+    /// built once with all their tags; each client gets the view its
+    /// capabilities allow (see [`tags::view`]).
+    tag_mask: AtomicU8,
     socket: TcpStream,
     // Kept here, in the one allocation a connection shares with the
     // network state, rather than in one more of its own.
     liveness: Liveness,
+}
+
+/// A client as a sender sees it just before queueing a message for it:
+/// read apart from the queueing, so that a broadcast can look up many
+/// recipients before it takes any of their locks (see
+/// `Channel::broadcast_message`).
+#[derive(Debug, Clone, Copy)]
+pub struct Recipient<'a> {
+    outbox: &'a Outbox,
+    tag_mask: TagMask,
+    capturing: bool,
+}
+
+impl Recipient<'_> {
+    pub fn tag_mask(&self) -> TagMask {
+        self.tag_mask
+    }
+
+    /// [`Outbox::send_stamped`].
+    pub fn send_stamped(&self, line: &StampedLine<'_>) -> bool {
+        let line = stamped_view(line, self.tag_mask);
+        match self.outbox.captured_if(self.capturing, line) {
+            Some(line) => self.outbox.push(line),
+            None => true,
+        }
+    }
 }
 
 /// The sending side of a client's connection. Cheap to clone.
@@ -127,17 +162,17 @@ impl Outbox {
     pub fn new(limit: usize, socket: TcpStream) -> Outbox {
         Outbox {
             shared: Arc::new(Shared {
+                capturing: AtomicBool::new(false),
+                limit: u32::try_from(limit).unwrap_or(u32::MAX),
                 queue: Mutex::new(Queue {
-                    lines: VecDeque::new(),
                     bytes: 0,
                     state: State::Open,
                     writer: Writer::Idle,
+                    lines: VecDeque::new(),
                     end_reason: None,
                     connection_task: None,
                 }),
-                limit,
                 tag_mask: AtomicU8::new(TagMask::NONE.bits()),
-                capturing: AtomicBool::new(false),
                 socket,
                 liveness: Liveness::default(),
             }),
@@ -152,6 +187,10 @@ impl Outbox {
     /// When the client was last heard from, for the keepalive sweep.
     pub fn liveness(&self) -> &Liveness {
         &self.shared.liveness
+    }
+
+    fn limit(&self) -> usize {
+        self.shared.limit as usize
     }
 
     fn lock(&self) -> MutexGuard<'_, Queue> {
@@ -188,25 +227,24 @@ impl Outbox {
         }
     }
 
+    /// This client as a sender sees it before queueing a message.
+    pub fn recipient(&self) -> Recipient<'_> {
+        Recipient {
+            outbox: self,
+            tag_mask: self.tag_mask(),
+            capturing: self.shared.capturing.load(Ordering::Relaxed),
+        }
+    }
+
     /// Queues a user's message as this client takes it.
     pub fn send_stamped(&self, line: &StampedLine<'_>) -> bool {
-        match self.captured(self.stamped_view(line)) {
-            Some(line) => self.push(line),
-            None => true,
-        }
+        self.recipient().send_stamped(line)
     }
 
     /// Queues a message that is never part of a labeled reply, even while
     /// one is collected: a message a client sent to itself.
     pub fn send_stamped_unlabeled(&self, line: &StampedLine<'_>) -> bool {
-        self.push(self.stamped_view(line))
-    }
-
-    fn stamped_view(&self, line: &StampedLine<'_>) -> Bytes {
-        match self.tag_mask() {
-            TagMask::NONE => line.body().clone(),
-            mask => tags::view(line.tagged(), mask),
-        }
+        self.push(stamped_view(line, self.tag_mask()))
     }
 
     /// `line` as this client receives it, unless it is captured into the
@@ -217,7 +255,12 @@ impl Outbox {
 
     /// `line`, unless the reply to a labeled command takes it.
     fn captured(&self, line: Bytes) -> Option<Bytes> {
-        if self.shared.capturing.load(Ordering::Relaxed) {
+        self.captured_if(self.shared.capturing.load(Ordering::Relaxed), line)
+    }
+
+    /// [`Outbox::captured`] with the `capturing` flag already read.
+    fn captured_if(&self, capturing: bool, line: Bytes) -> Option<Bytes> {
+        if capturing {
             return labeled::capture(self, line);
         }
         Some(line)
@@ -242,7 +285,7 @@ impl Outbox {
         if queue.state != State::Open {
             return false;
         }
-        if queue.bytes + line.len() > self.shared.limit {
+        if queue.bytes + line.len() > self.limit() {
             queue.state = State::Overflowed;
             queue.lines.clear();
             queue.bytes = 0;
@@ -321,7 +364,7 @@ impl Outbox {
         if queue.state != State::Open {
             return false;
         }
-        if queue.bytes + line.len() > self.shared.limit {
+        if queue.bytes + line.len() > self.limit() {
             drop(queue);
             // Same overflow as any other line.
             return self.push(line);
@@ -346,7 +389,7 @@ impl Outbox {
     /// for company) could pass the sendq limit on a socket that never
     /// pushed back: a JOIN to many big channels queues a lot of NAMES.
     fn is_pressing(&self, queue: &Queue) -> bool {
-        queue.bytes > self.shared.limit / 4
+        queue.bytes > self.limit() / 4
     }
 
     fn write_or_schedule<'a>(&'a self, mut queue: MutexGuard<'a, Queue>) {
@@ -557,6 +600,14 @@ impl Outbox {
         if queue.writer == expected {
             self.write_queued(queue);
         }
+    }
+}
+
+/// `line` as a client with `mask` takes it.
+fn stamped_view(line: &StampedLine<'_>, mask: TagMask) -> Bytes {
+    match mask {
+        TagMask::NONE => line.body().clone(),
+        mask => tags::view(line.tagged(), mask),
     }
 }
 
