@@ -7,7 +7,7 @@ use smallvec::SmallVec;
 
 use super::{chanserv, is_channel_name, missed, nickserv, playback, replies, Ctx, Flow};
 use crate::proto::numeric::Response;
-use crate::proto::tags::Stamp;
+use crate::proto::tags::{self, Stamp};
 use crate::proto::Message;
 use crate::server::caps::Cap;
 use crate::server::history;
@@ -77,6 +77,8 @@ fn relay(ctx: &Ctx<'_>, msg: &Message<'_>, kind: Kind) -> Flow {
     }
     let id = ctx.id();
     let max_targets = ctx.server.config.limits.targets_per_message;
+    // Read before the lock, which every message of every thread takes.
+    let clock_ms = tags::clock_ms();
     let mut world = ctx.world();
     if kind == Kind::Privmsg {
         if let Some(me) = world.clients.get_mut(&id) {
@@ -94,6 +96,7 @@ fn relay(ctx: &Ctx<'_>, msg: &Message<'_>, kind: Kind) -> Flow {
             .filter(|tag| sends_tags && tag.key.starts_with('+'))
             .map(|tag| (tag.key, tag.value.as_ref()));
         StampedLine::new(
+            clock_ms,
             &me.mask,
             me.account.as_deref(),
             kind.command(),

@@ -163,14 +163,28 @@ const COUNTER_BITS: u32 = 16;
 
 static LAST_ID: AtomicU64 = AtomicU64::new(0);
 
+/// The wall clock in milliseconds since the Unix epoch.
+pub fn clock_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as u64)
+}
+
 impl Stamp {
     pub fn now() -> Stamp {
-        let time_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |since| since.as_millis() as u64);
+        Stamp::at(clock_ms())
+    }
+
+    /// A stamp for a message handled now, with `clock_ms` read a moment
+    /// earlier (before taking a lock, say). Its time is its id's, so that
+    /// times never go back in the order ids are handed out, even when
+    /// another message read the clock later and was stamped first; it is
+    /// also the time a stored line shows, which is rebuilt from its id.
+    pub fn at(clock_ms: u64) -> Stamp {
+        let id = MessageId::next(clock_ms);
         Stamp {
-            time_ms,
-            id: MessageId::next(time_ms),
+            time_ms: id.0 >> COUNTER_BITS,
+            id,
         }
     }
 }
@@ -384,6 +398,23 @@ mod tests {
         ] {
             assert_eq!(parse_time(bad), None, "{bad}");
         }
+    }
+
+    /// A message that read the clock before another was stamped, and was
+    /// stamped after it, must not show an earlier time than it.
+    #[test]
+    fn a_stamp_from_an_older_clock_reading_shows_no_earlier_time() {
+        let read_early = clock_ms() - 1_000;
+        let stamped_first = Stamp::now();
+        let stamped_later = Stamp::at(read_early);
+        assert!(stamped_later.id > stamped_first.id);
+        assert!(
+            stamped_later.time_ms >= stamped_first.time_ms,
+            "{} < {}",
+            stamped_later.time_ms,
+            stamped_first.time_ms
+        );
+        assert_eq!(stamped_later.time_ms, stamped_later.id.0 >> COUNTER_BITS);
     }
 
     #[test]

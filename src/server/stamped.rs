@@ -23,8 +23,10 @@ pub struct StampedLine<'a> {
 }
 
 impl<'a> StampedLine<'a> {
-    /// The line `finish` makes of `:mask command`, stamped now.
+    /// The line `finish` makes of `:mask command`, stamped now with the
+    /// clock read at `clock_ms` (see [`Stamp::at`]).
     pub fn new(
+        clock_ms: u64,
         mask: &str,
         account: Option<&'a str>,
         command: &str,
@@ -32,7 +34,7 @@ impl<'a> StampedLine<'a> {
         finish: impl FnOnce(LineBuilder) -> Bytes,
     ) -> StampedLine<'a> {
         StampedLine {
-            stamp: Stamp::now(),
+            stamp: Stamp::at(clock_ms),
             account,
             client_tags: client_tags.collect(),
             body: finish(LineBuilder::new(Some(mask), command)),
@@ -77,6 +79,7 @@ mod tests {
     #[test]
     fn the_tagged_line_is_the_body_with_its_tags() {
         let line = StampedLine::new(
+            tags::clock_ms(),
             "n!u@h",
             Some("acc"),
             "PRIVMSG",
