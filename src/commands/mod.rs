@@ -49,7 +49,7 @@ pub struct Session {
     /// `CAP LS 302` (or later) was sent: cap-notify stays on.
     pub cap_302: bool,
     /// The password given with PASS, checked when registration completes.
-    pub pass: Option<String>,
+    pub pass: Option<Box<str>>,
     pub got_user: bool,
     /// OPER attempts made on this connection.
     pub oper_attempts: u8,

@@ -22,7 +22,7 @@ pub fn is_valid_nick(nick: &str, max_len: usize) -> bool {
 }
 
 pub fn pass(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
-    ctx.session.pass = Some(msg.params[0].to_owned());
+    ctx.session.pass = Some(msg.params[0].into());
     Flow::Continue
 }
 

@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 #[derive(Debug)]
 pub struct FloodControl {
-    burst: f64,
-    lines_per_sec: f64,
+    // Integers, as configured: every connection holds one of these.
+    burst: u32,
+    lines_per_sec: u32,
     tokens: f64,
     last: Instant,
 }
@@ -18,8 +19,8 @@ impl FloodControl {
     /// `None` when `lines_per_sec` is 0 (flood control off).
     pub fn new(burst: u32, lines_per_sec: u32, now: Instant) -> Option<FloodControl> {
         (lines_per_sec > 0).then(|| FloodControl {
-            burst: f64::from(burst.max(1)),
-            lines_per_sec: f64::from(lines_per_sec),
+            burst: burst.max(1),
+            lines_per_sec,
             tokens: f64::from(burst.max(1)),
             last: now,
         })
@@ -30,14 +31,15 @@ impl FloodControl {
     pub fn delay(&mut self, now: Instant) -> Duration {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = now;
-        self.tokens = (self.tokens + elapsed * self.lines_per_sec).min(self.burst);
+        let lines_per_sec = f64::from(self.lines_per_sec);
+        self.tokens = (self.tokens + elapsed * lines_per_sec).min(f64::from(self.burst));
         self.tokens -= 1.0;
         if self.tokens >= 0.0 {
             Duration::ZERO
         } else {
             // The debt is paid by waiting; the next line's refill counts
             // from now, so waits add up line after line.
-            Duration::from_secs_f64(-self.tokens / self.lines_per_sec)
+            Duration::from_secs_f64(-self.tokens / lines_per_sec)
         }
     }
 }

@@ -316,19 +316,18 @@ async fn accept_loop(server: Arc<Server>, listener: TcpListener, tracker: TaskTr
 /// lines cannot hold a place that new clients need.
 pub(crate) struct ConnectionSlot {
     server: Arc<Server>,
-    /// Connections counted, this one included, when it was taken.
-    count: usize,
     released: bool,
 }
 
 impl ConnectionSlot {
-    fn take(server: &Arc<Server>) -> ConnectionSlot {
+    /// A slot, and the connections counted with it, this one included.
+    fn take(server: &Arc<Server>) -> (ConnectionSlot, usize) {
         let count = server.connections.fetch_add(1, Ordering::Relaxed) + 1;
-        ConnectionSlot {
+        let slot = ConnectionSlot {
             server: server.clone(),
-            count,
             released: false,
-        }
+        };
+        (slot, count)
     }
 
     pub(crate) fn release(&mut self) {
