@@ -19,26 +19,17 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use self::gather::write_some;
 use super::flush::defer_to_scope;
 use super::keepalive::Liveness;
 use super::labeled;
 use super::stamped::StampedLine;
 use crate::proto::tags::{self, TagMask};
 
-/// Lines handed to one vectored write (the kernel takes up to 1024).
-/// Bytes copied into one buffer for one write. The kernel copies a
-/// contiguous buffer much faster than the same bytes in many small iovecs
-/// (one per line), and a recipient of a busy channel has dozens queued.
-const GATHER_LIMIT: usize = 64 * 1024;
-
-thread_local! {
-    static GATHERED: std::cell::RefCell<Vec<u8>> =
-        std::cell::RefCell::new(Vec::with_capacity(GATHER_LIMIT));
-}
 /// How long an ended connection may take to receive its last lines.
 pub const CLOSE_FLUSH_LIMIT: Duration = Duration::from_secs(10);
 /// How long a client cut off for its sendq gets to take the ERROR line.
@@ -620,46 +611,7 @@ fn wake_connection_task(mut queue: MutexGuard<'_, Queue>) {
     }
 }
 
-/// Writes the front of `lines` to `socket` until it would block, dropping
-/// what was written (mid-line if need be). Returns the bytes written, or the
-/// error that stopped it (`WouldBlock` once the socket is full).
-fn write_some(socket: &TcpStream, lines: &mut VecDeque<Bytes>) -> std::io::Result<usize> {
-    let mut total = 0;
-    while !lines.is_empty() {
-        let attempt = match lines.len() {
-            1 => socket.try_write(&lines[0]),
-            _ => GATHERED.with(|gathered| {
-                let mut gathered = gathered.borrow_mut();
-                gathered.clear();
-                for line in lines.iter() {
-                    if !gathered.is_empty() && gathered.len() + line.len() > GATHER_LIMIT {
-                        break;
-                    }
-                    gathered.extend_from_slice(line);
-                }
-                socket.try_write(&gathered)
-            }),
-        };
-        let written = match attempt {
-            Ok(0) => Err(ErrorKind::WriteZero.into()),
-            Ok(written) => Ok(written),
-            // Bytes already written still count as written.
-            Err(error) if total > 0 && error.kind() == ErrorKind::WouldBlock => break,
-            Err(error) => Err(error),
-        }?;
-        total += written;
-        let mut left = written;
-        while let Some(first) = lines.front_mut() {
-            if first.len() > left {
-                first.advance(left);
-                break;
-            }
-            left -= first.len();
-            lines.pop_front();
-        }
-    }
-    Ok(total)
-}
+mod gather;
 
 #[cfg(test)]
 mod tests;
