@@ -16,7 +16,12 @@ use crate::store::Account;
 
 /// The account the client is logged in to.
 pub fn logged_in(ctx: &Ctx<'_>) -> Option<String> {
-    ctx.world().clients.get(&ctx.id())?.account.clone()
+    ctx.world()
+        .clients
+        .get(&ctx.id())?
+        .account
+        .as_deref()
+        .map(str::to_owned)
 }
 
 /// Who a client is logged in as: the account's folded name and uid.
@@ -87,7 +92,7 @@ pub fn log_in(server: &Arc<Server>, id: ClientId, account: &Account) -> bool {
     let Some(me) = world.clients.get_mut(&id) else {
         return false;
     };
-    me.account = Some(account.name.clone());
+    me.account = Some(account.name.as_str().into());
     me.account_uid = account.uid;
     // Join replay shows a returning account only what it has not seen.
     me.last_seen_ms = account.last_seen_ms;
@@ -154,7 +159,7 @@ fn source_of(me: &Client) -> String {
     if me.user.is_empty() {
         format!("{}!*@*", me.nick)
     } else {
-        me.mask.clone()
+        me.mask.to_string()
     }
 }
 
@@ -170,7 +175,7 @@ pub fn register(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
         }
     };
     let rules = &ctx.server.config.accounts;
-    if nick == "*" {
+    if &*nick == "*" {
         return register_fail(
             ctx,
             "NEED_NICK",
@@ -188,11 +193,7 @@ pub fn register(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
         return Flow::Continue;
     }
     // `*` stands for the current nick, in replies too.
-    let name = if requested == "*" {
-        nick.as_str()
-    } else {
-        requested
-    };
+    let name = if requested == "*" { &nick } else { requested };
     if logged_in(ctx).is_some() {
         return register_fail(
             ctx,

@@ -266,7 +266,7 @@ fn readable_target(ctx: &Ctx<'_>, target: &str) -> Option<Readable> {
     if !is_channel_name(target) {
         me.account.as_ref()?;
         let (partner, name) = match world.registered_by_nick(target) {
-            Some(partner) => (world.history_identity(partner), partner.nick.clone()),
+            Some(partner) => (world.history_identity(partner), partner.nick.to_string()),
             // Offline: the conversation with the account of that name.
             None => (world.fold(target), target.to_owned()),
         };

@@ -33,9 +33,9 @@ pub fn send_names(ctx: &Ctx<'_>, world: &World, channel: &Channel, viewer: Clien
                 return None;
             }
             let name = if with_host {
-                member.mask.as_str()
+                &*member.mask
             } else {
-                member.nick.as_str()
+                &*member.nick
             };
             Some((membership.status.prefix(multi_prefix), name))
         });

@@ -243,7 +243,7 @@ fn relay(ctx: &Ctx<'_>, msg: &Message<'_>, kind: Kind) -> Flow {
     };
     let me = &world.clients[&id];
     let sender = missed::OfflineSender {
-        nick: me.nick.clone(),
+        nick: me.nick.to_string(),
         identity: world.history_identity(me),
         outbox: me.outbox.clone(),
         echo,

@@ -276,7 +276,7 @@ pub fn reply_numeric(
         .world()
         .clients
         .get(&session.id)
-        .map(|c| c.nick.clone())
+        .map(|c| c.nick.to_string())
         .unwrap_or_else(|| "*".to_owned());
     session
         .outbox

@@ -337,7 +337,7 @@ fn own_nick(ctx: &Ctx<'_>) -> String {
     ctx.world()
         .clients
         .get(&ctx.id())
-        .map(|c| c.nick.clone())
+        .map(|c| c.nick.to_string())
         .unwrap_or_default()
 }
 

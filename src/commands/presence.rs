@@ -29,8 +29,8 @@ pub fn away(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
             "You are no longer marked as being away",
         ),
     };
-    let changed = me.away != text;
-    me.away = text;
+    let changed = me.away.as_deref() != text.as_deref();
+    me.away = text.map(String::into_boxed_str);
     me.send(&ctx.numeric(&me.nick, numeric).trailing(reply));
     if changed {
         // away-notify, only when something changed (as Ergo does).
@@ -73,7 +73,7 @@ pub fn setname(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
     let Some(me) = world.clients.get_mut(&id) else {
         return Flow::Continue;
     };
-    me.realname = realname.to_owned();
+    me.realname = realname.into();
     let line = me.line("SETNAME").trailing(realname);
     world.send_to_peers_with(id, &line, Cap::Setname, true);
     Flow::Continue
@@ -89,7 +89,7 @@ pub fn ison(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
         .flat_map(|p| p.split(' '))
         .filter(|n| !n.is_empty())
         .filter_map(|nick| world.registered_by_nick(nick))
-        .map(|c| c.nick.as_str())
+        .map(|c| &*c.nick)
         .collect();
     me.send(
         &ctx.numeric(&me.nick, Response::RPL_ISON)
@@ -196,7 +196,7 @@ fn send_status(ctx: &Ctx<'_>, world: &World, targets: &[&str]) {
     let mut offline = Vec::new();
     for target in targets {
         match world.registered_by_nick(target) {
-            Some(client) => online.push(client.mask.as_str()),
+            Some(client) => online.push(&*client.mask),
             None => offline.push(*target),
         }
     }

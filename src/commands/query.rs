@@ -75,18 +75,18 @@ fn send_who_line(
         let value = match field {
             't' => whox.token.clone(),
             'c' => channel_name.to_owned(),
-            'u' => target.user.clone(),
+            'u' => target.user.to_string(),
             'i' => target.ip.to_string(),
-            'h' => target.host.clone(),
+            'h' => target.host.to_string(),
             's' => ctx.server.name.clone(),
-            'n' => target.nick.clone(),
+            'n' => target.nick.to_string(),
             'f' => flags.clone(),
             'd' => "0".to_owned(),
             'l' => target.last_active.elapsed().as_secs().to_string(),
             'a' => "0".to_owned(),
             'o' => "n/a".to_owned(),
             _ => {
-                realname = Some(target.realname.as_str());
+                realname = Some(&target.realname);
                 continue;
             }
         };
@@ -200,7 +200,7 @@ pub fn whois(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
 
 fn send_whois(ctx: &Ctx<'_>, world: &World, me: &Client, target: &Client) {
     let reply = |numeric| ctx.numeric(&me.nick, numeric);
-    let nick = target.nick.as_str();
+    let nick = &*target.nick;
     me.send(
         &reply(Response::RPL_WHOISUSER)
             .param(nick)

@@ -48,7 +48,7 @@ pub fn nick(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
     let Some(me) = world.clients.get(&id) else {
         return Flow::Continue;
     };
-    if me.nick == new_nick {
+    if &*me.nick == new_nick {
         return Flow::Continue;
     }
     if world.nicks.get(&folded).is_some_and(|&holder| holder != id) {
@@ -106,8 +106,8 @@ pub fn user(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
         };
         // No ident lookup is done, so the username is marked unverified
         // with `~`, as on most networks.
-        me.user = format!("~{username}");
-        me.realname = realname;
+        me.user = format!("~{username}").into();
+        me.realname = realname.into();
         me.update_mask();
     }
     ctx.session.got_user = true;

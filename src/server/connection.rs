@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -74,6 +74,7 @@ struct Connection {
     slot: ConnectionSlot,
     /// The client was taken out of the network.
     left: bool,
+    waiting: Waiting,
 }
 
 impl Connection {
@@ -120,6 +121,7 @@ impl Connection {
             },
             slot,
             left: false,
+            waiting: Waiting::Nothing,
         })
     }
 
@@ -133,10 +135,14 @@ impl Connection {
     }
 
     async fn serve(&mut self) {
-        let reason = self.read_loop().await;
-        let account = self.leave(&reason);
-        // The peer's address is in the "connected" line with the same id.
-        info!(client = self.session.id, reason, "disconnected");
+        let account = {
+            let reason = poll_fn(|cx| self.poll_read_loop(cx)).await;
+            self.waiting = Waiting::Nothing;
+            let account = self.leave(&reason);
+            // The peer's address is in the "connected" line with the same id.
+            info!(client = self.session.id, reason, "disconnected");
+            account
+        };
         // Boxed: it cannot share room with the read loop's state, and
         // every idle connection would carry both.
         let (outbox, server) = (&self.session.outbox, &self.server);
@@ -201,24 +207,6 @@ impl Drop for Connection {
             }
         }
     }
-}
-
-/// Waits for `event` while writing what the client's full socket held
-/// back; resolves with the reason to leave instead if the connection must
-/// end first (KILL, sendq, a write error, a server shutdown). Polled by
-/// hand rather than with `select!` over futures: every idle client holds
-/// this wait, and its size is most of what an idle client costs.
-async fn unless_ended<T>(
-    outbox: &Outbox,
-    mut event: impl FnMut(&mut Context<'_>) -> Poll<T>,
-) -> Result<T, String> {
-    poll_fn(|cx| {
-        if let Poll::Ready(reason) = outbox.poll_serve_until_ended(cx) {
-            return Poll::Ready(Err(reason));
-        }
-        event(cx).map(Ok)
-    })
-    .await
 }
 
 /// What stopped the handling of buffered input.
@@ -305,71 +293,95 @@ impl Input {
 }
 
 impl Connection {
-    async fn read_loop(&mut self) -> String {
-        let input = &mut self.input;
-        let (server, session) = (&self.server, &mut self.session);
+    /// Serves the client until its connection must end; resolves with the
+    /// reason. A poll by hand over [`Connection::waiting`] rather than an
+    /// `async fn`: the state an `async` loop keeps across its waits made
+    /// every idle connection's task 128 bytes bigger.
+    fn poll_read_loop(&mut self, cx: &mut Context<'_>) -> Poll<String> {
+        let (server, session, input) = (&self.server, &mut self.session, &mut self.input);
         loop {
-            let pause = match input.handle_buffered(server, session) {
-                Ok(pause) => pause,
-                Err(e) => return format!("Read error: {e}"),
-            };
-            match pause {
-                Pause::NeedInput => {}
-                Pause::Quit(reason) => return reason,
-                Pause::Throttled(frame, wait) => {
-                    input.throttled = Some(Box::new(frame));
-                    // Boxed: only a flooding client needs a timer.
-                    let mut timer = Box::pin(tokio::time::sleep(wait));
-                    if let Err(reason) =
-                        unless_ended(&session.outbox, |cx| timer.as_mut().poll(cx)).await
-                    {
-                        return reason;
+            if !matches!(self.waiting, Waiting::Nothing) {
+                // Whatever it waits for, a connection that must end (KILL,
+                // sendq, a write error, a shutdown) ends now, and a socket
+                // that drains gets what was held back.
+                if let Poll::Ready(reason) = session.outbox.poll_serve_until_ended(cx) {
+                    return Poll::Ready(reason);
+                }
+            }
+            match &mut self.waiting {
+                Waiting::Nothing => {
+                    let pause = match input.handle_buffered(server, session) {
+                        Ok(pause) => pause,
+                        Err(e) => return Poll::Ready(format!("Read error: {e}")),
+                    };
+                    self.waiting = match pause {
+                        Pause::NeedInput => {
+                            if input.at_eof {
+                                return Poll::Ready("Remote host closed the connection".to_owned());
+                            }
+                            // An idle client keeps no read buffer; a partial
+                            // line keeps its own.
+                            if input.buffer.is_empty() {
+                                input.buffer = BytesMut::new();
+                            }
+                            // Keepalive and registration deadlines are the
+                            // sweep's job (`keepalive.rs`): it ends the
+                            // connection through the outbox.
+                            Waiting::Input
+                        }
+                        Pause::Quit(reason) => return Poll::Ready(reason),
+                        Pause::Throttled(frame, wait) => {
+                            input.throttled = Some(Box::new(frame));
+                            // Boxed: only a flooding client needs a timer.
+                            Waiting::Flood(Box::pin(tokio::time::sleep(wait)))
+                        }
+                        Pause::Wait(work) => Waiting::Work(work),
+                    };
+                }
+                Waiting::Input => {
+                    if let Err(e) = ready!(session.outbox.socket().poll_read_ready(cx)) {
+                        return Poll::Ready(format!("Read error: {e}"));
                     }
+                    match read_available(session.outbox.socket(), &mut input.buffer) {
+                        Ok(0) => input.at_eof = true,
+                        Ok(_) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                        Err(e) => return Poll::Ready(format!("Read error: {e}")),
+                    }
+                    session.now = Instant::now();
+                    session.outbox.liveness().record_read(session.now);
+                    self.waiting = Waiting::Nothing;
+                }
+                Waiting::Flood(timer) => {
+                    ready!(timer.as_mut().poll(cx));
                     // Nothing is read while input waits, yet the client is
                     // alive: it must not be taken for a silent one.
                     session.now = Instant::now();
                     session.outbox.liveness().record_read(session.now);
-                    continue;
+                    self.waiting = Waiting::Nothing;
                 }
-                Pause::Wait(mut work) => {
-                    match unless_ended(&session.outbox, |cx| work.as_mut().poll(cx)).await {
-                        Ok(Some(update)) => update(session),
-                        Ok(None) => {}
-                        Err(reason) => return reason,
+                Waiting::Work(work) => {
+                    if let Some(update) = ready!(work.as_mut().poll(cx)) {
+                        update(session);
                     }
                     session.now = Instant::now();
-                    continue;
+                    self.waiting = Waiting::Nothing;
                 }
             }
-            if input.at_eof {
-                return "Remote host closed the connection".to_owned();
-            }
-            // An idle client keeps no read buffer; a partial line keeps its own.
-            if input.buffer.is_empty() {
-                input.buffer = BytesMut::new();
-            }
-
-            // Keepalive and registration deadlines are the sweep's job
-            // (`keepalive.rs`): it ends the connection through the outbox.
-            match unless_ended(&session.outbox, |cx| {
-                session.outbox.socket().poll_read_ready(cx)
-            })
-            .await
-            {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return format!("Read error: {e}"),
-                Err(reason) => return reason,
-            }
-            match read_available(session.outbox.socket(), &mut input.buffer) {
-                Ok(0) => input.at_eof = true,
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                Err(e) => return format!("Read error: {e}"),
-            }
-            session.now = Instant::now();
-            session.outbox.liveness().record_read(session.now);
         }
     }
+}
+
+/// What a connection's task waits for while it serves the client.
+enum Waiting {
+    /// Nothing: the buffered input is handled next.
+    Nothing,
+    /// The socket, for more input.
+    Input,
+    /// Flood control's timer, before the held-back line.
+    Flood(Pin<Box<tokio::time::Sleep>>),
+    /// A command's slow work, before the next line.
+    Work(Pin<Box<dyn Future<Output = Option<SessionUpdate>> + Send>>),
 }
 
 /// Reads what the socket holds (up to [`READ_CHUNK`] more bytes); `Ok(0)`
@@ -487,7 +499,7 @@ fn handle_frame(server: &Arc<Server>, session: &mut Session, frame: Frame) -> Fl
                 let world = server.world();
                 let me = world.clients.get(&session.id);
                 (
-                    me.map_or_else(|| "*".to_owned(), |me| me.nick.clone()),
+                    me.map_or_else(|| "*".to_owned(), |me| me.nick.to_string()),
                     me.is_some_and(|me| me.caps.has(Cap::StandardReplies)),
                 )
             };
@@ -516,9 +528,10 @@ mod tests {
 
     /// Every idle client holds one of these futures, so its size is a
     /// large part of what an idle client costs: 1,128 bytes with `select!`
-    /// over wait futures, 480 with the waits polled by hand, 400 since.
-    /// tokio rounds a task up to 128 bytes (on x86_64) with about 112 of
-    /// its own, so at 400 a connection's task takes 512 bytes, not 640.
+    /// over wait futures, 480 with the waits polled by hand, 400 with a
+    /// smaller connection, 256 with the read loop a poll by hand. tokio
+    /// adds 104 bytes of its own and rounds a task up to 128 (on x86_64):
+    /// up to 280 bytes a connection's task takes 384 bytes, not 512.
     #[tokio::test]
     async fn the_connection_future_stays_small() {
         let data_dir = tempfile::tempdir().unwrap();
@@ -534,6 +547,6 @@ mod tests {
             panic!("the connection was refused");
         };
         let size = std::mem::size_of_val(&connection.into_task());
-        assert!(size <= 400, "the connection future takes {size} bytes");
+        assert!(size <= 280, "the connection future takes {size} bytes");
     }
 }

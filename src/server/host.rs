@@ -25,7 +25,7 @@ impl World {
             return masks;
         }
         let address = address_host(client.ip);
-        if client.host != address {
+        if *client.host != *address {
             masks.push(self.fold(&format!("{}!{}@{address}", client.nick, client.user)));
         }
         masks
@@ -37,7 +37,7 @@ impl World {
         let Some(me) = self.clients.get_mut(&id) else {
             return;
         };
-        if me.host == host {
+        if *me.host == *host {
             return;
         }
         let account = me.account.as_deref();
@@ -45,7 +45,7 @@ impl World {
             .param(&me.user)
             .last(&host);
         let quit = line_from(&me.mask, account, "QUIT").trailing("Changing hostname");
-        me.host = host;
+        me.host = host.into();
         me.update_mask();
         if !me.registered {
             return;
