@@ -1,6 +1,8 @@
+use std::cell::Cell;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use parlor::Config;
@@ -152,7 +154,11 @@ fn serve(cli: Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .on_thread_park(give_back_memory_when_idle)
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("cannot start the runtime: {e}");
@@ -286,3 +292,33 @@ fn logs(cli: &Cli, command: &LogsCommand) -> ExitCode {
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// How often a worker thread going idle may hand freed memory back.
+const IDLE_COLLECT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Run when a runtime worker thread runs out of work. mimalloc purges the
+/// pages freed on a thread (returns them to the OS) only after a delay, and
+/// only when that thread calls into it again: pages freed by a burst of
+/// work (a wave of registrations, a mass QUIT) stayed resident once the
+/// threads went idle, 0.5-1 KiB per idle client in the connect benchmark
+/// (see bench/README.md). At most once per interval per thread, so a busy
+/// server pays a clock read per park.
+fn give_back_memory_when_idle() {
+    thread_local! {
+        static LAST_COLLECT: Cell<Option<Instant>> = const { Cell::new(None) };
+    }
+    let now = Instant::now();
+    LAST_COLLECT.with(|last| {
+        if last
+            .get()
+            .is_some_and(|at| now.duration_since(at) < IDLE_COLLECT_INTERVAL)
+        {
+            return;
+        }
+        last.set(Some(now));
+        // SAFETY: `mi_collect` takes no pointers and has no preconditions:
+        // it only frees what mimalloc itself holds for the calling thread
+        // and purges pages whose delay passed, never a live allocation.
+        unsafe { libmimalloc_sys::mi_collect(false) };
+    });
+}
