@@ -36,6 +36,11 @@ declare -A CC=(
 BENCH_TIMEOUT=600       # seconds per load generator run
 START_TIMEOUT=20        # seconds for a server to start listening
 STOP_TIMEOUT=10         # seconds for a server to exit after SIGTERM
+# Seconds a server is left alone after it starts listening, before the
+# load generator reads its RSS: start-up work (Parlor hashes an Argon2
+# decoy, 19 MiB for a moment) must be over and its memory given back, or
+# a later drop of it would be credited to the clients measured.
+SETTLE_SECS=3
 
 usage() {
     cat <<EOF
@@ -535,6 +540,7 @@ for id in "${SCENARIO_LIST[@]}"; do
                 record "$id" "$s" "$run" "" "$err"
                 continue
             fi
+            sleep "$SETTLE_SECS"
             cc=()
             [[ -n ${CC[$s]} ]] && cc=(--connect-concurrency "${CC[$s]}")
             log "$id $s run $run/$RUNS: parlor-bench ${sargs[*]} ${cc[*]}"

@@ -1,11 +1,11 @@
-use std::cell::Cell;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use parlor::Config;
+
+mod memory;
 
 /// Parlor: an IRC-compatible community chat server.
 #[derive(Parser)]
@@ -136,6 +136,7 @@ fn load_config(cli: &Cli) -> Result<Config, String> {
 
 fn serve(cli: Cli) -> ExitCode {
     use std::io::IsTerminal;
+    memory::keep_pages_small();
     // Formatted on the connection tasks, written in batches by a thread
     // of its own (see `logging.rs`); flushed when `serve` returns.
     let (log_writer, _flush_logs_on_exit) = parlor::logging::BatchedLog::new(std::io::stderr());
@@ -156,7 +157,7 @@ fn serve(cli: Cli) -> ExitCode {
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .on_thread_park(give_back_memory_when_idle)
+        .on_thread_park(memory::give_back_when_idle)
         .build()
     {
         Ok(runtime) => runtime,
@@ -292,33 +293,3 @@ fn logs(cli: &Cli, command: &LogsCommand) -> ExitCode {
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// How often a worker thread going idle may hand freed memory back.
-const IDLE_COLLECT_INTERVAL: Duration = Duration::from_secs(1);
-
-/// Run when a runtime worker thread runs out of work. mimalloc purges the
-/// pages freed on a thread (returns them to the OS) only after a delay, and
-/// only when that thread calls into it again: pages freed by a burst of
-/// work (a wave of registrations, a mass QUIT) stayed resident once the
-/// threads went idle, 0.5-1 KiB per idle client in the connect benchmark
-/// (see bench/README.md). At most once per interval per thread, so a busy
-/// server pays a clock read per park.
-fn give_back_memory_when_idle() {
-    thread_local! {
-        static LAST_COLLECT: Cell<Option<Instant>> = const { Cell::new(None) };
-    }
-    let now = Instant::now();
-    LAST_COLLECT.with(|last| {
-        if last
-            .get()
-            .is_some_and(|at| now.duration_since(at) < IDLE_COLLECT_INTERVAL)
-        {
-            return;
-        }
-        last.set(Some(now));
-        // SAFETY: `mi_collect` takes no pointers and has no preconditions:
-        // it only frees what mimalloc itself holds for the calling thread
-        // and purges pages whose delay passed, never a live allocation.
-        unsafe { libmimalloc_sys::mi_collect(false) };
-    });
-}
