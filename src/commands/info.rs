@@ -4,6 +4,7 @@ use super::{Ctx, Flow};
 use crate::proto::mask::wildcard_match;
 use crate::proto::numeric::Response;
 use crate::proto::{LineBuilder, Message};
+use crate::server::outbox::Burst;
 use crate::server::world::{Client, World};
 use crate::server::Server;
 
@@ -97,54 +98,54 @@ pub fn info(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
 pub fn lusers(ctx: &mut Ctx<'_>, _msg: &Message<'_>) -> Flow {
     let world = ctx.world();
     if let Some(me) = world.clients.get(&ctx.id()) {
-        send_lusers(ctx.server, &world, me);
+        send_lusers(ctx.server, &world, me, &mut Burst::new(&me.outbox));
     }
     Flow::Continue
 }
 
 /// `251`–`266` for `me`, built while the state is locked once.
-pub fn send_lusers(server: &Server, world: &World, me: &Client) {
+pub fn send_lusers(server: &Server, world: &World, me: &Client, out: &mut Burst<'_>) {
     let counts = world.counts;
     let (users, invisible, opers) = (counts.registered, counts.invisible, counts.operators);
     let unknown = world.clients.len() - users;
     let (channels, peak) = (world.channels.len(), world.peak_users);
     let reply = |numeric: Response| LineBuilder::numeric(&server.name, numeric, &me.nick);
-    me.send(&reply(Response::RPL_LUSERCLIENT).trailing(&format!(
+    out.send(&reply(Response::RPL_LUSERCLIENT).trailing(&format!(
         "There are {} users and {invisible} invisible on 1 servers",
         users - invisible
     )));
     if opers > 0 {
-        me.send(
+        out.send(
             &reply(Response::RPL_LUSEROP)
                 .param(&opers.to_string())
                 .trailing("operator(s) online"),
         );
     }
     if unknown > 0 {
-        me.send(
+        out.send(
             &reply(Response::RPL_LUSERUNKNOWN)
                 .param(&unknown.to_string())
                 .trailing("unknown connection(s)"),
         );
     }
     if channels > 0 {
-        me.send(
+        out.send(
             &reply(Response::RPL_LUSERCHANNELS)
                 .param(&channels.to_string())
                 .trailing("channels formed"),
         );
     }
-    me.send(
+    out.send(
         &reply(Response::RPL_LUSERME).trailing(&format!("I have {users} clients and 0 servers")),
     );
     let (users, peak) = (users.to_string(), peak.to_string());
-    me.send(
+    out.send(
         &reply(Response::RPL_LOCALUSERS)
             .param(&users)
             .param(&peak)
             .trailing(&format!("Current local users {users}, max {peak}")),
     );
-    me.send(
+    out.send(
         &reply(Response::RPL_GLOBALUSERS)
             .param(&users)
             .param(&peak)
@@ -156,25 +157,25 @@ pub fn motd(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
     if names_this_server(ctx, msg, 0) {
         let world = ctx.world();
         if let Some(me) = world.clients.get(&ctx.id()) {
-            send_motd(ctx.server, me);
+            send_motd(ctx.server, me, &mut Burst::new(&me.outbox));
         }
     }
     Flow::Continue
 }
 
 /// `375`, `372`…, `376` (or `422`) for `me`.
-pub fn send_motd(server: &Server, me: &Client) {
+pub fn send_motd(server: &Server, me: &Client, out: &mut Burst<'_>) {
     let reply = |numeric: Response| LineBuilder::numeric(&server.name, numeric, &me.nick);
     if server.motd.is_empty() {
-        me.send(&reply(Response::ERR_NOMOTD).trailing("MOTD File is missing"));
+        out.send(&reply(Response::ERR_NOMOTD).trailing("MOTD File is missing"));
         return;
     }
-    me.send(
+    out.send(
         &reply(Response::RPL_MOTDSTART)
             .trailing(&format!("- {} Message of the day - ", server.name)),
     );
     for line in &server.motd {
-        me.send(&reply(Response::RPL_MOTD).trailing(&format!("- {line}")));
+        out.send(&reply(Response::RPL_MOTD).trailing(&format!("- {line}")));
     }
-    me.send(&reply(Response::RPL_ENDOFMOTD).trailing("End of /MOTD command."));
+    out.send(&reply(Response::RPL_ENDOFMOTD).trailing("End of /MOTD command."));
 }

@@ -4,6 +4,7 @@
 use super::{info, replies, Ctx, Flow};
 use crate::proto::numeric::Response;
 use crate::proto::{LineBuilder, Message};
+use crate::server::outbox::Burst;
 use crate::server::world::Client;
 use crate::server::Server;
 
@@ -149,9 +150,11 @@ pub fn try_register(ctx: &mut Ctx<'_>) -> Flow {
     let me = &world.clients[&id];
     // 001-005 are queued under the lock that made the client registered,
     // so nothing anyone sends it can arrive before its welcome.
-    send_welcome(server, me);
-    info::send_lusers(server, &world, me);
-    info::send_motd(server, me);
+    let mut burst = Burst::new(&me.outbox);
+    send_welcome(server, me, &mut burst);
+    info::send_lusers(server, &world, me, &mut burst);
+    info::send_motd(server, me, &mut burst);
+    burst.finish();
     world.notify_monitors_online(id);
     tracing::info!(client = id, nick = %world.clients[&id].nick, "registered");
     drop(world);
@@ -161,22 +164,22 @@ pub fn try_register(ctx: &mut Ctx<'_>) -> Flow {
 }
 
 /// 001 to 005.
-fn send_welcome(server: &Server, me: &Client) {
+fn send_welcome(server: &Server, me: &Client, out: &mut Burst<'_>) {
     let (nick, mask) = (&me.nick, &me.mask);
     let n = |numeric| LineBuilder::numeric(&server.name, numeric, nick);
     let network = &server.config.server.network;
-    me.send(
+    out.send(
         &n(Response::RPL_WELCOME).trailing(&format!("Welcome to the {network} IRC Network {mask}")),
     );
-    me.send(&n(Response::RPL_YOURHOST).trailing(&format!(
+    out.send(&n(Response::RPL_YOURHOST).trailing(&format!(
         "Your host is {}, running version {}",
         server.name, server.version
     )));
-    me.send(&n(Response::RPL_CREATED).trailing(&format!(
+    out.send(&n(Response::RPL_CREATED).trailing(&format!(
         "This server was created {}",
         httpdate::fmt_http_date(server.created)
     )));
-    me.send(
+    out.send(
         &n(Response::RPL_MYINFO)
             .param(&server.name)
             .param(server.version)
@@ -185,7 +188,7 @@ fn send_welcome(server: &Server, me: &Client) {
             .last("beIklov"),
     );
     for chunk in server.isupport.chunks(12) {
-        me.send(
+        out.send(
             &n(Response::RPL_ISUPPORT)
                 .params(chunk.iter().map(String::as_str))
                 .trailing("are supported by this server"),

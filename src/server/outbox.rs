@@ -27,7 +27,6 @@ use self::gather::write_some;
 use super::flush::defer_to_scope;
 use super::keepalive::Liveness;
 use super::labeled;
-use super::stamped::StampedLine;
 use crate::proto::tags::{self, TagMask};
 
 /// How long an ended connection may take to receive its last lines.
@@ -117,32 +116,6 @@ struct Shared {
     liveness: Liveness,
 }
 
-/// A client as a sender sees it just before queueing a message for it:
-/// read apart from the queueing, so that a broadcast can look up many
-/// recipients before it takes any of their locks (see
-/// `Channel::broadcast_message`).
-#[derive(Debug, Clone, Copy)]
-pub struct Recipient<'a> {
-    outbox: &'a Outbox,
-    tag_mask: TagMask,
-    capturing: bool,
-}
-
-impl Recipient<'_> {
-    pub fn tag_mask(&self) -> TagMask {
-        self.tag_mask
-    }
-
-    /// [`Outbox::send_stamped`].
-    pub fn send_stamped(&self, line: &StampedLine<'_>) -> bool {
-        let line = stamped_view(line, self.tag_mask);
-        match self.outbox.captured_if(self.capturing, line) {
-            Some(line) => self.outbox.push(line),
-            None => true,
-        }
-    }
-}
-
 /// The sending side of a client's connection. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Outbox {
@@ -199,6 +172,12 @@ impl Outbox {
         TagMask::from_bits(self.shared.tag_mask.load(Ordering::Relaxed))
     }
 
+    /// Whether a labeled command's reply is being collected from this
+    /// client's lines.
+    pub fn is_capturing(&self) -> bool {
+        self.shared.capturing.load(Ordering::Relaxed)
+    }
+
     pub(super) fn set_capturing(&self, capturing: bool) {
         self.shared.capturing.store(capturing, Ordering::Relaxed);
     }
@@ -218,26 +197,6 @@ impl Outbox {
         }
     }
 
-    /// This client as a sender sees it before queueing a message.
-    pub fn recipient(&self) -> Recipient<'_> {
-        Recipient {
-            outbox: self,
-            tag_mask: self.tag_mask(),
-            capturing: self.shared.capturing.load(Ordering::Relaxed),
-        }
-    }
-
-    /// Queues a user's message as this client takes it.
-    pub fn send_stamped(&self, line: &StampedLine<'_>) -> bool {
-        self.recipient().send_stamped(line)
-    }
-
-    /// Queues a message that is never part of a labeled reply, even while
-    /// one is collected: a message a client sent to itself.
-    pub fn send_stamped_unlabeled(&self, line: &StampedLine<'_>) -> bool {
-        self.push(stamped_view(line, self.tag_mask()))
-    }
-
     /// `line` as this client receives it, unless it is captured into the
     /// reply to a labeled command.
     fn to_queue(&self, line: &Bytes) -> Option<Bytes> {
@@ -246,7 +205,7 @@ impl Outbox {
 
     /// `line`, unless the reply to a labeled command takes it.
     fn captured(&self, line: Bytes) -> Option<Bytes> {
-        self.captured_if(self.shared.capturing.load(Ordering::Relaxed), line)
+        self.captured_if(self.is_capturing(), line)
     }
 
     /// [`Outbox::captured`] with the `capturing` flag already read.
@@ -594,14 +553,6 @@ impl Outbox {
     }
 }
 
-/// `line` as a client with `mask` takes it.
-fn stamped_view(line: &StampedLine<'_>, mask: TagMask) -> Bytes {
-    match mask {
-        TagMask::NONE => line.body().clone(),
-        mask => tags::view(line.tagged(), mask),
-    }
-}
-
 /// Wakes the connection task, after letting go of the lock it would take.
 fn wake_connection_task(mut queue: MutexGuard<'_, Queue>) {
     let task = queue.connection_task.take();
@@ -611,7 +562,12 @@ fn wake_connection_task(mut queue: MutexGuard<'_, Queue>) {
     }
 }
 
+mod burst;
 mod gather;
+mod recipient;
+
+pub use self::burst::Burst;
+pub use self::recipient::Recipient;
 
 #[cfg(test)]
 mod tests;
