@@ -60,6 +60,38 @@ async fn each_member_gets_the_tags_it_asked_for() {
     plain.sync().await;
 }
 
+/// Milliseconds since the epoch, from a time tag.
+fn millis_of(time: &str) -> u64 {
+    seconds_of(time) * 1000 + time[20..23].parse::<u64>().unwrap()
+}
+
+fn now_ms() -> u64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    since.unwrap().as_millis() as u64
+}
+
+#[tokio::test]
+async fn a_message_is_stamped_when_it_comes_in() {
+    let server = TestServer::start().await;
+    let mut timed = server.client_with_caps("timed", "server-time").await;
+    let mut bob = server.client("bob").await;
+    // Long enough after bob connected that a clock read then would show.
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let sent = now_ms();
+    bob.send("PRIVMSG timed :now").await;
+    let line = timed.next_line().await;
+    let received = now_ms();
+    assert_eq!(
+        untagged(&line),
+        format!(":{} PRIVMSG timed :now", bob.mask())
+    );
+    let time = millis_of(tag(&line, "time").expect("server-time gives time"));
+    assert!(
+        (sent..=received).contains(&time),
+        "stamped {time}, sent at {sent}, received at {received}"
+    );
+}
+
 #[tokio::test]
 async fn client_only_tags_and_tagmsg_reach_only_message_tags_clients() {
     let server = TestServer::start().await;

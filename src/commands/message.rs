@@ -7,7 +7,7 @@ use smallvec::SmallVec;
 
 use super::{chanserv, is_channel_name, missed, nickserv, playback, replies, Ctx, Flow};
 use crate::proto::numeric::Response;
-use crate::proto::tags::{self, Stamp};
+use crate::proto::tags::Stamp;
 use crate::proto::Message;
 use crate::server::caps::Cap;
 use crate::server::history;
@@ -77,8 +77,9 @@ fn relay(ctx: &Ctx<'_>, msg: &Message<'_>, kind: Kind) -> Flow {
     }
     let id = ctx.id();
     let max_targets = ctx.server.config.limits.targets_per_message;
-    // Read before the lock, which every message of every thread takes.
-    let clock_ms = tags::clock_ms();
+    // Read when this batch of input came in: not under the lock, which
+    // every message of every thread takes, and not once per message.
+    let clock_ms = ctx.session.clock_ms;
     let mut world = ctx.world();
     if kind == Kind::Privmsg {
         if let Some(me) = world.clients.get_mut(&id) {

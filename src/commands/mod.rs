@@ -34,7 +34,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::proto::numeric::{Numeric, Response};
-use crate::proto::{LineBuilder, Message};
+use crate::proto::{tags, LineBuilder, Message};
 use crate::server::outbox::Outbox;
 use crate::server::world::{ClientId, World};
 use crate::server::Server;
@@ -60,6 +60,9 @@ pub struct Session {
     /// When the input being handled came in (or was let through by flood
     /// control): one clock read per batch of lines, not several per line.
     pub now: Instant,
+    /// The wall clock (ms since the Unix epoch) read with `now`: the time
+    /// of the messages in the batch (see `Stamp::at`).
+    pub clock_ms: u64,
 }
 
 impl Session {
@@ -76,7 +79,14 @@ impl Session {
             sasl: None,
             login_failures: 0,
             now: Instant::now(),
+            clock_ms: tags::clock_ms(),
         }
+    }
+
+    /// Input came in (or was let through): reads the clocks for it.
+    pub fn mark_input(&mut self) {
+        self.now = Instant::now();
+        self.clock_ms = tags::clock_ms();
     }
 }
 

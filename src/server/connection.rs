@@ -348,7 +348,7 @@ impl Connection {
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
                         Err(e) => return Poll::Ready(format!("Read error: {e}")),
                     }
-                    session.now = Instant::now();
+                    session.mark_input();
                     session.outbox.liveness().record_read(session.now);
                     self.waiting = Waiting::Nothing;
                 }
@@ -356,7 +356,7 @@ impl Connection {
                     ready!(timer.as_mut().poll(cx));
                     // Nothing is read while input waits, yet the client is
                     // alive: it must not be taken for a silent one.
-                    session.now = Instant::now();
+                    session.mark_input();
                     session.outbox.liveness().record_read(session.now);
                     self.waiting = Waiting::Nothing;
                 }
@@ -364,7 +364,7 @@ impl Connection {
                     if let Some(update) = ready!(work.as_mut().poll(cx)) {
                         update(session);
                     }
-                    session.now = Instant::now();
+                    session.mark_input();
                     self.waiting = Waiting::Nothing;
                 }
             }
