@@ -529,7 +529,7 @@ mod tests {
     /// Every idle client holds one of these futures, so its size is a
     /// large part of what an idle client costs: 1,128 bytes with `select!`
     /// over wait futures, 480 with the waits polled by hand, 400 with a
-    /// smaller connection, 256 with the read loop a poll by hand. tokio
+    /// smaller connection, 264 with the read loop a poll by hand. tokio
     /// adds 104 bytes of its own and rounds a task up to 128 (on x86_64):
     /// up to 280 bytes a connection's task takes 384 bytes, not 512.
     #[tokio::test]
