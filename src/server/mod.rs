@@ -3,6 +3,7 @@
 pub mod batch;
 pub mod caps;
 pub mod channel;
+pub mod client;
 mod connection;
 pub mod flood;
 pub mod flush;
