@@ -125,7 +125,8 @@ fn relay(ctx: &Ctx<'_>, msg: &Message<'_>, kind: Kind) -> Flow {
         if seen.contains(&folded_target) {
             continue;
         }
-        seen.push(folded_target);
+        // Borrowed, as most targets come folded already: the copy is free.
+        seen.push(folded_target.clone());
         if seen.len() > max_targets {
             if errors {
                 answers.send(
@@ -186,7 +187,7 @@ fn relay(ctx: &Ctx<'_>, msg: &Message<'_>, kind: Kind) -> Flow {
             }
             continue;
         }
-        let Some(recipient) = world.registered_by_nick(target) else {
+        let Some(recipient) = world.registered_by_folded_nick(&folded_target) else {
             if kind != Kind::Tagmsg && keeps_offline {
                 // Whether an account owns the nick is the database's to
                 // say: decided after the loop, off the lock.

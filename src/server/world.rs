@@ -149,14 +149,24 @@ impl World {
     }
 
     pub fn client_by_nick(&self, nick: &str) -> Option<&Client> {
-        let id = self.nicks.get(&*self.fold_cow(nick))?;
+        self.client_by_folded_nick(&self.fold_cow(nick))
+    }
+
+    /// [`World::client_by_nick`] for a nick already folded.
+    pub fn client_by_folded_nick(&self, folded: &str) -> Option<&Client> {
+        let id = self.nicks.get(folded)?;
         self.clients.get(id).map(|client| &**client)
     }
 
     /// Registered clients only: an unregistered connection holding a nick is
     /// not someone you can message or look up.
     pub fn registered_by_nick(&self, nick: &str) -> Option<&Client> {
-        self.client_by_nick(nick).filter(|c| c.registered)
+        self.registered_by_folded_nick(&self.fold_cow(nick))
+    }
+
+    /// [`World::registered_by_nick`] for a nick already folded.
+    pub fn registered_by_folded_nick(&self, folded: &str) -> Option<&Client> {
+        self.client_by_folded_nick(folded).filter(|c| c.registered)
     }
 
     pub fn channel(&self, name: &str) -> Option<&Channel> {
