@@ -164,3 +164,25 @@ async fn a_disconnect_request_ends_the_serving_loop() {
         .unwrap();
     assert_eq!(reason, "Killed (oper (spam))");
 }
+
+#[tokio::test]
+async fn a_burst_keeps_its_lines_in_order_and_cuts_tags_per_client() {
+    let (outbox, peer) = connected(1 << 20).await;
+    let mut burst = Burst::new(&outbox);
+    burst.send(&Bytes::from_static(b":s 001 a :first\r\n"));
+    // A client without tag capabilities gets a tagged line bare, and the
+    // lines before it first.
+    burst.send(&Bytes::from_static(
+        b"@time=t;msgid=m :s NOTICE a :tagged\r\n",
+    ));
+    burst.send(&Bytes::from_static(b":s 002 a :third\r\n"));
+    burst.send(&Bytes::from_static(b":s 003 a :fourth\r\n"));
+    burst.finish();
+    outbox.close_with(Bytes::from_static(b"ERROR :bye\r\n"));
+    outbox.finish().await;
+    assert_eq!(
+        read_all(peer).await,
+        ":s 001 a :first\r\n:s NOTICE a :tagged\r\n:s 002 a :third\r\n\
+         :s 003 a :fourth\r\nERROR :bye\r\n"
+    );
+}
