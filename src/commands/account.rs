@@ -10,7 +10,7 @@ use crate::proto::numeric::Response;
 use crate::proto::{LineBuilder, Message};
 use crate::server::caps::Cap;
 use crate::server::host::address_host;
-use crate::server::world::{Client, ClientId};
+use crate::server::world::{Client, ClientId, LoggedIn};
 use crate::server::Server;
 use crate::store::Account;
 
@@ -19,8 +19,7 @@ pub fn logged_in(ctx: &Ctx<'_>) -> Option<String> {
     ctx.world()
         .clients
         .get(&ctx.id())?
-        .account
-        .as_deref()
+        .account()
         .map(str::to_owned)
 }
 
@@ -34,9 +33,10 @@ pub struct Login {
 pub fn login_of(server: &Server, id: ClientId) -> Option<Login> {
     let world = server.world();
     let me = world.clients.get(&id)?;
+    let login = me.login.as_deref()?;
     Some(Login {
-        folded: server.fold(me.account.as_deref()?),
-        uid: me.account_uid,
+        folded: server.fold(&login.name),
+        uid: login.uid,
     })
 }
 
@@ -71,11 +71,7 @@ pub fn log_out_everywhere(server: &Arc<Server>, folded: &str) {
         world
             .clients
             .values()
-            .filter(|c| {
-                c.account
-                    .as_deref()
-                    .is_some_and(|a| server.fold(a) == folded)
-            })
+            .filter(|c| c.account().is_some_and(|a| server.fold(a) == folded))
             .map(|c| c.id)
             .collect()
     };
@@ -92,10 +88,12 @@ pub fn log_in(server: &Arc<Server>, id: ClientId, account: &Account) -> bool {
     let Some(me) = world.clients.get_mut(&id) else {
         return false;
     };
-    me.account = Some(account.name.as_str().into());
-    me.account_uid = account.uid;
-    // Join replay shows a returning account only what it has not seen.
-    me.last_seen_ms = account.last_seen_ms;
+    me.login = Some(Box::new(LoggedIn {
+        name: account.name.as_str().into(),
+        uid: account.uid,
+        // Join replay shows a returning account only what it has not seen.
+        last_seen_ms: account.last_seen_ms,
+    }));
     tracing::info!(client = id, account = %account.name, "logged in");
     let login_host = &server.config.accounts.login_host;
     if !login_host.is_empty() {
@@ -136,10 +134,9 @@ fn end_login(server: &Arc<Server>, id: ClientId) {
     let Some(me) = world.clients.get_mut(&id) else {
         return;
     };
-    if me.account.take().is_none() {
+    if me.login.take().is_none() {
         return;
     }
-    me.account_uid = 0;
     let address = address_host(me.ip);
     world.change_host(&server.name, id, address);
     let me = &world.clients[&id];
@@ -149,17 +146,17 @@ fn end_login(server: &Arc<Server>, id: ClientId) {
             .trailing("You are now logged out"),
     );
     if me.registered {
-        let line = LineBuilder::new(Some(&me.mask), "ACCOUNT").last("*");
+        let line = LineBuilder::new(Some(me.mask()), "ACCOUNT").last("*");
         world.send_to_peers_with(id, &line, Cap::AccountNotify, true);
     }
 }
 
 /// `nick!user@host`, or `nick!*@*` for a client that has not sent USER.
 fn source_of(me: &Client) -> String {
-    if me.user.is_empty() {
+    if me.user().is_empty() {
         format!("{}!*@*", me.nick)
     } else {
-        me.mask.to_string()
+        me.mask().to_string()
     }
 }
 

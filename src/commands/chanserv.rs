@@ -177,9 +177,9 @@ fn founded_by_me(ctx: &Ctx<'_>, name: &str) -> Result<RegisteredChannel, String>
 /// since dropped (and perhaps registered again by someone else) grants
 /// nothing.
 fn genuine_account(server: &Server, world: &World, id: ClientId) -> Option<String> {
-    let me = world.clients.get(&id)?;
-    let account = server.fold(me.account.as_deref()?);
-    (world.registry_accounts.get(&account) == Some(&me.account_uid)).then_some(account)
+    let login = world.clients.get(&id)?.login.as_deref()?;
+    let account = server.fold(&login.name);
+    (world.registry_accounts.get(&account) == Some(&login.uid)).then_some(account)
 }
 
 fn set_access(ctx: &mut Ctx<'_>, name: &str, target: &str, level: Option<AccessLevel>) -> Flow {

@@ -264,7 +264,7 @@ fn readable_target(ctx: &Ctx<'_>, target: &str) -> Option<Readable> {
     let world = ctx.world();
     let me = world.clients.get(&ctx.id())?;
     if !is_channel_name(target) {
-        me.account.as_ref()?;
+        me.login.as_ref()?;
         let (partner, name) = match world.registered_by_nick(target) {
             Some(partner) => (world.history_identity(partner), partner.nick.to_string()),
             // Offline: the conversation with the account of that name.
@@ -410,7 +410,7 @@ fn targets(ctx: &Ctx<'_>, after: u64, before: u64, limit: usize) -> Flow {
             })
             .collect();
         // Conversations are listed for a logged-in client only.
-        let identity = me.account.as_ref().map(|_| world.history_identity(me));
+        let identity = me.login.as_ref().map(|_| world.history_identity(me));
         (channels, identity, world.history.written())
     };
     let (outbox, caps) = own(ctx);

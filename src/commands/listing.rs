@@ -33,7 +33,7 @@ pub fn send_names(ctx: &Ctx<'_>, world: &World, channel: &Channel, viewer: Clien
                 return None;
             }
             let name = if with_host {
-                &*member.mask
+                member.mask()
             } else {
                 &*member.nick
             };

@@ -195,7 +195,7 @@ fn replay_recent(ctx: &Ctx<'_>, world: &World, folded: &str, id: ClientId) {
     let since = Stamp::now()
         .time_ms
         .saturating_sub(world.history.replay.max_age_ms)
-        .max(me.last_seen_ms);
+        .max(me.last_seen_ms());
     let after = world.channels[folded].history_after;
     let mut lines = world
         .recent_lines
@@ -314,7 +314,10 @@ pub fn kick(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
         .chars()
         .take(kick_length)
         .collect();
-    let (kicker_mask, kicker_account) = (me.mask.clone(), me.account.clone());
+    let (kicker_mask, kicker_account) = (
+        Box::<str>::from(me.mask()),
+        me.account().map(Box::<str>::from),
+    );
     let max_targets = ctx.server.config.limits.targets_per_message;
     for target in split_list(msg.params[1]).take(max_targets) {
         let World {

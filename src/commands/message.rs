@@ -83,7 +83,7 @@ fn relay(ctx: &Ctx<'_>, msg: &Message<'_>, kind: Kind) -> Flow {
     let mut world = ctx.world();
     if kind == Kind::Privmsg {
         if let Some(me) = world.clients.get_mut(&id) {
-            me.last_active = ctx.session.now;
+            me.last_active_ms = ctx.session.clock_ms;
         }
     }
     let me = &world.clients[&id];
@@ -98,8 +98,8 @@ fn relay(ctx: &Ctx<'_>, msg: &Message<'_>, kind: Kind) -> Flow {
             .map(|tag| (tag.key, tag.value.as_ref()));
         StampedLine::new(
             clock_ms,
-            &me.mask,
-            me.account.as_deref(),
+            me.mask(),
+            me.account(),
             kind.command(),
             client_tags,
             |line| {
@@ -217,7 +217,7 @@ fn relay(ctx: &Ctx<'_>, msg: &Message<'_>, kind: Kind) -> Flow {
             answers.echo(&line);
         }
         // Kept for the logged-in side(s) of the conversation.
-        if me.account.is_some() || recipient.account.is_some() {
+        if me.login.is_some() || recipient.login.is_some() {
             let key = history::direct_key(
                 &world.history_identity(me),
                 &world.history_identity(recipient),

@@ -175,8 +175,7 @@ pub(super) async fn leave_for_owners(
         for client in world.clients.values().filter(|client| {
             client.registered
                 && client
-                    .account
-                    .as_deref()
+                    .account()
                     .is_some_and(|account| server.fold(account) == owner)
         }) {
             client.outbox.send(&message.line);
@@ -209,7 +208,7 @@ pub fn replay_direct(server: &Arc<Server>, id: ClientId) {
     let Some(me) = world.clients.get(&id) else {
         return;
     };
-    if me.account.is_none()
+    if me.login.is_none()
         || !me.registered
         || me.caps.has(Cap::Chathistory)
         || me.caps.has(Cap::Playback)
@@ -218,7 +217,7 @@ pub fn replay_direct(server: &Arc<Server>, id: ClientId) {
     }
     let replay = DirectReplay {
         identity: world.history_identity(me),
-        after: MessageId::first_of(me.last_seen_ms),
+        after: MessageId::first_of(me.last_seen_ms()),
         max,
         caps: me.caps,
         own_nick: world.fold(&me.nick),

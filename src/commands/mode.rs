@@ -119,7 +119,7 @@ fn channel_mode(ctx: &Ctx<'_>, msg: &Message<'_>) -> Flow {
     };
     let may_change = channel.is_op(id) || me.modes.oper;
     let channel_name = channel.name.clone();
-    let (setter, setter_account) = (me.mask.to_string(), me.account.clone());
+    let (setter, setter_account) = (me.mask().to_string(), me.account().map(Box::<str>::from));
     let mut params = msg.params[2..].iter().copied();
     let mut adding = true;
     let mut applied = Applied::default();

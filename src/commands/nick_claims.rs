@@ -101,9 +101,10 @@ async fn claim(server: &Arc<Server>, id: ClientId, folded: String, owner: String
         return;
     };
     // The nick or the login may have changed while the store answered.
-    let logged_in_as_owner = me.account.as_deref().map(|a| server.fold(a)).as_deref()
-        == Some(owner.as_str())
-        && me.account_uid == owner_account.uid;
+    let logged_in_as_owner = me
+        .login
+        .as_deref()
+        .is_some_and(|login| server.fold(&login.name) == owner && login.uid == owner_account.uid);
     if server.fold(&me.nick) != folded || logged_in_as_owner {
         return;
     }

@@ -78,7 +78,7 @@ struct Plan {
 fn plan(ctx: &Ctx<'_>, target: &str) -> Option<(Plan, Written)> {
     let world = ctx.world();
     let me = world.clients.get(&ctx.id())?;
-    let identity = me.account.as_ref().map(|_| world.history_identity(me));
+    let identity = me.login.as_ref().map(|_| world.history_identity(me));
     let mut all_conversations_of = None;
     let floor = |folded: &str| {
         world.channels.get(folded).map_or(0, |channel| {

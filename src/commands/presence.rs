@@ -196,7 +196,7 @@ fn send_status(ctx: &Ctx<'_>, world: &World, targets: &[&str]) {
     let mut offline = Vec::new();
     for target in targets {
         match world.registered_by_nick(target) {
-            Some(client) => online.push(&*client.mask),
+            Some(client) => online.push(client.mask()),
             None => offline.push(*target),
         }
     }

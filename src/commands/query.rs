@@ -58,8 +58,8 @@ fn send_who_line(
         me.send(
             &ctx.numeric(&me.nick, Response::RPL_WHOREPLY)
                 .param(channel_name)
-                .param(&target.user)
-                .param(&target.host)
+                .param(target.user())
+                .param(target.host())
                 .param(&ctx.server.name)
                 .param(&target.nick)
                 .param(&flags)
@@ -75,14 +75,14 @@ fn send_who_line(
         let value = match field {
             't' => whox.token.clone(),
             'c' => channel_name.to_owned(),
-            'u' => target.user.to_string(),
+            'u' => target.user().to_string(),
             'i' => target.ip.to_string(),
-            'h' => target.host.to_string(),
+            'h' => target.host().to_string(),
             's' => ctx.server.name.clone(),
             'n' => target.nick.to_string(),
             'f' => flags.clone(),
             'd' => "0".to_owned(),
-            'l' => target.last_active.elapsed().as_secs().to_string(),
+            'l' => target.idle_secs().to_string(),
             'a' => "0".to_owned(),
             'o' => "n/a".to_owned(),
             _ => {
@@ -128,10 +128,15 @@ pub fn who(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
             .map(|c| c.id);
         for target in world.clients.values().filter(|c| c.registered) {
             let matches = Some(target.id) == exact
-                || [&target.nick, &target.user, &target.host, &target.realname]
-                    .iter()
-                    .any(|field| wildcard_match(&folded_mask, &world.fold(field)))
-                || wildcard_match(&folded_mask, &world.fold(&target.mask));
+                || [
+                    &*target.nick,
+                    target.user(),
+                    target.host(),
+                    &*target.realname,
+                ]
+                .iter()
+                .any(|field| wildcard_match(&folded_mask, &world.fold(field)))
+                || wildcard_match(&folded_mask, &world.fold(target.mask()));
             let visible = Some(target.id) == exact || is_visible_to(me, target);
             if matches && visible && (!opers_only || target.modes.oper) {
                 let shared = target.channels.iter().find(|c| me.channels.contains(*c));
@@ -204,8 +209,8 @@ fn send_whois(ctx: &Ctx<'_>, world: &World, me: &Client, target: &Client) {
     me.send(
         &reply(Response::RPL_WHOISUSER)
             .param(nick)
-            .param(&target.user)
-            .param(&target.host)
+            .param(target.user())
+            .param(target.host())
             .param("*")
             .trailing(&target.realname),
     );
@@ -230,7 +235,7 @@ fn send_whois(ctx: &Ctx<'_>, world: &World, me: &Client, target: &Client) {
                 .trailing("is an IRC operator"),
         );
     }
-    if let Some(account) = &target.account {
+    if let Some(account) = target.account() {
         me.send(
             &ctx.numeric(&me.nick, Extra::RPL_WHOISACCOUNT)
                 .param(nick)
@@ -252,7 +257,7 @@ fn send_whois(ctx: &Ctx<'_>, world: &World, me: &Client, target: &Client) {
     me.send(
         &reply(Response::RPL_WHOISIDLE)
             .param(nick)
-            .param(&target.last_active.elapsed().as_secs().to_string())
+            .param(&target.idle_secs().to_string())
             .param(&target.signon.to_string())
             .trailing("seconds idle, signon time"),
     );
@@ -322,7 +327,7 @@ pub fn userhost(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
         .map(|c| {
             let oper = if c.modes.oper { "*" } else { "" };
             let away = if c.away.is_some() { '-' } else { '+' };
-            format!("{}{oper}={away}{}@{}", c.nick, c.user, c.host)
+            format!("{}{oper}={away}{}@{}", c.nick, c.user(), c.host())
         })
         .collect();
     me.send(

@@ -107,9 +107,8 @@ pub fn user(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
         };
         // No ident lookup is done, so the username is marked unverified
         // with `~`, as on most networks.
-        me.user = format!("~{username}").into();
+        me.set_user(&format!("~{username}"));
         me.realname = realname.into();
-        me.update_mask();
     }
     ctx.session.got_user = true;
     try_register(ctx)
@@ -165,7 +164,7 @@ pub fn try_register(ctx: &mut Ctx<'_>) -> Flow {
 
 /// 001 to 005.
 fn send_welcome(server: &Server, me: &Client, out: &mut Burst<'_>) {
-    let (nick, mask) = (&me.nick, &me.mask);
+    let (nick, mask) = (&me.nick, me.mask());
     let n = |numeric| LineBuilder::numeric(&server.name, numeric, nick);
     let network = &server.config.server.network;
     out.send(

@@ -69,7 +69,7 @@ pub fn topic(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
     let line = me.line("TOPIC").param(&channel.name).trailing(&text);
     let topic = (!text.is_empty()).then(|| Topic {
         text,
-        set_by: me.mask.to_string(),
+        set_by: me.mask().to_string(),
         set_at: unix_now(),
     });
     let World {

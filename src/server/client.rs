@@ -2,7 +2,6 @@
 //! channels and capabilities, and the lines it is the source of.
 
 use std::net::IpAddr;
-use std::time::Instant;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -34,18 +33,37 @@ impl UserModes {
     }
 }
 
+/// A client's login to an account.
+#[derive(Debug)]
+pub struct LoggedIn {
+    /// The account's display name.
+    pub name: Box<str>,
+    /// The account's uid: with the name, what identifies it, since an
+    /// account dropped and registered again under the same name is
+    /// someone else's.
+    pub uid: i64,
+    /// When the account's previous connection ended (ms; 0: unknown), so
+    /// that join replay shows only what it has not seen.
+    pub last_seen_ms: u64,
+}
+
 #[derive(Debug)]
 pub struct Client {
     pub id: ClientId,
     /// `*` until the client picks one.
+    /// Changed only through [`Client::set_nick`], which keeps `mask`
+    /// current.
     pub nick: Box<str>,
-    pub user: Box<str>,
     pub realname: Box<str>,
-    pub host: Box<str>,
     pub ip: IpAddr,
     /// `nick!user@host`, kept current so each message needs no formatting
-    /// of its source.
-    pub mask: Box<str>,
+    /// of its source. The username and host are read out of it, not kept
+    /// again: every client holds one.
+    mask: Box<str>,
+    /// Where the username and the host start in `mask`. A line is at most
+    /// 512 bytes, so a nick and a username are far shorter than `u16::MAX`.
+    user_at: u16,
+    host_at: u16,
     pub registered: bool,
     pub modes: UserModes,
     pub away: Option<Box<str>>,
@@ -57,34 +75,28 @@ pub struct Client {
     /// Casefolded nicks the client watches with MONITOR.
     pub monitoring: SparseSet,
     pub caps: Caps,
-    /// The account logged in to (its display name).
-    pub account: Option<Box<str>>,
-    /// That account's uid: with the name, what identifies it, since an
-    /// account dropped and registered again under the same name is
-    /// someone else's.
-    pub account_uid: i64,
-    /// When its account's previous connection ended (ms; 0: unknown), so
-    /// that join replay shows only what it has not seen.
-    pub last_seen_ms: u64,
+    /// The account logged in to, if any: one pointer in the clients that
+    /// are not.
+    pub login: Option<Box<LoggedIn>>,
     pub outbox: Outbox,
     /// Unix time of connection.
     pub signon: u64,
-    /// Last time the client sent a message, for WHOIS idle time.
-    pub last_active: Instant,
+    /// When the client last sent a message (ms since the Unix epoch), for
+    /// WHOIS idle time.
+    pub last_active_ms: u64,
 }
 
 impl Client {
     pub fn new(id: ClientId, ip: IpAddr, outbox: Outbox, signon: u64) -> Client {
         // An IPv4 client reaching an IPv6 socket is shown as itself.
         let ip = ip.to_canonical();
-        let host = address_host(ip);
-        Client {
+        let mut client = Client {
             id,
             nick: "*".into(),
-            user: "".into(),
             realname: "".into(),
             mask: "".into(),
-            host: host.into(),
+            user_at: 0,
+            host_at: 0,
             ip,
             registered: false,
             modes: UserModes::default(),
@@ -93,21 +105,80 @@ impl Client {
             invited_to: SparseSet::default(),
             monitoring: SparseSet::default(),
             caps: Caps::default(),
-            account: None,
-            account_uid: 0,
-            last_seen_ms: 0,
+            login: None,
             outbox,
             signon,
-            last_active: Instant::now(),
-        }
+            last_active_ms: signon.saturating_mul(1000),
+        };
+        client.identify("", &address_host(ip));
+        client
+    }
+
+    /// The account logged in to (its display name).
+    pub fn account(&self) -> Option<&str> {
+        self.login.as_deref().map(|login| &*login.name)
+    }
+
+    /// When its account's previous connection ended (ms; 0: unknown or
+    /// not logged in).
+    pub fn last_seen_ms(&self) -> u64 {
+        self.login.as_ref().map_or(0, |login| login.last_seen_ms)
+    }
+
+    /// Seconds since it last sent a message.
+    pub fn idle_secs(&self) -> u64 {
+        tags::clock_ms().saturating_sub(self.last_active_ms) / 1000
     }
 
     pub fn has_nick(&self) -> bool {
         &*self.nick != "*"
     }
 
-    pub fn update_mask(&mut self) {
-        self.mask = format!("{}!{}@{}", self.nick, self.user, self.host).into();
+    /// `nick!user@host`.
+    pub fn mask(&self) -> &str {
+        &self.mask
+    }
+
+    /// The username given with USER (empty before it).
+    pub fn user(&self) -> &str {
+        let (user_at, host_at) = (usize::from(self.user_at), usize::from(self.host_at));
+        self.mask
+            .get(user_at..host_at.saturating_sub(1))
+            .unwrap_or_default()
+    }
+
+    /// The host it is shown with.
+    pub fn host(&self) -> &str {
+        self.mask
+            .get(usize::from(self.host_at)..)
+            .unwrap_or_default()
+    }
+
+    /// Gives it `nick`; returns the one it had.
+    pub fn set_nick(&mut self, nick: &str) -> Box<str> {
+        let old = std::mem::replace(&mut self.nick, nick.into());
+        let (user, host) = (self.user().to_owned(), self.host().to_owned());
+        self.identify(&user, &host);
+        old
+    }
+
+    pub fn set_user(&mut self, user: &str) {
+        let host = self.host().to_owned();
+        self.identify(user, &host);
+    }
+
+    pub fn set_host(&mut self, host: &str) {
+        let user = self.user().to_owned();
+        self.identify(&user, host);
+    }
+
+    /// Builds `mask` from the nick, `user` and `host`.
+    fn identify(&mut self, user: &str, host: &str) {
+        let user_at = self.nick.len() + 1;
+        let host_at = user_at + user.len() + 1;
+        self.mask = format!("{}!{user}@{host}", self.nick).into();
+        self.user_at = u16::try_from(user_at).unwrap_or(u16::MAX);
+        self.host_at = u16::try_from(host_at).unwrap_or(u16::MAX);
     }
 
     pub fn send(&self, line: &Bytes) {
@@ -118,14 +189,14 @@ impl Client {
     /// the `account` tag when it is logged in. Each recipient gets the tags
     /// of the capabilities it enabled (see `Outbox::send`).
     pub fn line(&self, command: &str) -> LineBuilder {
-        line_from(&self.mask, self.account.as_deref(), command)
+        line_from(self.mask(), self.account(), command)
     }
 
     /// Its JOIN to `channel`, plain and in the extended-join form (with the
     /// account, or `*`, and the realname): one event, one msgid.
     pub fn join_lines(&self, channel: &str) -> [Bytes; 2] {
         let stamp = Stamp::now();
-        let account = self.account.as_deref();
+        let account = self.account();
         let join = || line_stamped(&self.mask, account, "JOIN", stamp);
         [
             join().last(channel),
@@ -165,13 +236,38 @@ fn line_stamped(mask: &str, account: Option<&str>, command: &str, stamp: Stamp) 
 mod tests {
     use super::*;
 
-    /// Every client holds one, boxed: at 256 bytes or less it takes the
-    /// allocator's 256-byte class. It took 384 before MONITOR and
+    /// Every client holds one, boxed: at 192 bytes or less it takes the
+    /// allocator's 192-byte class. It took 384 before MONITOR and
     /// invitations moved into sparse sets, 320 before its strings became
-    /// `Box<str>` (no capacity to keep: they are replaced, never grown).
+    /// `Box<str>` (no capacity to keep: they are replaced, never grown),
+    /// 256 before the username and host were read out of the mask and the
+    /// login fields moved into one box.
     #[test]
     fn a_client_stays_small() {
         let size = std::mem::size_of::<Client>();
-        assert!(size <= 256, "a client takes {size} bytes");
+        assert!(size <= 192, "a client takes {size} bytes");
+    }
+
+    #[tokio::test]
+    async fn the_mask_follows_the_nick_the_username_and_the_host() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let _peer = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (socket, _) = listener.accept().await.unwrap();
+        let outbox = Outbox::new(1 << 20, socket);
+        let mut client = Client::new(1, "192.0.2.7".parse().unwrap(), outbox, 1_700_000_000);
+        assert_eq!(client.mask(), "*!@192.0.2.7");
+        assert_eq!((client.user(), client.host()), ("", "192.0.2.7"));
+        assert_eq!(&*client.set_nick("ana"), "*");
+        client.set_user("~ana");
+        assert_eq!(client.mask(), "ana!~ana@192.0.2.7");
+        client.set_host("ana.users.example");
+        assert_eq!(&*client.set_nick("anabel"), "ana");
+        assert_eq!(client.mask(), "anabel!~ana@ana.users.example");
+        assert_eq!(
+            (client.user(), client.host()),
+            ("~ana", "ana.users.example")
+        );
     }
 }

@@ -169,7 +169,7 @@ impl Connection {
                 .clients
                 .get(&self.session.id)
                 .filter(|client| client.registered)
-                .and_then(|client| client.account.as_deref())
+                .and_then(|client| client.account())
                 .map(|account| world.fold(account));
             world.remove_client(self.session.id, reason);
             account

@@ -19,14 +19,14 @@ impl World {
     /// host hides it (a ban on an address holds behind the login host).
     pub fn folded_masks(&self, client: &Client) -> SmallVec<[String; 2]> {
         let mut masks = SmallVec::new();
-        masks.push(self.fold(&client.mask));
+        masks.push(self.fold(client.mask()));
         // Only a login replaces the address.
-        if client.account.is_none() {
+        if client.login.is_none() {
             return masks;
         }
         let address = address_host(client.ip);
-        if *client.host != *address {
-            masks.push(self.fold(&format!("{}!{}@{address}", client.nick, client.user)));
+        if client.host() != address {
+            masks.push(self.fold(&format!("{}!{}@{address}", client.nick, client.user())));
         }
         masks
     }
@@ -37,16 +37,15 @@ impl World {
         let Some(me) = self.clients.get_mut(&id) else {
             return;
         };
-        if *me.host == *host {
+        if me.host() == host {
             return;
         }
-        let account = me.account.as_deref();
-        let chghost = line_from(&me.mask, account, "CHGHOST")
-            .param(&me.user)
+        let account = me.account();
+        let chghost = line_from(me.mask(), account, "CHGHOST")
+            .param(me.user())
             .last(&host);
-        let quit = line_from(&me.mask, account, "QUIT").trailing("Changing hostname");
-        me.host = host.into();
-        me.update_mask();
+        let quit = line_from(me.mask(), account, "QUIT").trailing("Changing hostname");
+        me.set_host(&host);
         if !me.registered {
             return;
         }
@@ -56,7 +55,7 @@ impl World {
         }
         me.send(
             &LineBuilder::numeric(server_name, Response::RPL_HOSTHIDDEN, &me.nick)
-                .param(&me.host)
+                .param(me.host())
                 .trailing("is now your displayed host"),
         );
         let peers = self.peers(id);

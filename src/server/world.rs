@@ -20,7 +20,7 @@ use crate::proto::LineBuilder;
 use crate::store::RegisteredChannel;
 
 // Defined with the client; the network state is where callers find them.
-pub use super::client::{line_from, Client, UserModes};
+pub use super::client::{line_from, Client, LoggedIn, UserModes};
 
 pub type ClientId = u64;
 // Boxed: a growing map then moves 16-byte entries, not whole clients, and
@@ -206,7 +206,7 @@ impl World {
     /// or `~` and its casefolded nick when it is not logged in (no account
     /// name starts with `~`).
     pub fn history_identity(&self, client: &Client) -> String {
-        match &client.account {
+        match client.account() {
             Some(account) => self.fold(account),
             None => format!("~{}", self.fold(&client.nick)),
         }
@@ -265,8 +265,7 @@ impl World {
         let Some(client) = self.clients.get_mut(&id) else {
             return;
         };
-        let old_nick = std::mem::replace(&mut client.nick, new_nick.into());
-        client.update_mask();
+        let old_nick = client.set_nick(new_nick);
         let registered = client.registered;
         let old_folded = (&*old_nick != "*").then(|| self.casemapping.fold(&old_nick));
         if let Some(old_folded) = &old_folded {
@@ -292,8 +291,8 @@ impl World {
         let entry = WhowasEntry {
             folded,
             nick: nick.to_owned(),
-            user: client.user.to_string(),
-            host: client.host.to_string(),
+            user: client.user().to_string(),
+            host: client.host().to_string(),
             realname: client.realname.to_string(),
             server: self.server_name.clone(),
             left_at: super::unix_now(),
@@ -329,7 +328,7 @@ impl World {
         for watcher in watchers.iter().filter_map(|w| self.clients.get(w)) {
             let line =
                 LineBuilder::numeric(&self.server_name, Response::RPL_MONONLINE, &watcher.nick)
-                    .trailing(&client.mask);
+                    .trailing(client.mask());
             watcher.send(&line);
         }
     }
@@ -380,7 +379,7 @@ impl World {
         // sees its connection end, everyone else has the QUIT queued.
         let client = &self.clients[&id];
         let error = LineBuilder::new(None, "ERROR")
-            .trailing(&format!("Closing link: {} ({reason})", client.host));
+            .trailing(&format!("Closing link: {} ({reason})", client.host()));
         client.outbox.close_with(error);
 
         let client = self.clients.remove(&id).expect("checked above");
@@ -426,7 +425,6 @@ impl World {
             return;
         }
         client.registered = true;
-        client.update_mask();
         self.counts.add(client.modes, 1);
         self.peak_users = self.peak_users.max(self.counts.registered);
     }
