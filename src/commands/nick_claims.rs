@@ -16,14 +16,19 @@ use crate::server::Server;
 /// How often the claims are checked: each rename is at most this late.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
+/// How often the owners of nicks are read from the database again, to take
+/// in accounts that `parlor account` created or deleted meanwhile (this
+/// process's own changes apply at once).
+const NICK_OWNERS_RELOAD_INTERVAL: Duration = Duration::from_secs(60);
+
 /// Claims remembered per client. A client that moves between registered
 /// nicks keeps each claim's deadline (coming back to a nick does not give
 /// it a new grace period); this bounds how many.
 const MAX_CLAIMS_PER_CLIENT: usize = 8;
 
 /// Clients whose nick is to be checked, queued for [`run`], so that a
-/// burst of registrations costs one query per batch instead of a query
-/// (and a wake-up of the database thread) per client.
+/// burst of registrations takes the state lock once per batch, not once
+/// more per client.
 pub struct NickChecks {
     queue: mpsc::UnboundedSender<ClientId>,
     receiver: Mutex<Option<mpsc::UnboundedReceiver<ClientId>>>,
@@ -39,7 +44,7 @@ impl Default for NickChecks {
     }
 }
 
-/// Clients checked with one query at most.
+/// Clients checked under one taking of the state lock at most.
 const MAX_CHECK_BATCH: usize = 256;
 
 /// Has [`run`] check whether client `id`'s nick belongs to an account it
@@ -73,14 +78,7 @@ async fn check_batch(
             .collect()
     };
     let folded: Vec<String> = nicks.iter().map(|(_, nick)| nick.clone()).collect();
-    let store = server.accounts.store();
-    let owners = match store.accounts_owning_nicks(&folded).await {
-        Ok(owners) => owners,
-        Err(error) => {
-            tracing::warn!(%error, "cannot check nick ownership");
-            return;
-        }
-    };
+    let owners = server.accounts.store().owners_of_nicks(&folded);
     for (id, nick) in nicks {
         if let Some(owner) = owners.get(&nick) {
             claim(server, id, nick, owner.clone()).await;
@@ -140,9 +138,11 @@ pub fn release(world: &mut World, id: ClientId, account_folded: &str) {
     }
 }
 
-/// Checks the queued nicks, and renames the clients whose grace period ran
-/// out on the nick they use (once a second), until the server stops.
+/// Checks the queued nicks, renames the clients whose grace period ran
+/// out on the nick they use (once a second), and reloads the nicks' owners
+/// (once a minute), until the server stops.
 pub async fn run(server: Arc<Server>) {
+    let mut last_reload = Instant::now();
     let mut ticks = tokio::time::interval(SWEEP_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let taken = server
@@ -163,6 +163,14 @@ pub async fn run(server: Arc<Server>) {
                 continue;
             }
             _ = ticks.tick() => {}
+        }
+        if server.config.accounts.nick_protection
+            && last_reload.elapsed() >= NICK_OWNERS_RELOAD_INTERVAL
+        {
+            last_reload = Instant::now();
+            if let Err(error) = server.accounts.store().reload_nick_owners().await {
+                tracing::warn!(%error, "cannot reload the owners of nicks");
+            }
         }
         let _batch = FlushScope::enter();
         let mut world = server.world();

@@ -219,6 +219,8 @@ impl Store {
         // while the server still held some for it) are not the new one's.
         super::history::delete_direct_messages_in(&mut transaction, account.name_folded).await?;
         transaction.commit().await?;
+        self.nick_owners
+            .owned(account.name_folded, account.name_folded);
         Ok(())
     }
 
@@ -267,35 +269,6 @@ impl Store {
         Ok(owner)
     }
 
-    /// The owners (folded account names) of those of `nicks_folded` that
-    /// an account owns, by nick.
-    pub async fn accounts_owning_nicks(
-        &self,
-        nicks_folded: &[String],
-    ) -> Result<std::collections::HashMap<String, String>, StoreError> {
-        if nicks_folded.is_empty() {
-            return Ok(std::collections::HashMap::new());
-        }
-        // Parsing the statement costs more than running it, so only a few
-        // list lengths are ever used (the last nick repeated to fill one),
-        // and each is parsed once and kept.
-        let length = [1, 4, 16, 64, 256]
-            .into_iter()
-            .find(|&length| length >= nicks_folded.len())
-            .unwrap_or(nicks_folded.len());
-        let last = &nicks_folded[nicks_folded.len() - 1];
-        let mut query: sqlx::QueryBuilder<'_, sqlx::Sqlite> = sqlx::QueryBuilder::new(
-            "SELECT nick_folded, account FROM account_nicks WHERE nick_folded IN (",
-        );
-        let mut separated = query.separated(", ");
-        for index in 0..length {
-            separated.push_bind(nicks_folded.get(index).unwrap_or(last));
-        }
-        query.push(")");
-        let rows: Vec<(String, String)> = query.build_query_as().fetch_all(&self.pool).await?;
-        Ok(rows.into_iter().collect())
-    }
-
     /// Replaces the password hash and SCRAM credentials; `scram: None`
     /// clears the old credentials, which no longer match the password.
     /// Returns whether the account exists.
@@ -337,6 +310,9 @@ impl Store {
         // not read them.
         super::history::delete_direct_messages_in(&mut transaction, name_folded).await?;
         transaction.commit().await?;
+        if deleted > 0 {
+            self.nick_owners.account_deleted(name_folded);
+        }
         Ok(deleted > 0)
     }
 
@@ -389,6 +365,9 @@ impl Store {
         .execute(&self.pool)
         .await?
         .rows_affected();
+        if written > 0 {
+            self.nick_owners.owned(nick_folded, account_folded);
+        }
         Ok(written > 0)
     }
 
@@ -408,6 +387,9 @@ impl Store {
         .execute(&self.pool)
         .await?
         .rows_affected();
+        if deleted > 0 {
+            self.nick_owners.released(nick_folded);
+        }
         Ok(deleted > 0)
     }
 }

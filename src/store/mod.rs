@@ -12,8 +12,10 @@
 mod accounts;
 mod channels;
 mod history;
+mod nick_owners;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::migrate::{MigrateError, Migrator};
@@ -54,6 +56,7 @@ pub enum StoreError {
 pub struct Store {
     pool: SqlitePool,
     path: PathBuf,
+    nick_owners: Arc<nick_owners::NickOwners>,
 }
 
 impl Store {
@@ -87,7 +90,13 @@ impl Store {
             return Err(StoreError::Migrate { path, source });
         }
         tracing::debug!(path = %path.display(), "database opened");
-        Ok(Store { pool, path })
+        let store = Store {
+            pool,
+            path,
+            nick_owners: Arc::default(),
+        };
+        store.reload_nick_owners().await?;
+        Ok(store)
     }
 
     /// The database file.

@@ -3,7 +3,7 @@
 use super::temp_store;
 use crate::store::{
     AccessLevel, Account, AccountSummary, ChannelState, CreateAccountError, NewAccount,
-    ScramCredentials,
+    ScramCredentials, Store,
 };
 
 fn scram(seed: u8) -> ScramCredentials {
@@ -292,4 +292,85 @@ fn debug_output_hides_secrets() {
             assert!(!debug.contains(secret), "{debug} shows {secret}");
         }
     }
+}
+
+/// What `owners_of_nicks` answers, from memory, for `nicks`.
+fn owners(store: &Store, nicks: &[&str]) -> Vec<(String, String)> {
+    let nicks: Vec<String> = nicks.iter().map(|nick| (*nick).to_owned()).collect();
+    let mut owners: Vec<_> = store.owners_of_nicks(&nicks).into_iter().collect();
+    owners.sort();
+    owners
+}
+
+fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
+    expected
+        .iter()
+        .map(|(nick, owner)| ((*nick).to_owned(), (*owner).to_owned()))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_nick_owners_in_memory_follow_every_change() {
+    let (_dir, store) = temp_store().await;
+    store
+        .create_account(&new_account("Alice", "alice"))
+        .await
+        .unwrap();
+    store
+        .create_account(&new_account("Bob", "bob"))
+        .await
+        .unwrap();
+    // A refused creation changes nothing.
+    assert!(store
+        .create_account(&new_account("ALICE", "alice"))
+        .await
+        .is_err());
+    assert!(store.add_nick("alice", "Ally", "ally", 5).await.unwrap());
+    assert!(!store.add_nick("bob", "Ally", "ally", 6).await.unwrap());
+    assert!(store.add_nick("bob", "Bobby", "bobby", 6).await.unwrap());
+    let everyone = ["alice", "ally", "bob", "bobby", "carol"];
+    assert_eq!(
+        owners(&store, &everyone),
+        pairs(&[
+            ("alice", "alice"),
+            ("ally", "alice"),
+            ("bob", "bob"),
+            ("bobby", "bob")
+        ])
+    );
+
+    assert!(store.remove_nick("bob", "bobby").await.unwrap());
+    assert!(store.delete_account("alice").await.unwrap());
+    assert_eq!(owners(&store, &everyone), pairs(&[("bob", "bob")]));
+
+    // What the database holds, read again, is the same.
+    store.reload_nick_owners().await.unwrap();
+    assert_eq!(owners(&store, &everyone), pairs(&[("bob", "bob")]));
+}
+
+/// `parlor account` writes the database from another process: a running
+/// server learns of it when it reloads, and a store opened later at once.
+#[tokio::test]
+async fn accounts_another_process_writes_arrive_with_a_reload() {
+    let (dir, server_store) = temp_store().await;
+    let admin_store = Store::open(dir.path()).await.unwrap();
+    admin_store
+        .create_account(&new_account("Dana", "dana"))
+        .await
+        .unwrap();
+    assert_eq!(owners(&server_store, &["dana"]), pairs(&[]));
+    server_store.reload_nick_owners().await.unwrap();
+    assert_eq!(owners(&server_store, &["dana"]), pairs(&[("dana", "dana")]));
+
+    admin_store.delete_account("dana").await.unwrap();
+    server_store.reload_nick_owners().await.unwrap();
+    assert_eq!(owners(&server_store, &["dana"]), pairs(&[]));
+    admin_store
+        .create_account(&new_account("Erin", "erin"))
+        .await
+        .unwrap();
+    assert_eq!(
+        owners(&Store::open(dir.path()).await.unwrap(), &["erin"]),
+        pairs(&[("erin", "erin")])
+    );
 }
