@@ -50,9 +50,8 @@ pub struct LoggedIn {
 #[derive(Debug)]
 pub struct Client {
     pub id: ClientId,
-    /// `*` until the client picks one.
-    /// Changed only through [`Client::set_nick`], which keeps `mask`
-    /// current.
+    /// `*` until the client picks one. Changed only through
+    /// [`Client::set_nick`], which keeps `mask` current.
     pub nick: Box<str>,
     pub realname: Box<str>,
     pub ip: IpAddr,
@@ -110,7 +109,7 @@ impl Client {
             signon,
             last_active_ms: signon.saturating_mul(1000),
         };
-        client.identify("", &address_host(ip));
+        client.set_host(&address_host(ip));
         client
     }
 
@@ -156,29 +155,21 @@ impl Client {
 
     /// Gives it `nick`; returns the one it had.
     pub fn set_nick(&mut self, nick: &str) -> Box<str> {
-        let old = std::mem::replace(&mut self.nick, nick.into());
-        let (user, host) = (self.user().to_owned(), self.host().to_owned());
-        self.identify(&user, &host);
-        old
+        let mask = Mask::of(nick, self.user(), self.host());
+        self.take_mask(mask);
+        std::mem::replace(&mut self.nick, nick.into())
     }
 
     pub fn set_user(&mut self, user: &str) {
-        let host = self.host().to_owned();
-        self.identify(user, &host);
+        self.take_mask(Mask::of(&self.nick, user, self.host()));
     }
 
     pub fn set_host(&mut self, host: &str) {
-        let user = self.user().to_owned();
-        self.identify(&user, host);
+        self.take_mask(Mask::of(&self.nick, self.user(), host));
     }
 
-    /// Builds `mask` from the nick, `user` and `host`.
-    fn identify(&mut self, user: &str, host: &str) {
-        let user_at = self.nick.len() + 1;
-        let host_at = user_at + user.len() + 1;
-        self.mask = format!("{}!{user}@{host}", self.nick).into();
-        self.user_at = u16::try_from(user_at).unwrap_or(u16::MAX);
-        self.host_at = u16::try_from(host_at).unwrap_or(u16::MAX);
+    fn take_mask(&mut self, mask: Mask) {
+        (self.mask, self.user_at, self.host_at) = (mask.text, mask.user_at, mask.host_at);
     }
 
     pub fn send(&self, line: &Bytes) {
@@ -205,6 +196,27 @@ impl Client {
                 .param(account.unwrap_or("*"))
                 .trailing(&self.realname),
         ]
+    }
+}
+
+/// `nick!user@host`, and where its username and host start.
+struct Mask {
+    text: Box<str>,
+    user_at: u16,
+    host_at: u16,
+}
+
+impl Mask {
+    /// Built from parts borrowed from the mask it replaces, which is why
+    /// it is made apart from the client.
+    fn of(nick: &str, user: &str, host: &str) -> Mask {
+        let user_at = nick.len() + 1;
+        let host_at = user_at + user.len() + 1;
+        Mask {
+            text: format!("{nick}!{user}@{host}").into(),
+            user_at: u16::try_from(user_at).unwrap_or(u16::MAX),
+            host_at: u16::try_from(host_at).unwrap_or(u16::MAX),
+        }
     }
 }
 
