@@ -26,6 +26,15 @@ fn new_account<'a>(name: &'a str, name_folded: &'a str) -> NewAccount<'a> {
     }
 }
 
+async fn create_accounts(store: &Store, names: &[(&str, &str)]) {
+    for (name, name_folded) in names {
+        store
+            .create_account(&new_account(name, name_folded))
+            .await
+            .unwrap();
+    }
+}
+
 #[tokio::test]
 async fn created_account_round_trips() {
     let (_dir, store) = temp_store().await;
@@ -109,14 +118,7 @@ async fn name_owned_as_nick_by_another_account_is_refused() {
 #[tokio::test]
 async fn nicks_are_added_and_removed_by_their_owner_only() {
     let (_dir, store) = temp_store().await;
-    store
-        .create_account(&new_account("Alice", "alice"))
-        .await
-        .unwrap();
-    store
-        .create_account(&new_account("Bob", "bob"))
-        .await
-        .unwrap();
+    create_accounts(&store, &[("Alice", "alice"), ("Bob", "bob")]).await;
 
     assert!(store.add_nick("alice", "Ally", "ally", 5).await.unwrap());
     assert!(!store.add_nick("bob", "ALLY", "ally", 6).await.unwrap());
@@ -173,14 +175,7 @@ async fn set_password_replaces_or_clears_scram() {
 #[tokio::test]
 async fn delete_account_cascades() {
     let (_dir, store) = temp_store().await;
-    store
-        .create_account(&new_account("Alice", "alice"))
-        .await
-        .unwrap();
-    store
-        .create_account(&new_account("Bob", "bob"))
-        .await
-        .unwrap();
+    create_accounts(&store, &[("Alice", "alice"), ("Bob", "bob")]).await;
     store.add_nick("alice", "Ally", "ally", 5).await.unwrap();
     let state = ChannelState::default();
     store
@@ -312,14 +307,7 @@ fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
 #[tokio::test]
 async fn the_nick_owners_in_memory_follow_every_change() {
     let (_dir, store) = temp_store().await;
-    store
-        .create_account(&new_account("Alice", "alice"))
-        .await
-        .unwrap();
-    store
-        .create_account(&new_account("Bob", "bob"))
-        .await
-        .unwrap();
+    create_accounts(&store, &[("Alice", "alice"), ("Bob", "bob")]).await;
     // A refused creation changes nothing.
     assert!(store
         .create_account(&new_account("ALICE", "alice"))
