@@ -77,11 +77,10 @@ async fn check_batch(
             .filter_map(|id| Some((*id, server.fold(&world.clients.get(id)?.nick))))
             .collect()
     };
-    let folded: Vec<String> = nicks.iter().map(|(_, nick)| nick.clone()).collect();
-    let owners = server.accounts.store().owners_of_nicks(&folded);
+    let store = server.accounts.store();
     for (id, nick) in nicks {
-        if let Some(owner) = owners.get(&nick) {
-            claim(server, id, nick, owner.clone()).await;
+        if let Some(owner) = store.owner_of_nick(&nick) {
+            claim(server, id, nick, owner).await;
         }
     }
 }

@@ -53,18 +53,15 @@ impl NickOwners {
 }
 
 impl Store {
-    /// The owners (folded account names) of those of `nicks_folded` that
-    /// an account owns, by nick, as this process last saw them.
-    pub fn owners_of_nicks(&self, nicks_folded: &[String]) -> HashMap<String, String> {
+    /// The folded name of the account owning `nick_folded`, as this
+    /// process last saw it.
+    pub fn owner_of_nick(&self, nick_folded: &str) -> Option<String> {
         let owners = self
             .nick_owners
             .owners
             .read()
             .unwrap_or_else(PoisonError::into_inner);
-        nicks_folded
-            .iter()
-            .filter_map(|nick| Some((nick.clone(), owners.get(nick)?.clone())))
-            .collect()
+        owners.get(nick_folded).cloned()
     }
 
     /// Reads every nick's owner from the database again, to take in what
