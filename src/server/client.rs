@@ -61,6 +61,9 @@ pub struct Client {
     mask: Box<str>,
     /// Where the username and the host start in `mask`. A line is at most
     /// 512 bytes, so a nick and a username are far shorter than `u16::MAX`.
+    /// Kept as fields of their own rather than a [`Mask`]: packed with the
+    /// other small fields they keep `Client` at 192 bytes, where a `Mask`
+    /// (24 bytes with its padding) would take it to 200.
     user_at: u16,
     host_at: u16,
     pub registered: bool,

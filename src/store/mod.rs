@@ -51,7 +51,8 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
 }
 
-/// Handle to the database. Clones share one connection pool.
+/// Handle to the database. Clones share one connection pool and one copy
+/// of the nicks' owners (`nick_owners.rs`).
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: SqlitePool,
