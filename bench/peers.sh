@@ -706,7 +706,34 @@ def ratio(sid, key, label, lower_is_better):
     if not b[0]:
         return f"{label}: n/a (best peer {b[1]} measured 0)"
     better = "lower is better" if lower_is_better else "higher is better"
-    return f"{label} {pv / b[0]:.2f} (Parlor {fmt(pv, 2)} vs {b[1]} {fmt(b[0], 2)}; {better})"
+    return (f"{label} {pv / b[0]:.2f} (Parlor {fmt(pv, 2)} vs {b[1]} {fmt(b[0], 2)}; {better}"
+            + paired(sid, key, lower_is_better) + ")")
+
+def paired(sid, key, lower_is_better):
+    """The ratio run by run, Parlor's run k to the best peer's run k: the
+    servers of one run are measured minutes apart, so this follows the
+    machine's drift over a long table less than the ratio of medians."""
+    by_run = {}
+    for e in entries:
+        if e["id"] == sid and "result" in e and e["server"] not in skipped:
+            v = e["result"].get(key)
+            if key == "lat_p99":
+                v = (e["result"].get("latency_us") or {}).get("p99")
+            if v is not None:
+                by_run.setdefault(e["run"], {})[e["server"]] = v
+    ratios = []
+    for run in sorted(by_run):
+        vals = by_run[run]
+        peers = [v for s, v in vals.items() if s != "parlor"]
+        if "parlor" not in vals or not peers:
+            continue
+        best = min(peers) if lower_is_better else max(peers)
+        if best:
+            ratios.append(vals["parlor"] / best)
+    if len(ratios) < 2:
+        return ""
+    listed = ", ".join(f"{r:.2f}" for r in ratios)
+    return f"; run by run {statistics.median(ratios):.2f} ({listed})"
 
 for sid in scenarios:
     if "parlor" not in servers or "parlor" in skipped:

@@ -34,16 +34,18 @@ scenario, label, params, clients, deliveries, expected_deliveries, losses,
 duplicates, reordered, wall_secs, deliveries_per_sec, server_cpu_us,
 cpu_us_per_delivery, registrations, registrations_per_sec,
 cpu_us_per_registration, rss_kib_before, rss_kib_after, rss_kib_per_client,
-latency_us {p50, p90, p99, max}, errors, and (extra) bench_cpu_us,
-latency_of and probe_rtt_ms {p50, p99, max} (login only); history adds an
+latency_us {p50, p90, p99, max}, errors, and (extra)
+cpu_us_per_delivery_with_settle (fanout, dm), bench_cpu_us, latency_of
+and probe_rtt_ms {p50, p99, max} (login only); history adds an
 object extra {ingest_msgs_per_sec, store_wait_ms, latest_latency_us,
 latest_lines, before_timestamp, before_latency_us, before_lines, db_bytes,
 db_bytes_per_message}. null = does not apply or could not be measured (no
 --server-pid). deliveries counts distinct messages; duplicates apart.
 
 The measured phase: fanout/dm from the first message sent to the last one
-received (CPU and RSS read right before and after, including the closing
-PING round); connect from the first connect to the last 001; join-storm
+received (CPU and RSS read right before and at the last expected delivery;
+after the closing PING round when messages were lost, and always for
+cpu_us_per_delivery_with_settle); connect from the first connect to the last 001; join-storm
 from the first JOIN to the last JOIN line received; login from the start
 of each burst of AUTHENTICATEs to its last 903, summed over the rounds
 (CPU too; the logouts between rounds are not measured), with deliveries =

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
@@ -15,7 +15,7 @@ use tokio::sync::Notify;
 use tokio::time::{timeout, timeout_at, Instant, MissedTickBehavior};
 
 use crate::client::{classify, last_param, pong, server_error, Conn, Msg, ReadError, Writer};
-use crate::metrics::histogram;
+use crate::metrics::{histogram, Probe, Reading};
 use crate::seq::{Arrival, Seq};
 use crate::setup::Common;
 
@@ -52,17 +52,44 @@ pub struct Shared {
     /// Senders whose flush PONG arrived (or whose connection ended).
     pub flushed: AtomicUsize,
     pub flushed_wake: Notify,
+    /// Deliveries still expected, across every receiver.
+    undelivered: AtomicU64,
+    /// The reading taken when the last expected delivery arrived: the end
+    /// of a run without losses, before the closing PING round.
+    all_delivered: OnceLock<Reading>,
 }
 
 impl Shared {
-    pub fn new(senders: usize) -> Arc<Shared> {
+    pub fn new(senders: usize, expected_deliveries: u64) -> Arc<Shared> {
         Arc::new(Shared {
             probe_seen: (0..senders).map(|_| AtomicU64::new(0)).collect(),
             probe_wake: (0..senders).map(|_| Notify::new()).collect(),
             probe_gone: (0..senders).map(|_| AtomicBool::new(false)).collect(),
             flushed: AtomicUsize::new(0),
             flushed_wake: Notify::new(),
+            undelivered: AtomicU64::new(expected_deliveries),
+            all_delivered: OnceLock::new(),
         })
+    }
+
+    /// Counts `new` deliveries; the receiver that counts the last expected
+    /// one reads the server's CPU and RSS there and then.
+    fn delivered(&self, new: u64, probe: &Probe) {
+        let before = self
+            .undelivered
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
+                Some(left.saturating_sub(new))
+            })
+            .unwrap_or_else(|left| left);
+        if before > 0 && before <= new {
+            let _ = self.all_delivered.set(probe.read());
+        }
+    }
+
+    /// The reading taken at the last expected delivery, if every expected
+    /// delivery arrived.
+    pub fn all_delivered(&self) -> Option<Reading> {
+        self.all_delivered.get().copied()
     }
 }
 
@@ -217,7 +244,7 @@ pub async fn receive(
             Err(e) => break 'read Some(e),
         };
         let now_ns = now.saturating_duration_since(common.epoch).as_nanos() as u64;
-        let mut delivered = false;
+        let mut delivered = 0;
         let mut settled = false;
         while let Some(line) = conn.lines.next_line() {
             match classify(line) {
@@ -237,7 +264,7 @@ pub async fn receive(
                         Arrival::New { reordered } => {
                             stats.deliveries += 1;
                             stats.reordered += reordered as u64;
-                            delivered = true;
+                            delivered += 1;
                             let us = now_ns.saturating_sub(sent_ns) / 1000;
                             stats.latency.record(us).ok();
                             if let Some(i) = rx.probe_for.iter().position(|&p| p == s) {
@@ -260,8 +287,9 @@ pub async fn receive(
                 _ => {}
             }
         }
-        if delivered {
+        if delivered > 0 {
             stats.last_delivery = Some(now);
+            shared.delivered(delivered, &common.probe);
             for (i, &s) in rx.probe_for.iter().enumerate() {
                 if shared.probe_seen[s].swap(probe_counts[i], Ordering::AcqRel) != probe_counts[i] {
                     shared.probe_wake[s].notify_one();
@@ -359,6 +387,20 @@ pub fn merge(all: Vec<RecvStats>) -> RecvStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_reading_is_taken_at_the_last_expected_delivery() {
+        let probe = Probe::new(None);
+        let shared = Shared::new(1, 5);
+        shared.delivered(3, &probe);
+        assert!(shared.all_delivered().is_none(), "2 deliveries are missing");
+        shared.delivered(2, &probe);
+        let reading = shared.all_delivered().expect("read at the fifth delivery");
+        assert!(reading.bench_cpu.is_some(), "this process's CPU was read");
+        // Nothing counted past the expected total moves the reading.
+        shared.delivered(4, &probe);
+        assert_eq!(shared.all_delivered().unwrap().bench_cpu, reading.bench_cpu);
+    }
 
     #[test]
     fn bodies_parse() {

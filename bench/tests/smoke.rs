@@ -62,6 +62,18 @@ fn check_deliveries(json: &Value, expected: u64) {
     assert_eq!(json["losses"], 0, "{json}");
 }
 
+/// fanout and dm read the CPU at the last delivery, and again after the
+/// closing PING round, which can only have added to it.
+fn check_settle_reported(json: &Value) {
+    let (Some(at_last), Some(with_settle)) = (
+        json["cpu_us_per_delivery"].as_f64(),
+        json["cpu_us_per_delivery_with_settle"].as_f64(),
+    ) else {
+        panic!("both CPU figures are numbers: {json}");
+    };
+    assert!(with_settle >= at_last, "{json}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_scenario_runs_without_loss() {
     let (server, _dir) = start_server().await;
@@ -79,6 +91,7 @@ async fn every_scenario_runs_without_loss() {
     ];
     let json = run("fanout", &addr, &flood).await;
     check_deliveries(&json, 2 * 20 * 4);
+    check_settle_reported(&json);
     assert_eq!(json["label"], "smoke");
     assert_eq!(json["duplicates"], 0);
     assert_eq!(json["reordered"], 0);
@@ -100,11 +113,13 @@ async fn every_scenario_runs_without_loss() {
 
     let json = run("dm", &addr, &["--pairs", "3", "--messages", "10"]).await;
     check_deliveries(&json, 6 * 10);
+    check_settle_reported(&json);
 
     let json = run("connect", &addr, &["--clients", "20", "--hold-secs", "0.2"]).await;
     assert_eq!(json["registrations"], 20, "{json}");
     assert!(json["rss_kib_per_client"].is_number(), "{json}");
     assert!(json["deliveries"].is_null(), "{json}");
+    assert!(json["cpu_us_per_delivery_with_settle"].is_null(), "{json}");
 
     let json = run("join-storm", &addr, &["--clients", "10"]).await;
     check_deliveries(&json, 10 * 11 / 2);
