@@ -3,15 +3,20 @@
 //! is relayed byte for byte, with the sender's client-only tags
 //! (message-tags) and an echo to the sender (echo-message).
 
+use std::sync::atomic::Ordering;
+
 use smallvec::SmallVec;
 
-use super::{chanserv, is_channel_name, missed, nickserv, playback, replies, Ctx, Flow};
+use super::{
+    chanserv, is_channel_name, missed, nickserv, playback, replies, split_list, Ctx, Flow,
+};
 use crate::proto::numeric::Response;
 use crate::proto::tags::Stamp;
 use crate::proto::Message;
 use crate::server::caps::Cap;
 use crate::server::history;
 use crate::server::stamped::StampedLine;
+use crate::server::world::World;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -75,18 +80,52 @@ fn relay(ctx: &Ctx<'_>, msg: &Message<'_>, kind: Kind) -> Flow {
         }
         return Flow::Continue;
     }
+    // A message to a channel changes the state (the lines kept for
+    // replay) and must reach every member in one order: it takes the lock
+    // alone. A message to people only reads the state, so it shares the
+    // lock, and threads relaying private messages do not wait for each
+    // other; what it keeps goes to the history log's own queue.
+    let to_channel =
+        split_list(targets).any(|target| is_channel_name(target.trim_start_matches(['@', '+'])));
+    if !to_channel {
+        let world = ctx.server.world_shared();
+        return relay_to_targets(ctx, &world, msg, kind, targets, text).flow;
+    }
+    let mut world = ctx.world();
+    let relayed = relay_to_targets(ctx, &world, msg, kind, targets, text);
+    for (folded, stamp, line) in relayed.remembered {
+        let keep = world.history.replay_lines(&folded);
+        world.recent_lines.push(&folded, stamp, line, keep);
+    }
+    relayed.flow
+}
+
+/// What relaying a message leaves to do.
+struct Relayed {
+    flow: Flow,
+    /// Lines of channels to keep for replay on join, which needs the state
+    /// locked for writing.
+    remembered: SmallVec<[(String, Stamp, bytes::Bytes); 1]>,
+}
+
+fn relay_to_targets(
+    ctx: &Ctx<'_>,
+    world: &World,
+    msg: &Message<'_>,
+    kind: Kind,
+    targets: &str,
+    text: Option<&str>,
+) -> Relayed {
+    let errors = kind != Kind::Notice;
     let id = ctx.id();
     let max_targets = ctx.server.config.limits.targets_per_message;
     // Read when this batch of input came in: not under the lock, which
     // every message of every thread takes, and not once per message.
     let clock_ms = ctx.session.clock_ms;
-    let mut world = ctx.world();
-    if kind == Kind::Privmsg {
-        if let Some(me) = world.clients.get_mut(&id) {
-            me.last_active_ms = ctx.session.clock_ms;
-        }
-    }
     let me = &world.clients[&id];
+    if kind == Kind::Privmsg {
+        me.last_active_ms.store(clock_ms, Ordering::Relaxed);
+    }
     // Client-only tags come only from clients that said they speak them.
     let sends_tags = me.caps.has(Cap::MessageTags);
     let echo = me.caps.has(Cap::EchoMessage) && (kind != Kind::Tagmsg || sends_tags);
@@ -115,12 +154,11 @@ fn relay(ctx: &Ctx<'_>, msg: &Message<'_>, kind: Kind) -> Flow {
     let keeps_offline =
         history_config.enabled && history_config.direct_messages && history_config.offline_messages;
     let mut answers = missed::SenderReplies::new(&me.outbox);
-    // Lines to keep for join replay, once the state is no longer borrowed.
-    let mut remembered: SmallVec<[(String, Stamp, bytes::Bytes); 1]> = SmallVec::new();
+    let mut remembered = SmallVec::new();
     // Targets are few (a line holds at most a few dozen), so a short list
     // beats a set.
     let mut seen: SmallVec<[std::borrow::Cow<'_, str>; 4]> = SmallVec::new();
-    for target in targets.split(',').filter(|t| !t.is_empty()) {
+    for target in split_list(targets) {
         let folded_target = world.fold_cow(target);
         if seen.contains(&folded_target) {
             continue;
@@ -234,16 +272,12 @@ fn relay(ctx: &Ctx<'_>, msg: &Message<'_>, kind: Kind) -> Flow {
             );
         }
     }
-    let waiting = answers.into_waiting();
-    drop(seen);
-    for (folded, stamp, line) in remembered {
-        let keep = world.history.replay_lines(&folded);
-        world.recent_lines.push(&folded, stamp, line, keep);
-    }
-    let Some(waiting) = waiting else {
-        return Flow::Continue;
+    let Some(waiting) = answers.into_waiting() else {
+        return Relayed {
+            flow: Flow::Continue,
+            remembered,
+        };
     };
-    let me = &world.clients[&id];
     let sender = missed::OfflineSender {
         nick: me.nick.to_string(),
         identity: world.history_identity(me),
@@ -251,10 +285,12 @@ fn relay(ctx: &Ctx<'_>, msg: &Message<'_>, kind: Kind) -> Flow {
         echo,
         errors,
     };
-    drop(world);
-    Flow::Wait(Box::pin(missed::leave_for_owners(
-        ctx.server.clone(),
-        sender,
-        waiting,
-    )))
+    Relayed {
+        flow: Flow::Wait(Box::pin(missed::leave_for_owners(
+            ctx.server.clone(),
+            sender,
+            waiting,
+        ))),
+        remembered,
+    }
 }

@@ -298,7 +298,8 @@ impl Ctx<'_> {
         self.session.id
     }
 
-    pub fn world(&self) -> std::sync::MutexGuard<'_, World> {
+    /// The network state, locked for this handler alone.
+    pub fn world(&self) -> std::sync::RwLockWriteGuard<'_, World> {
         self.server.world()
     }
 

@@ -5,6 +5,8 @@ use std::net::IpAddr;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use super::caps::Caps;
 use super::host::address_host;
 use super::maps::{HashSet, SparseSet};
@@ -85,7 +87,8 @@ pub struct Client {
     pub signon: u64,
     /// When the client last sent a message (ms since the Unix epoch), for
     /// WHOIS idle time.
-    pub last_active_ms: u64,
+    /// Atomic: a private message sets it under the state's shared lock.
+    pub last_active_ms: AtomicU64,
 }
 
 impl Client {
@@ -110,7 +113,7 @@ impl Client {
             login: None,
             outbox,
             signon,
-            last_active_ms: signon.saturating_mul(1000),
+            last_active_ms: AtomicU64::new(signon.saturating_mul(1000)),
         };
         client.set_host(&address_host(ip));
         client
@@ -129,7 +132,8 @@ impl Client {
 
     /// Seconds since it last sent a message.
     pub fn idle_secs(&self) -> u64 {
-        tags::clock_ms().saturating_sub(self.last_active_ms) / 1000
+        let last_active_ms = self.last_active_ms.load(Ordering::Relaxed);
+        tags::clock_ms().saturating_sub(last_active_ms) / 1000
     }
 
     pub fn has_nick(&self) -> bool {

@@ -20,7 +20,7 @@ pub mod world;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
@@ -51,9 +51,11 @@ pub struct Server {
     pub config: Config,
     pub name: String,
     // One lock for the network state. Critical sections are short and
-    // synchronous (no `.await` inside), so a blocking mutex is the right
-    // tool; it also gives every channel one order of events.
-    world: Mutex<World>,
+    // synchronous (no `.await` inside), so a blocking lock is the right
+    // tool. Whatever changes the state or fans out to a channel holds it
+    // alone, which gives every channel one order of events; private
+    // messages only read it, and share it (see `commands/message.rs`).
+    world: RwLock<World>,
     pub isupport: Vec<String>,
     pub motd: Vec<String>,
     pub created: SystemTime,
@@ -92,7 +94,7 @@ impl Server {
             name: config.server.name.clone(),
             isupport: isupport::tokens(&config),
             motd,
-            world: Mutex::new(world),
+            world: RwLock::new(world),
             created: SystemTime::now(),
             version: concat!("parlor-", env!("CARGO_PKG_VERSION")),
             passwords: PasswordChecker::new(config.oper.first().map(|o| o.password_hash.as_str())),
@@ -120,11 +122,17 @@ impl Server {
     }
 
     /// Locks the network state. Never hold the guard across an `.await`.
-    pub fn world(&self) -> MutexGuard<'_, World> {
+    pub fn world(&self) -> RwLockWriteGuard<'_, World> {
         // Handlers keep the state consistent at every step that can panic,
         // so the state behind a poisoned lock is still usable; refusing it
         // would take the whole server down with one bad command.
-        self.world.lock().unwrap_or_else(|e| e.into_inner())
+        self.world.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Locks the network state for reading only: for work that changes
+    /// nothing in it and needs no order with other readers.
+    pub fn world_shared(&self) -> RwLockReadGuard<'_, World> {
+        self.world.read().unwrap_or_else(|e| e.into_inner())
     }
 }
 
