@@ -1,5 +1,6 @@
 //! The measured phase of `fanout` and `dm`: receivers and senders run, the
-//! senders flush (a PING after their last message), then every receiver
+//! senders flush (a PING after their last message), then, once every
+//! expected delivery has arrived or none has for a second, every receiver
 //! settles (a PING of its own; what has not arrived before its PONG is
 //! lost). CPU and RSS are read right before the first message and when the
 //! last expected delivery arrives; a run with losses has no such moment,
@@ -59,6 +60,10 @@ impl Measured {
         report
     }
 }
+
+/// How long the deliveries may pause before the closing round starts
+/// anyway: the messages still missing then are lost.
+const SETTLE_AFTER_QUIET: Duration = Duration::from_secs(1);
 
 pub struct Measured {
     pub stats: RecvStats,
@@ -120,6 +125,9 @@ pub async fn run(
     if let Err(e) = traffic::wait_flushed(common, &shared, sender_ids.len()).await {
         return Err(anyhow::anyhow!("{e}"));
     }
+    shared
+        .wait_delivered(SETTLE_AFTER_QUIET, common.deadline)
+        .await;
     for wr in &writers {
         let _ = wr.send_by(b"PING :pb-settle\r\n", common.deadline).await;
     }

@@ -57,6 +57,7 @@ pub struct Shared {
     /// The reading taken when the last expected delivery arrived: the end
     /// of a run without losses, before the closing PING round.
     all_delivered: OnceLock<Reading>,
+    all_delivered_wake: Notify,
 }
 
 impl Shared {
@@ -69,6 +70,7 @@ impl Shared {
             flushed_wake: Notify::new(),
             undelivered: AtomicU64::new(expected_deliveries),
             all_delivered: OnceLock::new(),
+            all_delivered_wake: Notify::new(),
         })
     }
 
@@ -83,6 +85,29 @@ impl Shared {
             .unwrap_or_else(|left| left);
         if before > 0 && before <= new {
             let _ = self.all_delivered.set(probe.read());
+            self.all_delivered_wake.notify_waiters();
+        }
+    }
+
+    /// Waits until every expected delivery has arrived, or until `quiet`
+    /// passes without one (the rest are lost), or the run's deadline.
+    /// The closing PING round starts after it, so that it does not overlap
+    /// the last deliveries: a server that answers a sender's PING before it
+    /// has written that sender's messages to everyone would otherwise have
+    /// the round counted in its CPU, and one that answers after would not.
+    pub async fn wait_delivered(&self, quiet: Duration, deadline: Instant) {
+        loop {
+            let done = self.all_delivered_wake.notified();
+            let left = self.undelivered.load(Ordering::Acquire);
+            if self.all_delivered.get().is_some() || left == 0 || Instant::now() >= deadline {
+                return;
+            }
+            let until = (Instant::now() + quiet).min(deadline);
+            if timeout_at(until, done).await.is_err()
+                && self.undelivered.load(Ordering::Acquire) == left
+            {
+                return;
+            }
         }
     }
 
@@ -400,6 +425,38 @@ mod tests {
         // Nothing counted past the expected total moves the reading.
         shared.delivered(4, &probe);
         assert_eq!(shared.all_delivered().unwrap().bench_cpu, reading.bench_cpu);
+    }
+
+    #[tokio::test]
+    async fn the_closing_round_waits_for_the_last_delivery_or_a_quiet_spell() {
+        let probe = Probe::new(None);
+        let far = Instant::now() + Duration::from_secs(30);
+        let limit = Duration::from_secs(10);
+
+        // The last delivery arrives while it waits: it returns then, long
+        // before the quiet spell would end.
+        let shared = Shared::new(1, 2);
+        shared.delivered(1, &probe);
+        let waiting = {
+            let shared = shared.clone();
+            tokio::spawn(async move { shared.wait_delivered(Duration::from_secs(20), far).await })
+        };
+        tokio::task::yield_now().await;
+        shared.delivered(1, &probe);
+        timeout(limit, waiting)
+            .await
+            .expect("woken by the last delivery")
+            .unwrap();
+
+        // Nothing more comes: it gives up after the quiet spell.
+        let shared = Shared::new(1, 2);
+        shared.delivered(1, &probe);
+        let started = Instant::now();
+        timeout(limit, shared.wait_delivered(Duration::from_millis(50), far))
+            .await
+            .expect("a quiet spell ends the wait");
+        assert!(started.elapsed() >= Duration::from_millis(50));
+        assert!(shared.all_delivered().is_none());
     }
 
     #[test]
