@@ -157,7 +157,11 @@ fn serve(cli: Cli) -> ExitCode {
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .on_thread_park(memory::give_back_when_idle)
+        .on_thread_park(|| {
+            // Lines first: a client waits for them, not for the memory.
+            parlor::server::flush::flush_on_park();
+            memory::give_back_when_idle();
+        })
         .build()
     {
         Ok(runtime) => runtime,

@@ -54,6 +54,23 @@ fn flood_text(sender: usize, index: usize) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn channel_events_reach_every_member_in_one_order() {
+    events_reach_every_member_in_one_order().await;
+}
+
+/// As the binary runs: each thread writes what its clients' input queued
+/// when it goes idle (or every few batches), not at the end of each batch.
+#[test]
+fn channel_events_keep_one_order_when_threads_write_as_they_go_idle() {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .on_thread_park(parlor::server::flush::flush_on_park)
+        .build()
+        .expect("a runtime")
+        .block_on(events_reach_every_member_in_one_order());
+}
+
+async fn events_reach_every_member_in_one_order() {
     let server = TestServer::start().await;
     // The director creates the channel (so it holds ops for MODE) and
     // interleaves membership and mode changes with the flood.

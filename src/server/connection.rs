@@ -248,7 +248,7 @@ impl Input {
         server: &Arc<Server>,
         session: &mut Session,
     ) -> std::io::Result<Pause> {
-        let _batch = FlushScope::enter_with(Some(&server.delayed_writes));
+        let _batch = FlushScope::enter_for_input(&server.delayed_writes);
         let pause = self.handle_batch(server, session);
         // The client's own replies go out first: a client that waits for
         // them before its next command (a bot, a join storm) can send it

@@ -1,7 +1,7 @@
 //! Tests of the outbox on real loopback sockets.
 
 use super::*;
-use crate::server::flush::{DelayedWrites, FlushScope};
+use crate::server::flush::{flush_on_park, DelayedWrites, FlushScope, MAX_HELD_SCOPES};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 
@@ -73,6 +73,52 @@ async fn a_scope_puts_writes_off_until_it_ends() {
     outbox.close_with(Bytes::from_static(b"ERROR :bye\r\n"));
     outbox.finish().await;
     assert_eq!(read_all(peer).await, "one\r\ntwo\r\nERROR :bye\r\n");
+}
+
+#[tokio::test]
+async fn input_scopes_hold_their_writes_until_the_thread_goes_idle() {
+    let (outbox, peer) = connected(1024).await;
+    let delayed_writes = DelayedWrites::default();
+    let send_in_scope = |line: &'static [u8]| {
+        let _scope = FlushScope::enter_for_input(&delayed_writes);
+        outbox.send(&Bytes::from_static(line));
+    };
+    send_in_scope(b"one\r\n");
+    assert_eq!(
+        outbox.queued_bytes(),
+        0,
+        "no idle hook yet: written at once"
+    );
+
+    // As the runtime does before this thread goes idle; from now on it
+    // counts on that.
+    flush_on_park();
+    send_in_scope(b"two\r\n");
+    assert_eq!(outbox.queued_bytes(), 5, "left for the idle hook");
+    flush_on_park();
+    assert_eq!(outbox.queued_bytes(), 0);
+
+    // A thread that never goes idle still writes every MAX_HELD_SCOPES.
+    for _ in 1..MAX_HELD_SCOPES {
+        send_in_scope(b"x\r\n");
+    }
+    assert_eq!(outbox.queued_bytes(), 3 * (MAX_HELD_SCOPES as usize - 1));
+    send_in_scope(b"x\r\n");
+    assert_eq!(outbox.queued_bytes(), 0, "the last scope wrote them all");
+
+    // Other scopes write what was held at once.
+    send_in_scope(b"three\r\n");
+    {
+        let _scope = FlushScope::enter();
+    }
+    assert_eq!(outbox.queued_bytes(), 0);
+    outbox.close_with(Bytes::from_static(b"ERROR :bye\r\n"));
+    outbox.finish().await;
+    let xs = "x\r\n".repeat(MAX_HELD_SCOPES as usize);
+    assert_eq!(
+        read_all(peer).await,
+        format!("one\r\ntwo\r\n{xs}three\r\nERROR :bye\r\n")
+    );
 }
 
 #[tokio::test]
