@@ -55,17 +55,10 @@ async fn private_and_channel_messages_from_many_threads_keep_each_senders_order(
     each_senders_order_is_kept().await;
 }
 
-/// As the binary runs: each thread writes what its clients' input queued
-/// when it goes idle (or every few batches), not at the end of each batch.
+/// As the binary runs (see `on_the_binarys_runtime`).
 #[test]
 fn the_order_is_kept_when_threads_write_as_they_go_idle() {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(4)
-        .enable_all()
-        .on_thread_park(parlor::server::flush::flush_on_park)
-        .build()
-        .expect("a runtime")
-        .block_on(each_senders_order_is_kept());
+    on_the_binarys_runtime(each_senders_order_is_kept());
 }
 
 async fn each_senders_order_is_kept() {

@@ -57,17 +57,10 @@ async fn channel_events_reach_every_member_in_one_order() {
     events_reach_every_member_in_one_order().await;
 }
 
-/// As the binary runs: each thread writes what its clients' input queued
-/// when it goes idle (or every few batches), not at the end of each batch.
+/// As the binary runs (see `on_the_binarys_runtime`).
 #[test]
 fn channel_events_keep_one_order_when_threads_write_as_they_go_idle() {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(4)
-        .enable_all()
-        .on_thread_park(parlor::server::flush::flush_on_park)
-        .build()
-        .expect("a runtime")
-        .block_on(events_reach_every_member_in_one_order());
+    on_the_binarys_runtime(events_reach_every_member_in_one_order());
 }
 
 async fn events_reach_every_member_in_one_order() {

@@ -478,3 +478,16 @@ pub async fn alice_logging_in_with_sasl(server: &TestServer, caps: &str) -> Clie
     alice.nick = "alice".to_owned();
     alice
 }
+
+/// Runs `test` on a runtime set up as the binary's is: each thread writes
+/// what its clients' input queued when it is about to go idle (or every few
+/// batches), not at the end of each batch.
+pub fn on_the_binarys_runtime(test: impl std::future::Future<Output = ()>) {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .on_thread_park(parlor::server::flush::flush_on_park)
+        .build()
+        .expect("a runtime")
+        .block_on(test);
+}
