@@ -44,9 +44,18 @@ thread_local! {
 /// [`FlushScope::enter_for_input`]). Without it every scope writes when it
 /// ends.
 pub fn flush_on_park() {
+    DEFERRED.with(|deferred| deferred.borrow_mut().written_when_idle = true);
+    write_held();
+}
+
+/// Makes the writes this thread's input scopes held back, now. tokio skips
+/// the park hook when a task on the thread yielded (it only polls for
+/// events, then runs that task again): a task that can keep a thread busy
+/// that way without handling input (the accept loop in a connection
+/// storm) calls this, so that it never holds other clients' lines back.
+pub fn write_held() {
     let urgent = DEFERRED.with(|deferred| {
         let mut deferred = deferred.borrow_mut();
-        deferred.written_when_idle = true;
         if deferred.active {
             return None;
         }

@@ -317,6 +317,7 @@ async fn accept_loop(server: Arc<Server>, listener: TcpListener, tracker: TaskTr
         };
         let _ = stream.set_nodelay(true);
         connection::start(&server, stream, peer, &tracker);
+        flush::write_held();
     }
 }
 

@@ -483,6 +483,9 @@ impl Outbox {
                 if Instant::now() >= give_up {
                     break;
                 }
+                // A task that yields keeps tokio from running the park
+                // hook on this thread: what it holds back goes out first.
+                super::flush::write_held();
                 tokio::task::yield_now().await;
                 continue;
             }
