@@ -2,10 +2,9 @@
 //! channels and capabilities, and the lines it is the source of.
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::{BufMut, Bytes, BytesMut};
-
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::caps::Caps;
 use super::host::address_host;

@@ -137,7 +137,7 @@ impl FlushScope<'_> {
     /// senders' batches reach in one stretch of the thread's work then gets
     /// one write for all of them instead of one each. That cut the CPU per
     /// delivery by a quarter with 4 senders in a 200-member channel, and by
-    /// a tenth with 500 pairs of private messages (`parlor-bench`). The
+    /// 7% with 500 pairs of private messages (`parlor-bench`). The
     /// lines are in the recipients' queues already; only the syscall waits.
     pub fn enter_for_input(delayed_writes: &DelayedWrites) -> FlushScope<'_> {
         FlushScope::begin(Some(delayed_writes), true)
