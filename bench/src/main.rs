@@ -45,8 +45,8 @@ db_bytes_per_message}. null = does not apply or could not be measured (no
 The measured phase: fanout/dm from the first message sent to the last one
 received (CPU and RSS read right before and at the last expected delivery;
 after the closing PING round when messages were lost, and always for
-cpu_us_per_delivery_with_settle); connect from the first connect to the last 001; join-storm
-from the first JOIN to the last JOIN line received; login from the start
+cpu_us_per_delivery_with_settle); connect from the first connect to the
+last 001; join-storm from the first JOIN to the last JOIN line received; login from the start
 of each burst of AUTHENTICATEs to its last 903, summed over the rounds
 (CPU too; the logouts between rounds are not measured), with deliveries =
 logins and losses = logins that failed (904, FAIL) or never ran; history

@@ -327,7 +327,7 @@ pub struct Report {
     pub latency_us: Latency,
     pub errors: Vec<String>,
     /// Extra (fanout, dm): CPU per delivery with the closing PING round
-    /// included, as tables before 2026-11-24 measured it.
+    /// included, as the tables up to commit cb4a021's measured it.
     pub cpu_us_per_delivery_with_settle: Option<f64>,
     /// Extra: the bench's own CPU over the measured phase.
     pub bench_cpu_us: Option<u64>,
