@@ -12,12 +12,13 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use tokio::sync::Notify;
-use tokio::time::{timeout, timeout_at, Instant, MissedTickBehavior};
+use tokio::time::{timeout, timeout_at, Instant};
 
 use crate::client::{classify, last_param, pong, server_error, Conn, Msg, ReadError, Writer};
 use crate::metrics::{histogram, Probe, Reading};
 use crate::seq::{Arrival, Seq};
 use crate::setup::Common;
+use crate::ticker::Ticker;
 
 /// Token of the PING a sender sends after its last message: its PONG
 /// means every message before it was fanned out.
@@ -34,10 +35,10 @@ pub enum Pace {
     /// At most this many messages in flight (sent, not yet received by the
     /// sender's probe).
     Window(u64),
-    /// One message every `period`, on a tokio interval with
-    /// `MissedTickBehavior::Burst` (a late sender catches up); the latency
-    /// clock starts at each message's scheduled time, so a sender held up
-    /// by the server is not hidden (no coordinated omission).
+    /// One message every `period` after an offset, on a [`Ticker`] (a late
+    /// sender catches up); the latency clock starts at each message's
+    /// scheduled time, so a sender held up by the server is not hidden (no
+    /// coordinated omission).
     Every(Duration, Duration),
 }
 
@@ -196,10 +197,12 @@ pub async fn send_all(
             }
         }
         Pace::Every(period, offset) => {
-            let mut ticks = tokio::time::interval_at(Instant::now() + offset, period);
-            ticks.set_missed_tick_behavior(MissedTickBehavior::Burst);
+            let mut ticker = Ticker::start(offset, period)
+                .map_err(|e| format!("sender {sender}: cannot start its timer: {e}"))?;
             while sent < messages {
-                let due = bounded(&common, ticks.tick()).await?;
+                let due = bounded(&common, ticker.tick())
+                    .await?
+                    .map_err(|e| format!("sender {sender}: its timer failed: {e}"))?;
                 let ns = due.saturating_duration_since(common.epoch).as_nanos() as u64;
                 buf.clear();
                 line(&mut buf, sent, ns);
