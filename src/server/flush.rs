@@ -11,6 +11,7 @@ use std::sync::Mutex;
 use tokio::sync::Notify;
 
 use super::outbox::{Outbox, DELAYED_WRITE_WINDOW};
+use super::second_writer;
 
 /// Outboxes a scope's or the delayed writer's list keeps room for.
 const KEPT_LIST_CAPACITY: usize = 4096;
@@ -67,9 +68,11 @@ pub fn write_held() {
     }
 }
 
-/// Writes the outboxes of `urgent`, then keeps its allocation for the next
-/// list, unless one huge broadcast made it too big to keep for good.
+/// Writes the outboxes of `urgent` (half of a long list on the second
+/// writer's thread), then keeps its allocation for the next list, unless
+/// one huge broadcast made it too big to keep for good.
 fn write_urgent(mut urgent: Vec<Outbox>) {
+    second_writer::take_half(&mut urgent);
     for outbox in &urgent {
         outbox.flush_scheduled();
     }

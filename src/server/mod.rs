@@ -15,6 +15,7 @@ pub mod labeled;
 pub mod maps;
 pub mod outbox;
 pub mod persist;
+mod second_writer;
 pub mod stamped;
 pub mod world;
 

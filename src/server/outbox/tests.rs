@@ -233,3 +233,46 @@ async fn a_burst_keeps_its_lines_in_order_and_cuts_tags_per_client() {
          :s 003 a :fourth\r\nERROR :bye\r\n"
     );
 }
+
+#[tokio::test]
+async fn a_long_fan_out_is_written_by_two_threads_in_order() {
+    use crate::server::second_writer::{outboxes_written, SPLIT_AT};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut pairs = Vec::new();
+    for _ in 0..2 * SPLIT_AT {
+        let peer = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        pairs.push((Outbox::new(1 << 20, server), peer));
+    }
+    // No other test in this binary fans out to SPLIT_AT outboxes, so the
+    // second writer's count moves for this test alone.
+    let written_before = outboxes_written();
+    let rounds = 20;
+    for round in 0..rounds {
+        let line = Bytes::from(format!("line {round}\r\n"));
+        let _scope = FlushScope::enter();
+        for (outbox, _) in &pairs {
+            outbox.send(&line);
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pairs.iter().any(|(outbox, _)| outbox.queued_bytes() > 0) {
+        assert!(Instant::now() < deadline, "lines were left unwritten");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert!(
+        outboxes_written() - written_before >= SPLIT_AT as u64,
+        "the second writer wrote {} outboxes",
+        outboxes_written() - written_before
+    );
+    let expected: String = (0..rounds)
+        .map(|round| format!("line {round}\r\n"))
+        .collect();
+    for (outbox, peer) in pairs {
+        outbox.close_with(Bytes::new());
+        outbox.finish().await;
+        assert_eq!(read_all(peer).await, expected);
+    }
+}
