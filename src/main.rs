@@ -140,14 +140,18 @@ fn serve(cli: Cli) -> ExitCode {
     // Formatted on the connection tasks, written in batches by a thread
     // of its own (see `logging.rs`); flushed when `serve` returns.
     let (log_writer, _flush_logs_on_exit) = parlor::logging::BatchedLog::new(std::io::stderr());
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
-        // Colour codes only for a person watching, not in a log file.
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(log_writer)
-        .init();
+        .with_writer(log_writer);
+    // Colour for a person watching; plain lines, cheaper to format, for a
+    // file or a pipe (see `logging::plain`).
+    if std::io::stderr().is_terminal() {
+        logs.init();
+    } else {
+        logs.event_format(parlor::logging::plain::PlainLines).init();
+    }
     let config = match load_config(&cli) {
         Ok(config) => config,
         Err(e) => {

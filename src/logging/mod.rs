@@ -7,6 +7,8 @@
 //! for every line: two log lines per connection then cost more than the
 //! rest of a client's registration.
 
+pub mod plain;
+
 use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
