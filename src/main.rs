@@ -138,7 +138,7 @@ fn serve(cli: Cli) -> ExitCode {
     use std::io::IsTerminal;
     memory::keep_pages_small();
     // Formatted on the connection tasks, written in batches by a thread
-    // of its own (see `logging.rs`); flushed when `serve` returns.
+    // of its own (see `logging/mod.rs`); flushed when `serve` returns.
     let (log_writer, _flush_logs_on_exit) = parlor::logging::BatchedLog::new(std::io::stderr());
     let logs = tracing_subscriber::fmt()
         .with_env_filter(
@@ -150,7 +150,9 @@ fn serve(cli: Cli) -> ExitCode {
     if std::io::stderr().is_terminal() {
         logs.init();
     } else {
-        logs.event_format(parlor::logging::plain::PlainLines).init();
+        logs.with_ansi(false)
+            .event_format(parlor::logging::plain::PlainLines)
+            .init();
     }
     let config = match load_config(&cli) {
         Ok(config) => config,

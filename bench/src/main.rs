@@ -55,9 +55,9 @@ from the first message sent to the last one the member received (CPU until
 a CHATHISTORY after the fill, which waits for the pending writes, answered),
 with deliveries = messages the member received.
 
-Paced mode (--rate) ticks on a timerfd, precise to the microsecond (a
-tokio interval fires up to a millisecond late): a sender that falls
-behind catches up, and latency counts from each message's scheduled time.
+Paced mode (--rate) ticks on a timerfd (a tokio interval fires up to a
+millisecond late): a sender that falls behind catches up, and latency
+counts from each message's scheduled time.
 
 Exit status 0 when the scenario ran (losses and errors are reported),
 1 when it could not (connection refused, timeout, invalid values), 2 for

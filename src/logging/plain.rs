@@ -1,19 +1,22 @@
 //! The format of log lines written to a file or a pipe: the stock
-//! `tracing_subscriber` line without colour, made for less.
+//! `tracing_subscriber` line without colour, made for less. Two things
+//! differ: the time has milliseconds, not microseconds, and spans are not
+//! shown (the server opens none).
 //!
 //! The stock formatter costs about 7,500 instructions a line (callgrind):
 //! it formats the date from scratch, and paints every field name and value
-//! through `nu_ansi_term` even with colour off. A registration logs three
-//! lines (connected, registered, disconnected), and they came to 30% of the
+//! through `nu_ansi_term` even with colour off. A client logs three lines
+//! (connected, registered, disconnected), and they came to 30% of the
 //! server's own instructions in `parlor-bench connect`. This one formats the
-//! date once a second per thread (`tags::format_time`, milliseconds) and
-//! writes fields straight through.
+//! date once a second per thread (`tags::format_time`) and writes fields
+//! straight through: half the instructions per line.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
+use tracing_log::NormalizeEvent;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
@@ -43,7 +46,10 @@ where
         let time = format_time(now_ms);
         // Only ASCII digits and punctuation are ever put in it.
         writer.write_str(std::str::from_utf8(&time).map_err(|_| fmt::Error)?)?;
-        let metadata = event.metadata();
+        // A record from the `log` crate (sqlx's, rustls's) carries its real
+        // target in fields of its own; the stock formatter shows it so too.
+        let from_log = event.normalized_metadata();
+        let metadata = from_log.as_ref().unwrap_or_else(|| event.metadata());
         writer.write_str(level_column(metadata.level()))?;
         writer.write_str(metadata.target())?;
         writer.write_char(':')?;
@@ -75,12 +81,31 @@ struct PlainFields<'a, 'w> {
 
 impl PlainFields<'_, '_> {
     fn put(&mut self, field: &Field, value: fmt::Arguments<'_>) {
-        if self.result.is_ok() {
+        if self.result.is_ok() && !field.name().starts_with("log.") {
+            let mut escaping = Escaping(&mut *self.writer);
             self.result = match field.name() {
-                "message" => write!(self.writer, " {value}"),
-                name => write!(self.writer, " {}={value}", name.trim_start_matches("r#")),
+                "message" => write!(escaping, " {value}"),
+                name => write!(escaping, " {}={value}", name.trim_start_matches("r#")),
             };
         }
+    }
+}
+
+/// Writes control characters as `\u{1b}`, as `{:?}` does: a value a client
+/// chose (a quit reason, a message text) can then neither start a line of
+/// its own in the log nor send escape sequences to a terminal reading it.
+struct Escaping<'a, W>(&'a mut W);
+
+impl<W: fmt::Write> fmt::Write for Escaping<'_, W> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        let mut rest = text;
+        while let Some(at) = rest.find(|c: char| c.is_control()) {
+            self.0.write_str(&rest[..at])?;
+            let control = rest[at..].chars().next().unwrap_or_default();
+            write!(self.0, "\\u{{{:x}}}", control as u32)?;
+            rest = &rest[at + control.len_utf8()..];
+        }
+        self.0.write_str(rest)
     }
 }
 
@@ -147,6 +172,32 @@ mod tests {
         let stamp = crate::proto::tags::parse_time(&text[..24]).expect("a time tag's format");
         let ms = |time: SystemTime| time.duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
         assert!(ms(before) <= stamp && stamp <= ms(after), "{text}");
+    }
+
+    #[test]
+    fn control_characters_from_any_value_are_escaped() {
+        let reason = "bye\r\n2026-01-01T00:00:00.000Z  INFO fake: line\x1b[2J";
+        let nick = "ni\x07ck";
+        let text = logged(|| tracing::info!(%nick, reason, "left: {reason}"));
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(!text.contains('\x1b') && !text.contains('\x07'), "{text}");
+        assert_eq!(
+            after_time(&text),
+            "  INFO parlor::logging::plain::tests: left: bye\\u{d}\\u{a}2026-01-01T00:00:00.000Z  \
+             INFO fake: line\\u{1b}[2J nick=ni\\u{7}ck reason=\"bye\\r\\n2026-01-01T00:00:00.000Z  \
+             INFO fake: line\\u{1b}[2J\"\n"
+        );
+    }
+
+    #[test]
+    fn a_record_from_the_log_crate_shows_its_own_target() {
+        let record = log::Record::builder()
+            .level(log::Level::Warn)
+            .target("sqlx::pool")
+            .args(format_args!("slow acquire"))
+            .build();
+        let text = logged(|| tracing_log::format_trace(&record).unwrap());
+        assert_eq!(after_time(&text), "  WARN sqlx::pool: slow acquire\n");
     }
 
     #[test]

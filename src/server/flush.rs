@@ -68,11 +68,13 @@ pub fn write_held() {
     }
 }
 
-/// Writes the outboxes of `urgent` (half of a long list on the second
-/// writer's thread), then keeps its allocation for the next list, unless
-/// one huge broadcast made it too big to keep for good.
+/// Writes the outboxes of `urgent` (a long list with the second writer's
+/// help), then keeps its allocation for the next list, unless one huge
+/// broadcast made it too big to keep for good.
 fn write_urgent(mut urgent: Vec<Outbox>) {
-    second_writer::take_half(&mut urgent);
+    if second_writer::write_shared(&mut urgent) {
+        return;
+    }
     for outbox in &urgent {
         outbox.flush_scheduled();
     }

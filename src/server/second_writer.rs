@@ -4,18 +4,18 @@
 //! in a row, about 5.5 µs each on loopback, nearly all of it the kernel's
 //! TCP path: the last member reads the line a millisecond after the first.
 //! When a thread has that many outboxes to write and this thread is idle,
-//! it hands half of them over and writes the other half meanwhile. Measured
-//! with 4 senders pacing 500 lines a second into 200 members, p99 latency
-//! fell from 1.8–1.9 ms to 1.35–1.45 ms and the server's CPU per delivery
-//! by 3–8% (`parlor-bench fanout --rate 500`).
+//! the two write the list together, each taking the next outbox not yet
+//! taken, so the caller never waits for the second writer: if that thread
+//! is slow to get a CPU, the caller simply writes more of the list itself.
 //!
-//! It takes one list at a time: while it writes one, every other thread
-//! writes its own lists whole, as before, so it never queues work, never
-//! delays a line behind another list, and holds nothing for long.
+//! It helps with one list at a time: while it does, every other thread
+//! writes its own lists alone, as before, so nothing ever queues for it.
+//! The thread is started on first use and serves every server in the
+//! process (an embedding program's too).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use super::outbox::Outbox;
 
@@ -23,61 +23,100 @@ use super::outbox::Outbox;
 /// it, waking this thread costs more than it saves.
 pub(super) const SPLIT_AT: usize = 64;
 
-/// The thread is writing a list (or one is on its way to it).
+/// The thread is helping with a list (or one is on its way to it).
 static BUSY: AtomicBool = AtomicBool::new(false);
-/// Outboxes the thread has written: tests check that it ran.
-static WRITTEN: AtomicU64 = AtomicU64::new(0);
-/// `None` when the thread could not be started: everyone writes their own.
-static LISTS: OnceLock<Option<SyncSender<Vec<Outbox>>>> = OnceLock::new();
+/// `None` when the thread could not be started: everyone writes alone.
+static LISTS: OnceLock<Option<SyncSender<Arc<SharedList>>>> = OnceLock::new();
+/// Outboxes the second writer took from a list: tests check that it helped.
+#[cfg(test)]
+static TAKEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-/// Hands the second half of `outboxes` to the second writer if it is idle,
-/// and leaves the first half (or all of them) to the caller to write.
-pub(super) fn take_half(outboxes: &mut Vec<Outbox>) {
+/// Outboxes to write, and the index of the next one nobody has taken.
+struct SharedList {
+    outboxes: Vec<Outbox>,
+    next: AtomicUsize,
+}
+
+impl SharedList {
+    /// Writes outboxes not yet taken until none is left; returns how many
+    /// this caller wrote.
+    fn write_untaken(&self) -> usize {
+        let mut written = 0;
+        loop {
+            let index = self.next.fetch_add(1, Ordering::Relaxed);
+            let Some(outbox) = self.outboxes.get(index) else {
+                return written;
+            };
+            outbox.flush_scheduled();
+            written += 1;
+        }
+    }
+}
+
+/// Writes every outbox of `outboxes`, with the second writer's help when
+/// there are many and it is idle. Returns `false`, leaving `outboxes` to
+/// the caller, when it did not help.
+pub(super) fn write_shared(outboxes: &mut Vec<Outbox>) -> bool {
     if outboxes.len() < SPLIT_AT || BUSY.swap(true, Ordering::Acquire) {
-        return;
+        return false;
     }
     let Some(lists) = LISTS.get_or_init(start) else {
         BUSY.store(false, Ordering::Release);
-        return;
+        return false;
     };
-    let half = outboxes.split_off(outboxes.len() / 2);
+    let list = Arc::new(SharedList {
+        outboxes: std::mem::take(outboxes),
+        next: AtomicUsize::new(0),
+    });
     // The channel has room for the one list `BUSY` lets through; a send
-    // fails only if the thread is gone, and then the caller writes it all.
-    if let Err(error) = lists.try_send(half) {
-        let (std::sync::mpsc::TrySendError::Full(half)
-        | std::sync::mpsc::TrySendError::Disconnected(half)) = error;
-        outboxes.extend(half);
+    // fails only if the thread is gone, and then this thread writes alone.
+    if lists.try_send(list.clone()).is_err() {
         BUSY.store(false, Ordering::Release);
     }
+    list.write_untaken();
+    true
 }
 
-/// Outboxes written by the second writer since the process started.
+/// Outboxes the second writer has taken from lists since the process
+/// started.
 #[cfg(test)]
-pub(super) fn outboxes_written() -> u64 {
-    WRITTEN.load(Ordering::Relaxed)
+pub(super) fn outboxes_taken() -> u64 {
+    TAKEN.load(Ordering::Relaxed)
 }
 
-fn start() -> Option<SyncSender<Vec<Outbox>>> {
-    let (lists, incoming) = sync_channel::<Vec<Outbox>>(1);
+fn start() -> Option<SyncSender<Arc<SharedList>>> {
+    let (lists, incoming) = sync_channel::<Arc<SharedList>>(1);
     let started = std::thread::Builder::new()
         .name("parlor-writer".into())
         .spawn(move || {
             for list in incoming {
-                for outbox in &list {
-                    outbox.flush_scheduled();
-                }
-                WRITTEN.fetch_add(list.len() as u64, Ordering::Relaxed);
-                // The outboxes are let go before another list is taken, so
-                // a closed client's outbox is not kept alive by this thread.
+                // Clears BUSY even if a write panics, so that the thread's
+                // death leaves every caller writing alone, not waiting.
+                let _idle_when_done = ClearBusyOnDrop;
+                let _taken = list.write_untaken();
+                #[cfg(test)]
+                TAKEN.fetch_add(_taken as u64, Ordering::Relaxed);
+                // The outboxes are let go before another list comes, so a
+                // closed client's outbox is not kept alive by this thread.
                 drop(list);
-                BUSY.store(false, Ordering::Release);
             }
         });
     match started {
         Ok(_) => Some(lists),
         Err(error) => {
-            tracing::warn!(%error, "cannot start the second writer thread; fan-outs are written by one thread");
+            tracing::warn!(
+                %error,
+                "cannot start the second writer thread; fan-outs are written by one thread"
+            );
             None
         }
+    }
+}
+
+struct ClearBusyOnDrop;
+
+impl Drop for ClearBusyOnDrop {
+    fn drop(&mut self) {
+        BUSY.store(false, Ordering::Release);
     }
 }
