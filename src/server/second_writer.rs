@@ -8,6 +8,12 @@
 //! taken, so the caller never waits for the second writer: if that thread
 //! is slow to get a CPU, the caller simply writes more of the list itself.
 //!
+//! Measured with 4 senders pacing 500 lines a second into 200 members, p99
+//! latency fell by a quarter (1.8–1.9 ms to 1.35–1.45 ms) and the CPU per
+//! delivery by 3–8%; 4 senders flooding the same channel cost 3–8% more
+//! CPU per delivery, the two threads then competing for cores the other
+//! work already fills.
+//!
 //! It helps with one list at a time: while it does, every other thread
 //! writes its own lists alone, as before, so nothing ever queues for it.
 //! The thread is started on first use and serves every server in the
