@@ -10,7 +10,7 @@
 //!
 //! Measured with 4 senders pacing 500 lines a second into 200 members, p99
 //! latency fell by a quarter (1.8–1.9 ms to 1.35–1.45 ms) and the CPU per
-//! delivery by 3–8%; 4 senders flooding the same channel cost 3–8% more
+//! delivery by 3–8%; 4 senders flooding the same channel cost 1–4% more
 //! CPU per delivery, the two threads then competing for cores the other
 //! work already fills.
 //!
