@@ -236,10 +236,10 @@ async fn a_burst_keeps_its_lines_in_order_and_cuts_tags_per_client() {
 
 #[tokio::test]
 async fn a_long_fan_out_is_written_by_two_threads_in_order() {
-    use crate::server::second_writer::{outboxes_taken, SPLIT_AT};
+    use crate::server::second_writer::{outboxes_taken, SHARE_AT};
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let mut pairs = Vec::new();
-    for _ in 0..2 * SPLIT_AT {
+    for _ in 0..2 * SHARE_AT {
         let peer = TcpStream::connect(listener.local_addr().unwrap())
             .await
             .unwrap();
@@ -247,7 +247,7 @@ async fn a_long_fan_out_is_written_by_two_threads_in_order() {
         pairs.push((Outbox::new(1 << 20, server), peer));
     }
     // The second writer is one per process; no other test in this binary
-    // fans out to SPLIT_AT outboxes, so its count moves for this test alone.
+    // fans out to SHARE_AT outboxes, so its count moves for this test alone.
     let taken_before = outboxes_taken();
     let rounds = 50;
     let deadline = Instant::now() + Duration::from_secs(10);
