@@ -193,7 +193,7 @@ mod tests {
 
     /// An output whose contents the test can read while the thread writes.
     #[derive(Clone, Default)]
-    struct Shelf(Arc<Mutex<Vec<u8>>>);
+    pub(super) struct Shelf(Arc<Mutex<Vec<u8>>>);
 
     impl Write for Shelf {
         fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
@@ -206,7 +206,7 @@ mod tests {
     }
 
     impl Shelf {
-        fn text(&self) -> String {
+        pub(super) fn text(&self) -> String {
             String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
         }
     }

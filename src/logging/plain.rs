@@ -126,32 +126,18 @@ impl Visit for PlainFields<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::{Arc, Mutex};
-
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::logging::tests::Shelf;
 
     fn logged(event: impl FnOnce()) -> String {
-        let captured = Captured::default();
-        let writer = captured.clone();
+        let shelf = Shelf::default();
+        let writer = shelf.clone();
         let subscriber = tracing_subscriber::fmt()
             .with_max_level(Level::TRACE)
             .event_format(PlainLines)
             .with_writer(move || writer.clone())
             .finish();
         tracing::subscriber::with_default(subscriber, event);
-        let text = captured.0.lock().unwrap().clone();
-        String::from_utf8(text).unwrap()
+        shelf.text()
     }
 
     /// The line without its time, which is checked on its own.
