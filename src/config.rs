@@ -35,6 +35,27 @@ pub struct ServerConfig {
     pub password: String,
     pub motd: String,
     pub motd_file: String,
+    /// Command threads; 0 = automatic (see [`ServerConfig::runtime_threads`]).
+    pub threads: usize,
+}
+
+/// Most command threads a config may ask for.
+const MAX_THREADS: usize = 1024;
+
+impl ServerConfig {
+    /// The runtime's worker threads on a machine where this process may
+    /// use `cores` cores: `threads` if set, otherwise one fewer than the
+    /// cores, and at least one. The spare core is for the threads that
+    /// are busy besides the workers (the second writer of long fan-outs,
+    /// the log and history writers); on two cores a second worker would
+    /// mostly wait for the state lock that every channel message takes
+    /// alone.
+    pub fn runtime_threads(&self, cores: usize) -> usize {
+        match self.threads {
+            0 => cores.saturating_sub(1).max(1),
+            threads => threads,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -218,6 +239,15 @@ impl Config {
                     format!("{addr:?} is not an address: write IP:PORT, e.g. \"127.0.0.1:6667\" or \"[::1]:6667\""),
                 ));
             }
+        }
+        if s.threads > MAX_THREADS {
+            return Err((
+                "server.threads",
+                format!(
+                    "{} is out of range: allowed 0 (automatic) to {MAX_THREADS}",
+                    s.threads
+                ),
+            ));
         }
         if s.password.contains(' ') {
             return Err(("server.password", "may not contain spaces".into()));
@@ -441,6 +471,23 @@ mod tests {
         );
         let err = Config::from_toml_str("[server]\nlisten = [\"nope\"]\n", "t").unwrap_err();
         assert!(err.to_string().contains("server.listen"), "{err}");
+    }
+
+    #[test]
+    fn automatic_threads_leave_a_core_for_the_other_busy_threads() {
+        let automatic = Config::embedded().server;
+        assert_eq!(automatic.threads, 0);
+        assert_eq!(automatic.runtime_threads(1), 1);
+        assert_eq!(automatic.runtime_threads(2), 1);
+        assert_eq!(automatic.runtime_threads(16), 15);
+        let set = Config::from_toml_str("[server]\nthreads = 3\n", "t").unwrap();
+        assert_eq!(set.server.runtime_threads(2), 3, "a set count is kept");
+        let err = Config::from_toml_str("[server]\nthreads = 5000\n", "t").unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("server.threads") && text.contains("1024"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -161,7 +161,10 @@ fn serve(cli: Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = config.server.runtime_threads(cores);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
         .enable_all()
         .on_thread_park(|| {
             // Lines first: a client waits for them, not for the memory.
@@ -176,6 +179,9 @@ fn serve(cli: Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Read back from the runtime: what it really started.
+    let started = runtime.metrics().num_workers();
+    tracing::info!(threads = started, cores, "command threads started");
     match runtime.block_on(parlor::run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

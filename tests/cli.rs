@@ -168,6 +168,11 @@ async fn listen_and_data_dir_override_the_file_and_the_data_dir_is_created() {
         client.register(&format!("user{port}")).await;
     }
     assert!(data_dir.is_dir(), "the data directory is created on start");
+    stop_cleanly(&mut running).await;
+}
+
+/// Sends SIGTERM and waits (bounded) for a clean exit.
+async fn stop_cleanly(running: &mut Running) {
     let status = Command::new("kill")
         .args(["-TERM", &running.0.id().to_string()])
         .status()
@@ -182,6 +187,34 @@ async fn listen_and_data_dir_override_the_file_and_the_data_dir_is_created() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(exit.success(), "{exit:?}");
+}
+
+#[tokio::test]
+async fn the_server_runs_the_command_threads_its_config_asks_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = write_config(
+        &dir,
+        &format!("[server]\nname = \"irc.test\"\nlisten = [\"127.0.0.1:{port}\"]\nthreads = 3\n"),
+    );
+    let log_path = dir.path().join("server.log");
+    let child = Command::new(BIN)
+        .args(["--config", &config])
+        .args(["--data-dir", &dir.path().join("data").display().to_string()])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let mut running = Running(child);
+    let mut client = connect_with_retry(format!("127.0.0.1:{port}").parse().unwrap()).await;
+    client.register("threads").await;
+    stop_cleanly(&mut running).await;
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let started = log
+        .lines()
+        .find(|line| line.contains("command threads started"))
+        .unwrap_or_else(|| panic!("no start line in the log:\n{log}"));
+    assert!(started.contains(" threads=3 "), "{started}");
 }
 
 #[tokio::test]
