@@ -295,6 +295,9 @@ fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
         socket.set_only_v6(true)?;
     }
     socket.set_reuse_address(true)?;
+    // Linux hands the listener's TCP_NODELAY down to every socket it
+    // accepts: set once here, it saves each connection a `setsockopt`.
+    socket.set_tcp_nodelay(true)?;
     socket.bind(&addr.into())?;
     socket.listen(LISTEN_BACKLOG)?;
     socket.set_nonblocking(true)?;
@@ -316,6 +319,8 @@ async fn accept_loop(server: Arc<Server>, listener: TcpListener, tracker: TaskTr
                 continue;
             }
         };
+        // Elsewhere an accepted socket may not inherit it (see `bind`).
+        #[cfg(not(target_os = "linux"))]
         let _ = stream.set_nodelay(true);
         connection::start(&server, stream, peer, &tracker);
         flush::write_held();
@@ -369,4 +374,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     handle.shutdown().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn accepted_connections_do_not_wait_to_fill_a_segment() {
+        let listener = super::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (accepted, _) = listener.accept().await.unwrap();
+        // Checked on the accepted socket, as the accept loop leaves it.
+        assert!(accepted.nodelay().unwrap(), "Nagle's algorithm is off");
+    }
 }
