@@ -268,7 +268,7 @@ mod tests {
     }
 
     #[test]
-    fn ordinary_lines_wait_for_the_interval() {
+    fn ordinary_lines_are_written_when_the_interval_passes() {
         let shelf = Shelf::default();
         let (log, _flush) = BatchedLog::with_interval(shelf.clone(), Duration::from_millis(50));
         log_through(&log, || tracing::info!("connected"));
