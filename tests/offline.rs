@@ -203,3 +203,63 @@ async fn a_chathistory_client_finds_missed_messages_itself() {
         "{lines:?}"
     );
 }
+
+/// A run of messages to an offline account (sent in one write, see
+/// `message_runs.rs`) waits for the account's owner once, yet each line is
+/// answered, kept and shown as if sent alone, and the lines after the run
+/// wait for it, flood control included.
+#[tokio::test]
+async fn a_run_of_messages_to_an_offline_account_is_kept_whole_and_in_order() {
+    let server = TestServer::start_with(&format!(
+        "{FAST_ACCOUNTS}[limits]\nflood_burst = 4\nflood_lines_per_sec = 20\n"
+    ))
+    .await;
+    register_and_leave(&server, "alice").await;
+    let mut bob = server.client("bob").await;
+    // Let the burst allowance refill after registration.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let lines = [
+        "PRIVMSG alice :one",
+        "PRIVMSG alice :two",
+        // Ends the run: no text.
+        "PRIVMSG alice :",
+        // Past the burst of 4: flood control holds these back.
+        "PRIVMSG alice :three",
+        "PRIVMSG alice :four",
+        "PRIVMSG alice :five",
+    ];
+    let write: String = lines.iter().map(|l| format!("{l}\r\n")).collect();
+    bob.send_raw(write.as_bytes()).await;
+    let offline = numeric(
+        "301",
+        "bob",
+        "alice :Offline; your message will be delivered when they return",
+    );
+    let no_text = numeric("412", "bob", ":No text to send");
+    assert_eq!(
+        bob.sync().await,
+        [
+            offline.clone(),
+            offline.clone(),
+            no_text,
+            offline.clone(),
+            offline.clone(),
+            offline
+        ]
+    );
+
+    let mut alice = server.client("alice").await;
+    let lines = alice.exchange("PRIVMSG NickServ :IDENTIFY hunter22").await;
+    let last = format!(":{} PRIVMSG alice :five", bob.mask());
+    let lines = read_through(&mut alice, lines, &last).await;
+    let replayed: Vec<String> = lines
+        .iter()
+        .filter(|line| line.starts_with(&format!(":{}", bob.mask())))
+        .cloned()
+        .collect();
+    let expected: Vec<String> = ["one", "two", "three", "four", "five"]
+        .iter()
+        .map(|text| format!(":{} PRIVMSG alice :{text}", bob.mask()))
+        .collect();
+    assert_eq!(replayed, expected);
+}

@@ -71,8 +71,7 @@ fn relay(ctx: &Ctx<'_>, msg: &Message<'_>, kind: Kind) -> Flow {
         }
         return Flow::Continue;
     };
-    let text = msg.param(1).filter(|t| !t.is_empty());
-    if text.is_none() && kind != Kind::Tagmsg {
+    if text_of(msg).is_none() && kind != Kind::Tagmsg {
         if errors {
             ctx.reply(Response::ERR_NOTEXTTOSEND, |b| {
                 b.trailing("No text to send")
@@ -80,6 +79,58 @@ fn relay(ctx: &Ctx<'_>, msg: &Message<'_>, kind: Kind) -> Flow {
         }
         return Flow::Continue;
     }
+    relay_all(ctx, std::slice::from_ref(msg), kind, targets)
+}
+
+/// Whether `msg` may be relayed in a run with the messages around it (see
+/// [`relay_run`]): a PRIVMSG or NOTICE with text and no tags, to one
+/// channel by its plain name or to one nick that is not a service's.
+pub fn may_run(msg: &Message<'_>) -> bool {
+    let [target, text] = msg.params[..] else {
+        return false;
+    };
+    let is_service = [nickserv::NICK, chanserv::NICK, playback::NICK]
+        .iter()
+        .any(|service| target.eq_ignore_ascii_case(service));
+    matches!(msg.command, "PRIVMSG" | "NOTICE")
+        && msg.tags.is_empty()
+        && !text.is_empty()
+        && !target.is_empty()
+        && !target.starts_with(['@', '+'])
+        && !target.contains(',')
+        && !is_service
+}
+
+/// Messages that came one after another in a client's input, the same
+/// command to the same target, each one [`may_run`]: relayed under one
+/// lock, so that each recipient gets them queued as one piece (see
+/// `Channel::broadcast_message`) instead of one by one. What each
+/// recipient, the sender and the history see is what relaying them one by
+/// one gives.
+pub fn relay_run(ctx: &Ctx<'_>, run: &[Message<'_>]) -> Flow {
+    let Some(first) = run.first() else {
+        return Flow::Continue;
+    };
+    debug_assert!(run.iter().all(|msg| may_run(msg)
+        && msg.command == first.command
+        && msg.params[0] == first.params[0]));
+    let kind = if first.command == "NOTICE" {
+        Kind::Notice
+    } else {
+        Kind::Privmsg
+    };
+    relay_all(ctx, run, kind, first.params[0])
+}
+
+/// The text a message carries, if any.
+fn text_of<'m>(msg: &Message<'m>) -> Option<&'m str> {
+    msg.param(1).filter(|t| !t.is_empty())
+}
+
+/// Relays `run`: one message, or a run of them to one target (see
+/// [`relay_run`]). Targets come first and messages second, which is the
+/// order of relaying the messages one by one only with a single target.
+fn relay_all(ctx: &Ctx<'_>, run: &[Message<'_>], kind: Kind, targets: &str) -> Flow {
     // A message to a channel changes the state (the lines kept for
     // replay) and must reach every member in one order: it takes the lock
     // alone. A message to people only reads the state, so it shares the
@@ -89,10 +140,10 @@ fn relay(ctx: &Ctx<'_>, msg: &Message<'_>, kind: Kind) -> Flow {
         split_list(targets).any(|target| is_channel_name(target.trim_start_matches(['@', '+'])));
     if !to_channel {
         let world = ctx.server.world_shared();
-        return relay_to_targets(ctx, &world, msg, kind, targets, text).flow;
+        return relay_to_targets(ctx, &world, run, kind, targets).flow;
     }
     let mut world = ctx.world();
-    let relayed = relay_to_targets(ctx, &world, msg, kind, targets, text);
+    let relayed = relay_to_targets(ctx, &world, run, kind, targets);
     for (folded, stamp, line) in relayed.remembered {
         let keep = world.history.replay_lines(&folded);
         world.recent_lines.push(&folded, stamp, line, keep);
@@ -108,13 +159,14 @@ struct Relayed {
     remembered: SmallVec<[(String, Stamp, bytes::Bytes); 1]>,
 }
 
-fn relay_to_targets(
+/// The lines it builds (`'s`) borrow from the state (`'w`, the sender's
+/// account) and from the messages (`'r`, `'m`, their client-only tags).
+fn relay_to_targets<'s, 'w: 's, 'r: 's, 'm: 's>(
     ctx: &Ctx<'_>,
-    world: &World,
-    msg: &Message<'_>,
+    world: &'w World,
+    run: &'r [Message<'m>],
     kind: Kind,
     targets: &str,
-    text: Option<&str>,
 ) -> Relayed {
     let errors = kind != Kind::Notice;
     let id = ctx.id();
@@ -129,7 +181,7 @@ fn relay_to_targets(
     // Client-only tags come only from clients that said they speak them.
     let sends_tags = me.caps.has(Cap::MessageTags);
     let echo = me.caps.has(Cap::EchoMessage) && (kind != Kind::Tagmsg || sends_tags);
-    let line_to = |target: &str| {
+    let line_to = |msg: &'r Message<'m>, target: &str| -> StampedLine<'s> {
         let client_tags = msg
             .tags
             .iter()
@@ -143,7 +195,7 @@ fn relay_to_targets(
             client_tags,
             |line| {
                 let line = line.param(target);
-                match text {
+                match text_of(msg) {
                     Some(text) => line.trailing(text),
                     None => line.finish(),
                 }
@@ -167,11 +219,13 @@ fn relay_to_targets(
         seen.push(folded_target.clone());
         if seen.len() > max_targets {
             if errors {
-                answers.send(
-                    ctx.numeric(&me.nick, Response::ERR_TOOMANYTARGETS)
-                        .param(target)
-                        .trailing("Too many targets"),
-                );
+                for _ in run {
+                    answers.send(
+                        ctx.numeric(&me.nick, Response::ERR_TOOMANYTARGETS)
+                            .param(target)
+                            .trailing("Too many targets"),
+                    );
+                }
             }
             continue;
         }
@@ -189,87 +243,106 @@ fn relay_to_targets(
         if is_channel_name(channel_name) {
             let Some(channel) = world.channel(channel_name) else {
                 if errors {
-                    answers.send(replies::no_such_channel(ctx, &me.nick, channel_name));
+                    for _ in run {
+                        answers.send(replies::no_such_channel(ctx, &me.nick, channel_name));
+                    }
                 }
                 continue;
             };
             let may_speak = me.modes.oper || channel.may_speak(id, || world.folded_masks(me));
             if !may_speak {
                 if errors {
-                    answers.send(
-                        ctx.numeric(&me.nick, Response::ERR_CANNOTSENDTOCHAN)
-                            .param(&channel.name)
-                            .trailing("Cannot send to channel"),
-                    );
+                    for _ in run {
+                        answers.send(
+                            ctx.numeric(&me.nick, Response::ERR_CANNOTSENDTOCHAN)
+                                .param(&channel.name)
+                                .trailing("Cannot send to channel"),
+                        );
+                    }
                 }
                 continue;
             }
-            let line = line_to(target);
-            channel.broadcast_message(&line, id, status, kind == Kind::Tagmsg);
+            let lines: SmallVec<[StampedLine<'_>; 1]> =
+                run.iter().map(|msg| line_to(msg, target)).collect();
+            channel.broadcast_message(&lines, id, status, kind == Kind::Tagmsg);
             if echo {
-                answers.echo(&line);
+                for line in &lines {
+                    answers.echo(line);
+                }
             }
             // A message to some members only (STATUSMSG) is not replayed to
             // everyone later.
-            if status.is_none() {
-                let folded = world.fold_cow(channel_name);
-                if world.history.logs(&folded) {
+            let folded = world.fold_cow(channel_name);
+            if status.is_none() && world.history.logs(&folded) {
+                for line in &lines {
                     let tagged = line.tagged().clone();
                     world
                         .history
                         .record(&folded, kind.command(), line.stamp, &tagged);
                     if kind != Kind::Tagmsg {
-                        remembered.push((folded.into_owned(), line.stamp, tagged));
+                        remembered.push((folded.to_string(), line.stamp, tagged));
                     }
                 }
             }
             continue;
         }
         let Some(recipient) = world.registered_by_folded_nick(&folded_target) else {
-            if kind != Kind::Tagmsg && keeps_offline {
-                // Whether an account owns the nick is the database's to
-                // say: decided after the loop, off the lock.
-                let line = line_to(target);
-                answers.wait_for_owner(missed::OfflineMessage {
-                    target: target.to_owned(),
-                    command: kind.command(),
-                    stamp: line.stamp,
-                    line: line.tagged().clone(),
-                });
-            } else if errors {
-                answers.send(replies::no_such_nick(ctx, &me.nick, target));
+            for msg in run {
+                if kind != Kind::Tagmsg && keeps_offline {
+                    // Whether an account owns the nick is the database's to
+                    // say: decided after the loop, off the lock.
+                    let line = line_to(msg, target);
+                    answers.wait_for_owner(missed::OfflineMessage {
+                        target: target.to_owned(),
+                        command: kind.command(),
+                        stamp: line.stamp,
+                        line: line.tagged().clone(),
+                    });
+                } else if errors {
+                    answers.send(replies::no_such_nick(ctx, &me.nick, target));
+                }
             }
             continue;
         };
-        let line = line_to(&recipient.nick);
-        if kind != Kind::Tagmsg || recipient.caps.has(Cap::MessageTags) {
-            if recipient.id == id {
+        let lines: SmallVec<[StampedLine<'_>; 1]> = run
+            .iter()
+            .map(|msg| line_to(msg, &recipient.nick))
+            .collect();
+        let takes_it = kind != Kind::Tagmsg || recipient.caps.has(Cap::MessageTags);
+        let to_myself = recipient.id == id;
+        if takes_it && !to_myself {
+            let joined = StampedLine::joined_bodies(&lines);
+            recipient
+                .outbox
+                .recipient()
+                .send_stamped_run(&lines, &joined);
+        }
+        for line in &lines {
+            if takes_it && to_myself {
                 // Delivered, not a reply: only the echo may carry a label
-                // (labeled-response).
-                recipient.outbox.send_stamped_unlabeled(&line);
-            } else {
-                recipient.outbox.send_stamped(&line);
+                // (labeled-response). Each line comes before its echo.
+                recipient.outbox.send_stamped_unlabeled(line);
             }
-        }
-        if echo {
-            answers.echo(&line);
-        }
-        // Kept for the logged-in side(s) of the conversation.
-        if me.login.is_some() || recipient.login.is_some() {
-            let key = history::direct_key(
-                &world.history_identity(me),
-                &world.history_identity(recipient),
-            );
-            world
-                .history
-                .record_direct(&key, kind.command(), line.stamp, line.tagged());
-        }
-        if let (Kind::Privmsg, Some(away)) = (kind, &recipient.away) {
-            answers.send(
-                ctx.numeric(&me.nick, Response::RPL_AWAY)
-                    .param(&recipient.nick)
-                    .trailing(away),
-            );
+            if echo {
+                answers.echo(line);
+            }
+            // Kept for the logged-in side(s) of the conversation.
+            if me.login.is_some() || recipient.login.is_some() {
+                let key = history::direct_key(
+                    &world.history_identity(me),
+                    &world.history_identity(recipient),
+                );
+                world
+                    .history
+                    .record_direct(&key, kind.command(), line.stamp, line.tagged());
+            }
+            if let (Kind::Privmsg, Some(away)) = (kind, &recipient.away) {
+                answers.send(
+                    ctx.numeric(&me.nick, Response::RPL_AWAY)
+                        .param(&recipient.nick)
+                        .trailing(away),
+                );
+            }
         }
     }
     let Some(waiting) = answers.into_waiting() else {

@@ -24,6 +24,7 @@ mod sasl;
 mod services;
 mod topic;
 
+pub use message::may_run;
 pub use missed::remember_departure;
 pub use nick_claims::{run as run_nick_claims, NickChecks};
 pub use registration::is_valid_nick;
@@ -273,6 +274,14 @@ pub fn dispatch(server: &Arc<Server>, session: &mut Session, message: &Message<'
     }
     let mut ctx = Ctx { server, session };
     (spec.handler)(&mut ctx, message)
+}
+
+/// Relays messages a client sent one after another, each one [`may_run`],
+/// of the same command to the same target: what relaying them one by one
+/// would do, with each recipient's lines queued as one piece.
+pub fn relay_run(server: &Arc<Server>, session: &mut Session, run: &[Message<'_>]) -> Flow {
+    let ctx = Ctx { server, session };
+    message::relay_run(&ctx, run)
 }
 
 /// Sends a numeric to the session's own client, addressed to its nick.

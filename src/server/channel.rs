@@ -255,12 +255,14 @@ impl Channel {
         }
     }
 
-    /// A PRIVMSG or NOTICE for the members but its sender (`except`), with
-    /// at least `min_status` if given (STATUSMSG: `@` ops, `+` voiced and
-    /// ops).
+    /// PRIVMSGs or NOTICEs, one after another, for the members but their
+    /// sender (`except`), with at least `min_status` if given (STATUSMSG:
+    /// `@` ops, `+` voiced and ops). Several lines are queued for each
+    /// member as one piece where its capabilities allow: one lock and one
+    /// shared handle per member instead of one per line.
     pub fn broadcast_message(
         &self,
-        line: &StampedLine<'_>,
+        lines: &[StampedLine<'_>],
         except: ClientId,
         min_status: Option<char>,
         tags_only: bool,
@@ -269,6 +271,7 @@ impl Channel {
         // reading only loads, so the CPU overlaps the cache misses of many
         // recipients, while queueing takes each one's lock, an atomic
         // operation that would make every miss wait for the one before.
+        let joined = StampedLine::joined_bodies(lines);
         let mut chunk: SmallVec<[Recipient; BROADCAST_CHUNK]> = SmallVec::new();
         let mut members = self.members.iter();
         loop {
@@ -295,7 +298,7 @@ impl Channel {
                 return;
             }
             for recipient in chunk.drain(..) {
-                recipient.send_stamped(line);
+                recipient.send_stamped_run(lines, &joined);
             }
         }
     }

@@ -30,6 +30,10 @@ use crate::proto::codec::{Frame, LineCodec};
 use crate::proto::numeric::{Extra, Response};
 use crate::proto::{parse_message, LineBuilder, Message, ParseError};
 
+use self::message_run::{After, Gathered};
+
+mod message_run;
+
 /// Room made in the read buffer before each read. Lines cut at its end wait
 /// in the buffer for the rest; a burst fills several reads.
 const READ_CHUNK: usize = 4096;
@@ -227,8 +231,10 @@ struct Input {
     /// The peer closed its side: what is left is the last line.
     at_eof: bool,
     flood: Option<FloodControl>,
-    /// A line held back by flood control. Boxed: only a flooding client
-    /// has one, and every idle connection would carry its room.
+    /// A line to handle before the buffered ones, already judged by flood
+    /// control: one it held back, or one taken to end a run of messages
+    /// while the run's work waits. Boxed: only a flooding client has one
+    /// for long, and every idle connection would carry its room.
     throttled: Option<Box<Frame>>,
 }
 
@@ -267,29 +273,70 @@ impl Input {
         loop {
             let frame = match next.take() {
                 Some(frame) => frame,
-                None => {
-                    let Some(frame) = self.next_frame()? else {
-                        return Ok(Pause::NeedInput);
-                    };
-                    // Each line is judged at the time it is handled, so the
-                    // time spent waiting for earlier lines is credited.
-                    let wait = self
-                        .flood
-                        .as_mut()
-                        .map_or(Duration::ZERO, |f| f.delay(session.now));
-                    if !wait.is_zero() {
-                        return Ok(Pause::Throttled(frame, wait));
-                    }
-                    frame
-                }
+                None => match self.next_judged(session)? {
+                    Judged::Ready(frame) => frame,
+                    Judged::Throttled(frame, wait) => return Ok(Pause::Throttled(frame, wait)),
+                    Judged::NoneBuffered => return Ok(Pause::NeedInput),
+                },
             };
-            match handle_frame(server, session, frame) {
-                Flow::Continue => {}
-                Flow::Quit(reason) => return Ok(Pause::Quit(reason)),
-                Flow::Wait(work) => return Ok(Pause::Wait(work)),
+            let (flow, after) = match self.take_message_run(session, frame)? {
+                Gathered::Run(run, after) => (run.relay(server, session), after),
+                Gathered::Alone(frame) => (handle_frame(server, session, frame), After::Nothing),
+            };
+            match (flow, after) {
+                (Flow::Continue, After::Nothing) => {}
+                (Flow::Continue, After::Line(frame)) => next = Some(frame),
+                (Flow::Continue, After::Throttled(frame, wait)) => {
+                    return Ok(Pause::Throttled(frame, wait));
+                }
+                // The connection ends: what is left unhandled goes with it.
+                (Flow::Quit(reason), _) => return Ok(Pause::Quit(reason)),
+                (Flow::Wait(work), After::Nothing) => return Ok(Pause::Wait(work)),
+                // The line taken after the run is handled once the work is
+                // done, and no sooner than flood control says.
+                (Flow::Wait(work), After::Line(frame)) => {
+                    self.throttled = Some(Box::new(frame));
+                    return Ok(Pause::Wait(work));
+                }
+                (Flow::Wait(work), After::Throttled(frame, wait)) => {
+                    self.throttled = Some(Box::new(frame));
+                    return Ok(Pause::Wait(Box::pin(async move {
+                        let update = work.await;
+                        tokio::time::sleep(wait).await;
+                        update
+                    })));
+                }
             }
         }
     }
+
+    /// The next buffered line, judged by flood control.
+    fn next_judged(&mut self, session: &Session) -> std::io::Result<Judged> {
+        let Some(frame) = self.next_frame()? else {
+            return Ok(Judged::NoneBuffered);
+        };
+        // Each line is judged at the time it is handled, so the time spent
+        // waiting for earlier lines is credited.
+        let wait = self
+            .flood
+            .as_mut()
+            .map_or(Duration::ZERO, |f| f.delay(session.now));
+        if wait.is_zero() {
+            Ok(Judged::Ready(frame))
+        } else {
+            Ok(Judged::Throttled(frame, wait))
+        }
+    }
+}
+
+/// A buffered line as flood control judged it.
+enum Judged {
+    /// It may be handled now.
+    Ready(Frame),
+    /// It must wait this long.
+    Throttled(Frame, Duration),
+    /// No complete line is buffered.
+    NoneBuffered,
 }
 
 impl Connection {

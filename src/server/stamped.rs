@@ -46,6 +46,22 @@ impl<'a> StampedLine<'a> {
         &self.body
     }
 
+    /// The bodies of `lines`, one after another, in one buffer: what a
+    /// client that takes no tags receives of them.
+    pub fn joined_bodies(lines: &[StampedLine<'_>]) -> Bytes {
+        match lines {
+            [line] => line.body.clone(),
+            lines => {
+                let length = lines.iter().map(|line| line.body.len()).sum();
+                let mut joined = BytesMut::with_capacity(length);
+                for line in lines {
+                    joined.put_slice(&line.body);
+                }
+                joined.freeze()
+            }
+        }
+    }
+
     /// The line with all its tags, in the order `time`, `msgid`,
     /// `account`, then the client-only tags as the sender gave them.
     pub fn tagged(&self) -> &Bytes {

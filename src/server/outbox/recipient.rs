@@ -23,6 +23,16 @@ impl Recipient<'_> {
         self.tag_mask
     }
 
+    /// Queues user messages, `joined` being their bodies in one piece
+    /// ([`StampedLine::joined_bodies`]): a client that takes no tags gets
+    /// that piece, the others each line as they take it.
+    pub fn send_stamped_run(&self, lines: &[StampedLine<'_>], joined: &Bytes) -> bool {
+        if self.tag_mask == TagMask::NONE && !self.capturing {
+            return self.outbox.push(joined.clone());
+        }
+        lines.iter().all(|line| self.send_stamped(line))
+    }
+
     /// [`Outbox::send_stamped`].
     pub fn send_stamped(&self, line: &StampedLine<'_>) -> bool {
         let line = stamped_view(line, self.tag_mask);
