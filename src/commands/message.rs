@@ -12,7 +12,7 @@ use super::{
 };
 use crate::proto::numeric::Response;
 use crate::proto::tags::Stamp;
-use crate::proto::Message;
+use crate::proto::{Message, Tag};
 use crate::server::caps::Cap;
 use crate::server::history;
 use crate::server::stamped::StampedLine;
@@ -79,47 +79,54 @@ fn relay(ctx: &Ctx<'_>, msg: &Message<'_>, kind: Kind) -> Flow {
         }
         return Flow::Continue;
     }
-    relay_all(ctx, std::slice::from_ref(msg), kind, targets)
+    let outgoing = Outgoing {
+        tags: &msg.tags,
+        text: text_of(msg),
+    };
+    relay_all(ctx, &[outgoing], kind, targets)
 }
 
-/// Whether `msg` may be relayed in a run with the messages around it (see
-/// [`relay_run`]): a PRIVMSG or NOTICE with text and no tags, to one
-/// channel by its plain name or to one nick that is not a service's.
-pub fn may_run(msg: &Message<'_>) -> bool {
-    let [target, text] = msg.params[..] else {
-        return false;
-    };
+/// What a relayed message carries besides its command and targets.
+struct Outgoing<'m> {
+    tags: &'m [Tag<'m>],
+    text: Option<&'m str>,
+}
+
+/// Whether a PRIVMSG or NOTICE (`command`) to `target` may be relayed in a
+/// run with the messages around it (see [`relay_run`]): to one channel by
+/// its plain name or to one nick that is not a service's.
+pub fn may_run(command: &str, target: &str) -> bool {
     let is_service = [nickserv::NICK, chanserv::NICK, playback::NICK]
         .iter()
         .any(|service| target.eq_ignore_ascii_case(service));
-    matches!(msg.command, "PRIVMSG" | "NOTICE")
-        && msg.tags.is_empty()
-        && !text.is_empty()
+    matches!(command, "PRIVMSG" | "NOTICE")
         && !target.is_empty()
         && !target.starts_with(['@', '+'])
         && !target.contains(',')
         && !is_service
 }
 
-/// Messages that came one after another in a client's input, the same
-/// command to the same target, each one [`may_run`]: relayed under one
-/// lock, so that each recipient gets them queued as one piece (see
+/// Messages that came one after another in a client's input, `command` to
+/// `target` (which [`may_run`]) with each of `texts`, none of them empty
+/// and none with tags. Relayed under
+/// one lock, so that each recipient gets them queued as one piece (see
 /// `Channel::broadcast_message`) instead of one by one. What each
 /// recipient, the sender and the history see is what relaying them one by
 /// one gives.
-pub fn relay_run(ctx: &Ctx<'_>, run: &[Message<'_>]) -> Flow {
-    let Some(first) = run.first() else {
-        return Flow::Continue;
-    };
-    debug_assert!(run.iter().all(|msg| may_run(msg)
-        && msg.command == first.command
-        && msg.params[0] == first.params[0]));
-    let kind = if first.command == "NOTICE" {
+pub fn relay_run(ctx: &Ctx<'_>, command: &str, target: &str, texts: &[&str]) -> Flow {
+    let kind = if command == "NOTICE" {
         Kind::Notice
     } else {
         Kind::Privmsg
     };
-    relay_all(ctx, run, kind, first.params[0])
+    let run: SmallVec<[Outgoing<'_>; 8]> = texts
+        .iter()
+        .map(|&text| Outgoing {
+            tags: &[],
+            text: Some(text),
+        })
+        .collect();
+    relay_all(ctx, &run, kind, target)
 }
 
 /// The text a message carries, if any.
@@ -130,7 +137,7 @@ fn text_of<'m>(msg: &Message<'m>) -> Option<&'m str> {
 /// Relays `run`: one message, or a run of them to one target (see
 /// [`relay_run`]). Targets come first and messages second, which is the
 /// order of relaying the messages one by one only with a single target.
-fn relay_all(ctx: &Ctx<'_>, run: &[Message<'_>], kind: Kind, targets: &str) -> Flow {
+fn relay_all(ctx: &Ctx<'_>, run: &[Outgoing<'_>], kind: Kind, targets: &str) -> Flow {
     // A message to a channel changes the state (the lines kept for
     // replay) and must reach every member in one order: it takes the lock
     // alone. A message to people only reads the state, so it shares the
@@ -164,7 +171,7 @@ struct Relayed {
 fn relay_to_targets<'s, 'w: 's, 'r: 's, 'm: 's>(
     ctx: &Ctx<'_>,
     world: &'w World,
-    run: &'r [Message<'m>],
+    run: &'r [Outgoing<'m>],
     kind: Kind,
     targets: &str,
 ) -> Relayed {
@@ -181,7 +188,7 @@ fn relay_to_targets<'s, 'w: 's, 'r: 's, 'm: 's>(
     // Client-only tags come only from clients that said they speak them.
     let sends_tags = me.caps.has(Cap::MessageTags);
     let echo = me.caps.has(Cap::EchoMessage) && (kind != Kind::Tagmsg || sends_tags);
-    let line_to = |msg: &'r Message<'m>, target: &str| -> StampedLine<'s> {
+    let line_to = |msg: &'r Outgoing<'m>, target: &str| -> StampedLine<'s> {
         let client_tags = msg
             .tags
             .iter()
@@ -195,7 +202,7 @@ fn relay_to_targets<'s, 'w: 's, 'r: 's, 'm: 's>(
             client_tags,
             |line| {
                 let line = line.param(target);
-                match text_of(msg) {
+                match msg.text {
                     Some(text) => line.trailing(text),
                     None => line.finish(),
                 }

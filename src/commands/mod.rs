@@ -276,12 +276,18 @@ pub fn dispatch(server: &Arc<Server>, session: &mut Session, message: &Message<'
     (spec.handler)(&mut ctx, message)
 }
 
-/// Relays messages a client sent one after another, each one [`may_run`],
-/// of the same command to the same target: what relaying them one by one
+/// Relays messages a client sent one after another, `command` to `target`
+/// (which [`may_run`]) with each of `texts`: what relaying them one by one
 /// would do, with each recipient's lines queued as one piece.
-pub fn relay_run(server: &Arc<Server>, session: &mut Session, run: &[Message<'_>]) -> Flow {
+pub fn relay_run(
+    server: &Arc<Server>,
+    session: &mut Session,
+    command: &str,
+    target: &str,
+    texts: &[&str],
+) -> Flow {
     let ctx = Ctx { server, session };
-    message::relay_run(&ctx, run)
+    message::relay_run(&ctx, command, target, texts)
 }
 
 /// Sends a numeric to the session's own client, addressed to its nick.

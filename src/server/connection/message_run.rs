@@ -9,12 +9,12 @@ use bytes::BytesMut;
 use smallvec::{smallvec, SmallVec};
 use tracing::debug;
 
+use std::ops::Range;
 use std::time::Duration;
 
 use super::{Input, Judged};
 use crate::commands::{self, Flow, Session};
 use crate::proto::codec::Frame;
-use crate::proto::{parse_message, Message};
 use crate::server::Server;
 
 /// Lines one run takes at most. It bounds how long one client's run holds
@@ -22,10 +22,14 @@ use crate::server::Server;
 /// queueing) and keeps a run's messages on the stack most of the time.
 const MAX_RUN_LINES: usize = 32;
 
-/// Lines that make a run: each one a message `commands::may_run` takes,
-/// of the same command to the same target.
+/// Lines that make a run: the same command to the same target, each
+/// with text and nothing else (see [`text_start`]).
 pub(super) struct MessageRun {
     lines: SmallVec<[BytesMut; 8]>,
+    /// Where the target lies in every line.
+    target: Range<usize>,
+    /// Where each line's text starts.
+    text_starts: SmallVec<[usize; 8]>,
 }
 
 /// What [`Input::take_message_run`] found.
@@ -61,24 +65,28 @@ impl Input {
         let Frame::Line(first) = first else {
             return Ok(Gathered::Alone(first));
         };
-        // Most lines are told apart by their first bytes, before anything
-        // is parsed: a lone message is never parsed twice.
-        let prefix_len = match run_prefix(&first) {
-            Some(len) if session.registered && self.buffer.starts_with(&first[..len]) => len,
-            _ => return Ok(Gathered::Alone(Frame::Line(first))),
-        };
-        if parse_member(&first).is_none() {
+        // Lines are told apart by their bytes: a lone message is not looked
+        // at twice, and the lines of a run are never parsed as a whole.
+        let Some((target, first_text)) = self.run_start(session, &first) else {
             return Ok(Gathered::Alone(Frame::Line(first)));
-        }
+        };
+        let prefix_len = target.end + 1;
         let mut lines: SmallVec<[BytesMut; 8]> = smallvec![first];
+        let mut text_starts: SmallVec<[usize; 8]> = smallvec![first_text];
         let mut after = After::Nothing;
         while lines.len() < MAX_RUN_LINES && self.buffer.starts_with(&lines[0][..prefix_len]) {
             match self.next_judged(session)? {
-                Judged::Ready(Frame::Line(line))
-                    if line.starts_with(&lines[0][..prefix_len])
-                        && parse_member(&line).is_some() =>
-                {
+                Judged::Ready(Frame::Line(line)) => {
+                    let start = line
+                        .starts_with(&lines[0][..prefix_len])
+                        .then(|| text_start(&line, prefix_len))
+                        .flatten();
+                    let Some(start) = start else {
+                        after = After::Line(Frame::Line(line));
+                        break;
+                    };
                     lines.push(line);
+                    text_starts.push(start);
                 }
                 Judged::Ready(frame) => {
                     after = After::Line(frame);
@@ -91,36 +99,64 @@ impl Input {
                 Judged::NoneBuffered => break,
             }
         }
-        Ok(Gathered::Run(MessageRun { lines }, after))
+        let run = MessageRun {
+            lines,
+            target,
+            text_starts,
+        };
+        Ok(Gathered::Run(run, after))
+    }
+
+    /// Where `first`'s target lies and its text starts, if it starts a
+    /// run: it may, and the buffered input goes on with its command and
+    /// target.
+    fn run_start(&self, session: &Session, first: &[u8]) -> Option<(Range<usize>, usize)> {
+        let target = run_target(first)?;
+        let prefix_len = target.end + 1;
+        if !session.registered || !self.buffer.starts_with(&first[..prefix_len]) {
+            return None;
+        }
+        let command = std::str::from_utf8(&first[..target.start - 1]).ok()?;
+        let target_name = std::str::from_utf8(&first[target.clone()]).ok()?;
+        if !commands::may_run(command, target_name) {
+            return None;
+        }
+        Some((target, text_start(first, prefix_len)?))
     }
 }
 
 impl MessageRun {
     pub(super) fn relay(&self, server: &std::sync::Arc<Server>, session: &mut Session) -> Flow {
-        // Every line parsed as a member of the run when it was taken, and
-        // parsing the same bytes again gives the same message.
-        let messages: SmallVec<[Message<'_>; 8]> = self
+        let first = &self.lines[0];
+        let command = if first.starts_with(b"NOTICE") {
+            "NOTICE"
+        } else {
+            "PRIVMSG"
+        };
+        // Checked as UTF-8 when the run was taken (`run_start`,
+        // `text_start`): checking the same bytes again cannot fail.
+        let target = std::str::from_utf8(&first[self.target.clone()]).unwrap_or_default();
+        let texts: SmallVec<[&str; 8]> = self
             .lines
             .iter()
-            .filter_map(|line| parse_member(line))
+            .zip(&self.text_starts)
+            .filter_map(|(line, &start)| std::str::from_utf8(&line[start..]).ok())
             .collect();
-        debug_assert_eq!(messages.len(), self.lines.len());
-        for message in &messages {
-            debug!(
-                client = session.id,
-                command = message.command,
-                params = message.params.len(),
-                "received"
-            );
-        }
-        commands::relay_run(server, session, &messages)
+        debug_assert_eq!(texts.len(), self.lines.len());
+        debug!(
+            client = session.id,
+            command,
+            lines = texts.len(),
+            "received a run"
+        );
+        commands::relay_run(server, session, command, target, &texts)
     }
 }
 
-/// The length of `line`'s `PRIVMSG #channel ` (or `NOTICE #channel `), the
-/// start every line of its run repeats byte for byte; `None` if it cannot
-/// start a run.
-fn run_prefix(line: &[u8]) -> Option<usize> {
+/// Where the target of `line`'s `PRIVMSG target ` (or `NOTICE target `)
+/// lies, the start every line of its run repeats byte for byte; `None` if
+/// it cannot start a run.
+fn run_target(line: &[u8]) -> Option<Range<usize>> {
     let target_start = if line.starts_with(b"PRIVMSG ") {
         8
     } else if line.starts_with(b"NOTICE ") {
@@ -129,40 +165,86 @@ fn run_prefix(line: &[u8]) -> Option<usize> {
         return None;
     };
     let target_len = memchr::memchr(b' ', &line[target_start..])?;
-    Some(target_start + target_len + 1)
+    Some(target_start..target_start + target_len)
 }
 
-/// `line` as a message of a run, if it can be one.
-fn parse_member(line: &[u8]) -> Option<Message<'_>> {
-    let message = parse_message(std::str::from_utf8(line).ok()?).ok()?;
-    commands::may_run(&message).then_some(message)
+/// Where the text of `line` starts, after its `prefix_len` bytes of
+/// command and target, if it is a message a run can take: one more
+/// parameter, not empty, in UTF-8. As the parser reads it, that is a
+/// trailing parameter (`:text`) or a middle one without spaces. Stricter
+/// than the parser where they differ (`text ` with a space after it goes
+/// alone): what a run takes is exactly what the parser makes of it.
+fn text_start(line: &[u8], prefix_len: usize) -> Option<usize> {
+    let rest = line.get(prefix_len..)?;
+    // Refused by the parser anywhere in a line; a run never takes them.
+    if memchr::memchr3(b'\0', b'\r', b'\n', line).is_some() || std::str::from_utf8(rest).is_err() {
+        return None;
+    }
+    match rest.strip_prefix(b":") {
+        Some(text) if !text.is_empty() => Some(prefix_len + 1),
+        Some(_) => None,
+        None if !rest.is_empty() && !rest.contains(&b' ') => Some(prefix_len),
+        None => None,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::parse_message;
 
-    #[test]
-    fn a_run_starts_with_the_command_and_its_target() {
-        assert_eq!(run_prefix(b"PRIVMSG #c :hi"), Some(11));
-        assert_eq!(run_prefix(b"NOTICE #c :hi"), Some(10));
-        assert_eq!(run_prefix(b"PRIVMSG #c"), None);
-        assert_eq!(run_prefix(b"privmsg #c :hi"), None);
-        assert_eq!(run_prefix(b"TAGMSG #c"), None);
-        assert_eq!(run_prefix(b"PRIVMSG nick :hi"), Some(13));
+    /// What a run makes of `line` (its target and text), checked against
+    /// what the parser makes of it.
+    fn as_member(line: &str) -> Option<(String, String)> {
+        let target = run_target(line.as_bytes())?;
+        let name = &line[target.clone()];
+        let command = &line[..target.start - 1];
+        if !commands::may_run(command, name) {
+            return None;
+        }
+        let text = &line[text_start(line.as_bytes(), target.end + 1)?..];
+        let parsed = parse_message(line).expect("a run's line parses");
+        assert_eq!(parsed.command, command, "{line}");
+        assert_eq!(parsed.params[..], [name, text], "{line}");
+        assert!(parsed.tags.is_empty() && parsed.source.is_none(), "{line}");
+        Some((name.to_owned(), text.to_owned()))
     }
 
     #[test]
-    fn only_plain_messages_to_one_channel_join_a_run() {
-        assert!(parse_member(b"PRIVMSG #c :hi there").is_some());
-        assert!(parse_member(b"NOTICE #c hi").is_some());
-        assert!(parse_member(b"PRIVMSG nick :hi").is_some());
-        assert!(parse_member(b"PRIVMSG NickServ :IDENTIFY pw").is_none());
-        assert!(parse_member(b"PRIVMSG #a,#b :hi").is_none());
-        assert!(parse_member(b"PRIVMSG @#c :hi").is_none());
-        assert!(parse_member(b"PRIVMSG #c :").is_none());
-        assert!(parse_member(b"PRIVMSG #c a b").is_none());
-        assert!(parse_member(b"@+typing=active PRIVMSG #c :hi").is_none());
-        assert!(parse_member(b"PRIVMSG #c :\xff").is_none());
+    fn a_run_takes_one_text_to_one_target_as_the_parser_reads_it() {
+        let member = |target: &str, text: &str| Some((target.to_owned(), text.to_owned()));
+        assert_eq!(as_member("PRIVMSG #c :hi there"), member("#c", "hi there"));
+        assert_eq!(as_member("NOTICE #c hi"), member("#c", "hi"));
+        assert_eq!(as_member("PRIVMSG nick :hi"), member("nick", "hi"));
+        assert_eq!(as_member("PRIVMSG #c ::-)"), member("#c", ":-)"));
+        assert_eq!(
+            as_member("PRIVMSG #c :caf\u{e9}"),
+            member("#c", "caf\u{e9}")
+        );
+    }
+
+    #[test]
+    fn a_run_leaves_other_lines_alone() {
+        for line in [
+            "PRIVMSG #c",
+            "PRIVMSG #c :",
+            "PRIVMSG #c ",
+            "PRIVMSG #c a b",
+            "PRIVMSG #c hi ",
+            "PRIVMSG  #c :hi",
+            "PRIVMSG #a,#b :hi",
+            "PRIVMSG @#c :hi",
+            "PRIVMSG NickServ :IDENTIFY pw",
+            "privmsg #c :hi",
+            "TAGMSG #c",
+            "@+typing=active PRIVMSG #c :hi",
+            ":src PRIVMSG #c :hi",
+            "PRIVMSG #c :a\rb",
+            "PRIVMSG #c :a\0b",
+        ] {
+            assert_eq!(as_member(line), None, "{line:?}");
+        }
+        let invalid_utf8 = b"PRIVMSG #c :\xff";
+        assert_eq!(text_start(invalid_utf8, 11), None);
     }
 }
