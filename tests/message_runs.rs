@@ -109,10 +109,14 @@ async fn each_line_of_a_refused_run_gets_its_own_error() {
         "NOTICE #c :silent",
         "PRIVMSG #nowhere :four",
         "PRIVMSG #nowhere :five",
+        // A colon starts the text: no target, only text.
+        "PRIVMSG :six :seven",
+        "PRIVMSG :six :eight",
     ]))
     .await;
     let refused = numeric("404", "bob", "#c :Cannot send to channel");
     let nowhere = numeric("403", "bob", "#nowhere :No such channel");
+    let no_text = numeric("412", "bob", ":No text to send");
     assert_eq!(
         bob.sync().await,
         [
@@ -120,7 +124,9 @@ async fn each_line_of_a_refused_run_gets_its_own_error() {
             refused.clone(),
             refused,
             nowhere.clone(),
-            nowhere
+            nowhere,
+            no_text.clone(),
+            no_text
         ]
     );
     alice.expect_nothing().await;
@@ -226,4 +232,22 @@ async fn a_run_of_private_messages_arrives_in_order_with_an_away_reply_each() {
         )
     );
     assert!(lines.iter().all(|l| tag(l, "msgid").is_some()), "{lines:?}");
+}
+
+/// Lines queued as one piece must not pass a sendq limit that the same
+/// lines, queued one by one and each written as the queue fills, would
+/// not: a member that reads keeps its connection.
+#[tokio::test]
+async fn a_run_near_a_small_sendq_limit_still_reaches_a_reading_member() {
+    let server = TestServer::start_with("[limits]\nsendq_bytes = 4096\n").await;
+    let mut alice = server.client("alice").await;
+    let mut bob = server.client("bob").await;
+    setup_channel("#c", &mut [&mut alice, &mut bob]).await;
+    let long = format!("PRIVMSG #c :{}", "x".repeat(430));
+    let mut sent = vec![long.as_str(); 2];
+    sent.push("NOTICE #c :a");
+    sent.extend([long.as_str(); 7]);
+    alice.send_raw(&one_write(&sent)).await;
+    alice.sync().await;
+    assert_eq!(bob.sync().await, sent_by(&alice.mask(), &sent));
 }

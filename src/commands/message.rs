@@ -101,7 +101,8 @@ pub fn may_run(command: &str, target: &str) -> bool {
         .any(|service| target.eq_ignore_ascii_case(service));
     matches!(command, "PRIVMSG" | "NOTICE")
         && !target.is_empty()
-        && !target.starts_with(['@', '+'])
+        // The parser would take `:…` for the text, not for a target.
+        && !target.starts_with([':', '@', '+'])
         && !target.contains(',')
         && !is_service
 }
@@ -318,7 +319,7 @@ fn relay_to_targets<'s, 'w: 's, 'r: 's, 'm: 's>(
         let takes_it = kind != Kind::Tagmsg || recipient.caps.has(Cap::MessageTags);
         let to_myself = recipient.id == id;
         if takes_it && !to_myself {
-            let joined = StampedLine::joined_bodies(&lines);
+            let joined = std::cell::OnceCell::new();
             recipient
                 .outbox
                 .recipient()

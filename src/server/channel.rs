@@ -1,5 +1,7 @@
 //! A channel's state: members with their prefixes, modes, lists and topic.
 
+use std::cell::OnceCell;
+
 use super::maps::{HashMap, HashSet};
 
 use bytes::Bytes;
@@ -271,7 +273,7 @@ impl Channel {
         // reading only loads, so the CPU overlaps the cache misses of many
         // recipients, while queueing takes each one's lock, an atomic
         // operation that would make every miss wait for the one before.
-        let joined = StampedLine::joined_bodies(lines);
+        let joined = OnceCell::new();
         let mut chunk: SmallVec<[Recipient; BROADCAST_CHUNK]> = SmallVec::new();
         let mut members = self.members.iter();
         loop {

@@ -121,7 +121,7 @@ impl Connection {
                     limits.flood_lines_per_sec,
                     Instant::now(),
                 ),
-                throttled: None,
+                held_line: None,
             },
             slot,
             left: false,
@@ -235,7 +235,7 @@ struct Input {
     /// control: one it held back, or one taken to end a run of messages
     /// while the run's work waits. Boxed: only a flooding client has one
     /// for long, and every idle connection would carry its room.
-    throttled: Option<Box<Frame>>,
+    held_line: Option<Box<Frame>>,
 }
 
 impl Input {
@@ -269,7 +269,7 @@ impl Input {
         server: &Arc<Server>,
         session: &mut Session,
     ) -> std::io::Result<Pause> {
-        let mut next = self.throttled.take().map(|frame| *frame);
+        let mut next = self.held_line.take().map(|frame| *frame);
         loop {
             let frame = match next.take() {
                 Some(frame) => frame,
@@ -295,14 +295,17 @@ impl Input {
                 // The line taken after the run is handled once the work is
                 // done, and no sooner than flood control says.
                 (Flow::Wait(work), After::Line(frame)) => {
-                    self.throttled = Some(Box::new(frame));
+                    self.held_line = Some(Box::new(frame));
                     return Ok(Pause::Wait(work));
                 }
                 (Flow::Wait(work), After::Throttled(frame, wait)) => {
-                    self.throttled = Some(Box::new(frame));
+                    self.held_line = Some(Box::new(frame));
+                    // The wait counts from when the line was judged, not
+                    // from the end of the work.
+                    let due = tokio::time::Instant::now() + wait;
                     return Ok(Pause::Wait(Box::pin(async move {
                         let update = work.await;
-                        tokio::time::sleep(wait).await;
+                        tokio::time::sleep_until(due).await;
                         update
                     })));
                 }
@@ -378,7 +381,7 @@ impl Connection {
                         }
                         Pause::Quit(reason) => return Poll::Ready(reason),
                         Pause::Throttled(frame, wait) => {
-                            input.throttled = Some(Box::new(frame));
+                            input.held_line = Some(Box::new(frame));
                             // Boxed: only a flooding client needs a timer.
                             Waiting::Flood(Box::pin(tokio::time::sleep(wait)))
                         }

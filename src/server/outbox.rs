@@ -248,6 +248,25 @@ impl Outbox {
         true
     }
 
+    /// [`Outbox::push`] for lines joined in one piece, unless the queue
+    /// would then pass the mark where it is written at once: `None`, having
+    /// queued nothing. Near its limit a recipient's lines must go one by
+    /// one, each written before the next is counted, as when sent alone;
+    /// counted as one, they could pass the limit for a client that reads.
+    fn push_piece(&self, piece: &Bytes) -> Option<bool> {
+        let mut queue = self.lock();
+        if queue.state != State::Open {
+            return Some(false);
+        }
+        if queue.bytes + piece.len() > self.limit() / 4 {
+            return None;
+        }
+        queue.bytes += piece.len();
+        queue.lines.push_back(piece.clone());
+        self.write_or_schedule(queue);
+        Some(true)
+    }
+
     /// Queues a last line (typically `ERROR`), then closes: what is queued
     /// is still written, and [`Outbox::finish`] shuts the socket.
     pub fn close_with(&self, last_line: Bytes) {

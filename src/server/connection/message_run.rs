@@ -25,6 +25,7 @@ const MAX_RUN_LINES: usize = 32;
 /// Lines that make a run: the same command to the same target, each
 /// with text and nothing else (see [`text_start`]).
 pub(super) struct MessageRun {
+    command: &'static str,
     lines: SmallVec<[BytesMut; 8]>,
     /// Where the target lies in every line.
     target: Range<usize>,
@@ -67,7 +68,7 @@ impl Input {
         };
         // Lines are told apart by their bytes: a lone message is not looked
         // at twice, and the lines of a run are never parsed as a whole.
-        let Some((target, first_text)) = self.run_start(session, &first) else {
+        let Some((command, target, first_text)) = self.run_start(session, &first) else {
             return Ok(Gathered::Alone(Frame::Line(first)));
         };
         let prefix_len = target.end + 1;
@@ -100,6 +101,7 @@ impl Input {
             }
         }
         let run = MessageRun {
+            command,
             lines,
             target,
             text_starts,
@@ -110,29 +112,27 @@ impl Input {
     /// Where `first`'s target lies and its text starts, if it starts a
     /// run: it may, and the buffered input goes on with its command and
     /// target.
-    fn run_start(&self, session: &Session, first: &[u8]) -> Option<(Range<usize>, usize)> {
-        let target = run_target(first)?;
+    fn run_start(
+        &self,
+        session: &Session,
+        first: &[u8],
+    ) -> Option<(&'static str, Range<usize>, usize)> {
+        let (command, target) = run_target(first)?;
         let prefix_len = target.end + 1;
         if !session.registered || !self.buffer.starts_with(&first[..prefix_len]) {
             return None;
         }
-        let command = std::str::from_utf8(&first[..target.start - 1]).ok()?;
         let target_name = std::str::from_utf8(&first[target.clone()]).ok()?;
         if !commands::may_run(command, target_name) {
             return None;
         }
-        Some((target, text_start(first, prefix_len)?))
+        Some((command, target, text_start(first, prefix_len)?))
     }
 }
 
 impl MessageRun {
     pub(super) fn relay(&self, server: &std::sync::Arc<Server>, session: &mut Session) -> Flow {
-        let first = &self.lines[0];
-        let command = if first.starts_with(b"NOTICE") {
-            "NOTICE"
-        } else {
-            "PRIVMSG"
-        };
+        let (first, command) = (&self.lines[0], self.command);
         // Checked as UTF-8 when the run was taken (`run_start`,
         // `text_start`): checking the same bytes again cannot fail.
         let target = std::str::from_utf8(&first[self.target.clone()]).unwrap_or_default();
@@ -153,19 +153,16 @@ impl MessageRun {
     }
 }
 
-/// Where the target of `line`'s `PRIVMSG target ` (or `NOTICE target `)
-/// lies, the start every line of its run repeats byte for byte; `None` if
-/// it cannot start a run.
-fn run_target(line: &[u8]) -> Option<Range<usize>> {
-    let target_start = if line.starts_with(b"PRIVMSG ") {
-        8
-    } else if line.starts_with(b"NOTICE ") {
-        7
-    } else {
-        return None;
-    };
+/// The command of `line`'s `PRIVMSG target ` (or `NOTICE target `) and
+/// where its target lies: the start every line of its run repeats byte for
+/// byte. `None` if it cannot start a run.
+fn run_target(line: &[u8]) -> Option<(&'static str, Range<usize>)> {
+    let command = ["PRIVMSG", "NOTICE"].into_iter().find(|command| {
+        line.starts_with(command.as_bytes()) && line.get(command.len()) == Some(&b' ')
+    })?;
+    let target_start = command.len() + 1;
     let target_len = memchr::memchr(b' ', &line[target_start..])?;
-    Some(target_start..target_start + target_len)
+    Some((command, target_start..target_start + target_len))
 }
 
 /// Where the text of `line` starts, after its `prefix_len` bytes of
@@ -196,9 +193,8 @@ mod tests {
     /// What a run makes of `line` (its target and text), checked against
     /// what the parser makes of it.
     fn as_member(line: &str) -> Option<(String, String)> {
-        let target = run_target(line.as_bytes())?;
+        let (command, target) = run_target(line.as_bytes())?;
         let name = &line[target.clone()];
-        let command = &line[..target.start - 1];
         if !commands::may_run(command, name) {
             return None;
         }
@@ -235,6 +231,8 @@ mod tests {
             "PRIVMSG #a,#b :hi",
             "PRIVMSG @#c :hi",
             "PRIVMSG NickServ :IDENTIFY pw",
+            "PRIVMSG :x :y",
+            "PRIVMSG :x y",
             "privmsg #c :hi",
             "TAGMSG #c",
             "@+typing=active PRIVMSG #c :hi",

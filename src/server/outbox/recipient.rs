@@ -1,6 +1,8 @@
 //! Queueing a user's message (a stamped line) for one client, and the
 //! client as a broadcast sees it before queueing.
 
+use std::cell::OnceCell;
+
 use bytes::Bytes;
 
 use super::Outbox;
@@ -23,12 +25,17 @@ impl Recipient<'_> {
         self.tag_mask
     }
 
-    /// Queues user messages, `joined` being their bodies in one piece
-    /// ([`StampedLine::joined_bodies`]): a client that takes no tags gets
-    /// that piece, the others each line as they take it.
-    pub fn send_stamped_run(&self, lines: &[StampedLine<'_>], joined: &Bytes) -> bool {
+    /// Queues user messages: a client that takes no tags gets their bodies
+    /// in one piece, `joined` (made by the first that needs it, see
+    /// [`StampedLine::joined_bodies`]), the others each line as they take
+    /// it. So does a client whose queue is near its limit (see
+    /// [`Outbox::push_piece`]).
+    pub fn send_stamped_run(&self, lines: &[StampedLine<'_>], joined: &OnceCell<Bytes>) -> bool {
         if self.tag_mask == TagMask::NONE && !self.capturing {
-            return self.outbox.push(joined.clone());
+            let piece = joined.get_or_init(|| StampedLine::joined_bodies(lines));
+            if let Some(queued) = self.outbox.push_piece(piece) {
+                return queued;
+            }
         }
         lines.iter().all(|line| self.send_stamped(line))
     }
