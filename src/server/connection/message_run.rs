@@ -5,12 +5,12 @@
 //! cost per recipient and line (a lock, a shared handle, a slot in the
 //! write) is paid once per run instead.
 
+use std::ops::Range;
+use std::time::Duration;
+
 use bytes::BytesMut;
 use smallvec::{smallvec, SmallVec};
 use tracing::debug;
-
-use std::ops::Range;
-use std::time::Duration;
 
 use super::{Input, Judged};
 use crate::commands::{self, Flow, Session};
@@ -109,9 +109,9 @@ impl Input {
         Ok(Gathered::Run(run, after))
     }
 
-    /// Where `first`'s target lies and its text starts, if it starts a
-    /// run: it may, and the buffered input goes on with its command and
-    /// target.
+    /// `first`'s command, where its target lies and where its text
+    /// starts, if it starts a run: it may be part of one, and the buffered
+    /// input goes on with its command and target.
     fn run_start(
         &self,
         session: &Session,
