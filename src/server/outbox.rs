@@ -242,10 +242,15 @@ impl Outbox {
             wake_connection_task(queue);
             return false;
         }
+        self.enqueue(queue, line);
+        true
+    }
+
+    /// Adds `line` to the queue and sees that it gets written.
+    fn enqueue<'a>(&'a self, mut queue: MutexGuard<'a, Queue>, line: Bytes) {
         queue.bytes += line.len();
         queue.lines.push_back(line);
         self.write_or_schedule(queue);
-        true
     }
 
     /// [`Outbox::push`] for lines joined in one piece, unless the queue
@@ -254,16 +259,14 @@ impl Outbox {
     /// one, each written before the next is counted, as when sent alone;
     /// counted as one, they could pass the limit for a client that reads.
     fn push_piece(&self, piece: &Bytes) -> Option<bool> {
-        let mut queue = self.lock();
+        let queue = self.lock();
         if queue.state != State::Open {
             return Some(false);
         }
         if queue.bytes + piece.len() > self.limit() / 4 {
             return None;
         }
-        queue.bytes += piece.len();
-        queue.lines.push_back(piece.clone());
-        self.write_or_schedule(queue);
+        self.enqueue(queue, piece.clone());
         Some(true)
     }
 

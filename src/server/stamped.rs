@@ -49,17 +49,12 @@ impl<'a> StampedLine<'a> {
     /// The bodies of `lines`, one after another, in one buffer: what a
     /// client that takes no tags receives of them.
     pub fn joined_bodies(lines: &[StampedLine<'_>]) -> Bytes {
-        match lines {
-            [line] => line.body.clone(),
-            lines => {
-                let length = lines.iter().map(|line| line.body.len()).sum();
-                let mut joined = BytesMut::with_capacity(length);
-                for line in lines {
-                    joined.put_slice(&line.body);
-                }
-                joined.freeze()
-            }
+        let length = lines.iter().map(|line| line.body.len()).sum();
+        let mut joined = BytesMut::with_capacity(length);
+        for line in lines {
+            joined.put_slice(&line.body);
         }
+        joined.freeze()
     }
 
     /// The line with all its tags, in the order `time`, `msgid`,

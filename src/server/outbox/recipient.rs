@@ -31,6 +31,10 @@ impl Recipient<'_> {
     /// it. So does a client whose queue is near its limit (see
     /// [`Outbox::push_piece`]).
     pub fn send_stamped_run(&self, lines: &[StampedLine<'_>], joined: &OnceCell<Bytes>) -> bool {
+        // A lone line (most messages) is queued as it always was: one lock.
+        if let [line] = lines {
+            return self.send_stamped(line);
+        }
         if self.tag_mask == TagMask::NONE && !self.capturing {
             let piece = joined.get_or_init(|| StampedLine::joined_bodies(lines));
             if let Some(queued) = self.outbox.push_piece(piece) {
