@@ -15,6 +15,9 @@
 //! CPU per delivery, the two threads then competing for cores the other
 //! work already fills.
 //!
+//! On Linux it is kept off the CPU of the thread that hands it a list (see
+//! `placement.rs`), so that the two do not take turns on one CPU.
+//!
 //! It helps with one list at a time: while it does, every other thread
 //! writes its own lists alone, as before, so nothing ever queues for it.
 //! The thread is started on first use and serves every server in the
@@ -25,6 +28,13 @@ use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, OnceLock};
 
 use super::outbox::Outbox;
+
+#[cfg(target_os = "linux")]
+mod placement;
+
+/// Where the second writer may run (Linux only, see `placement.rs`).
+#[cfg(target_os = "linux")]
+static PLACEMENT: placement::Placement = placement::Placement::new();
 
 /// Fewer outboxes than this are written by the thread that has them: below
 /// it, waking this thread costs more than it saves.
@@ -75,6 +85,8 @@ pub(super) fn write_shared(outboxes: &mut Vec<Outbox>) -> bool {
         outboxes: std::mem::take(outboxes),
         next: AtomicUsize::new(0),
     });
+    #[cfg(target_os = "linux")]
+    PLACEMENT.keep_off_this_cpu();
     // The channel has room for the one list `BUSY` lets through; a send
     // fails only if the thread is gone, and then this thread writes alone.
     if lists.try_send(list.clone()).is_err() {
@@ -96,6 +108,8 @@ fn start() -> Option<SyncSender<Arc<SharedList>>> {
     let started = std::thread::Builder::new()
         .name("parlor-writer".into())
         .spawn(move || {
+            #[cfg(target_os = "linux")]
+            PLACEMENT.register_this_thread();
             for list in incoming {
                 // Clears BUSY even if a write panics, so that the thread's
                 // death leaves every caller writing alone, not waiting.
