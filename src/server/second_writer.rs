@@ -109,7 +109,7 @@ fn start() -> Option<SyncSender<Arc<SharedList>>> {
         .name("parlor-writer".into())
         .spawn(move || {
             #[cfg(target_os = "linux")]
-            PLACEMENT.register_this_thread();
+            let _placed = PLACEMENT.register_this_thread();
             for list in incoming {
                 // Clears BUSY even if a write panics, so that the thread's
                 // death leaves every caller writing alone, not waiting.
