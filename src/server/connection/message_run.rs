@@ -12,7 +12,7 @@ use bytes::BytesMut;
 use smallvec::{smallvec, SmallVec};
 use tracing::debug;
 
-use super::{Input, Judged};
+use super::input::{Input, Judged};
 use crate::commands::{self, Flow, Session};
 use crate::proto::codec::Frame;
 use crate::server::Server;
