@@ -28,6 +28,7 @@ pub use message::may_run;
 pub use missed::remember_departure;
 pub use nick_claims::{run as run_nick_claims, NickChecks};
 pub use registration::is_valid_nick;
+pub use sasl::plain_fields;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -122,18 +122,24 @@ fn start(ctx: &mut Ctx<'_>, mechanism: &str) -> Flow {
     Flow::Continue
 }
 
-fn plain(ctx: &mut Ctx<'_>, message: &[u8]) -> Flow {
+/// The fields of a PLAIN message (RFC 4616), `authzid NUL authcid NUL
+/// password`, each UTF-8; `None` for anything else.
+pub fn plain_fields(message: &[u8]) -> Option<(&str, &str, &str)> {
     let mut fields = message.split(|&b| b == 0);
     let (Some(authzid), Some(authcid), Some(password), None) =
         (fields.next(), fields.next(), fields.next(), fields.next())
     else {
-        return fail(ctx);
+        return None;
     };
-    let (Ok(authzid), Ok(authcid), Ok(password)) = (
-        std::str::from_utf8(authzid),
-        std::str::from_utf8(authcid),
-        std::str::from_utf8(password),
-    ) else {
+    Some((
+        std::str::from_utf8(authzid).ok()?,
+        std::str::from_utf8(authcid).ok()?,
+        std::str::from_utf8(password).ok()?,
+    ))
+}
+
+fn plain(ctx: &mut Ctx<'_>, message: &[u8]) -> Flow {
+    let Some((authzid, authcid, password)) = plain_fields(message) else {
         return fail(ctx);
     };
     // Logging in as someone else (an authzid that is not the authcid)
