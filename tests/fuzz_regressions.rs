@@ -1,0 +1,38 @@
+//! Inputs the fuzz targets (`fuzz/`) found to break an invariant, kept as
+//! tests so that the bug stays fixed. Each test names its target; the input
+//! itself is also in that target's seed corpus (`fuzz/seeds/TARGET/crash-…`).
+
+use parlor::proto::parse_message;
+use parlor::proto::serialize::serialize_message;
+use parlor::Config;
+
+/// codec_parser: `@;=; cd` parsed to a tag with an empty key, which the
+/// serializer wrote as `@ cd`, a line that does not parse.
+#[test]
+fn a_tag_with_an_empty_key_survives_a_round_trip() {
+    for line in ["@;=; cd", "@= PING x", "@=v;a=b PING x"] {
+        let message = parse_message(line).unwrap();
+        assert!(
+            message.tags.iter().all(|tag| !tag.key.is_empty()),
+            "{line:?} gave {message:?}"
+        );
+        let written = serialize_message(&message);
+        let reparsed = parse_message(&written).map(|m| format!("{m:?}"));
+        assert_eq!(reparsed, Ok(format!("{message:?}")), "{line:?} -> {written:?}");
+    }
+}
+
+/// config: an Argon2 parallelism near `u32::MAX` overflowed inside
+/// `argon2::Params::new` during validation (a panic wherever overflow is
+/// checked) instead of being refused with the key's name.
+#[test]
+fn a_huge_argon2_parallelism_is_refused_by_name() {
+    for parallelism in [u32::MAX, 1 << 29, 1 << 24] {
+        let text = format!("[accounts]\nargon2_parallelism = {parallelism}\n");
+        let error = Config::from_toml_str(&text, "test.toml").unwrap_err();
+        assert!(
+            error.to_string().contains("accounts.argon2_parallelism"),
+            "{error}"
+        );
+    }
+}
