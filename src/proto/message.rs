@@ -111,18 +111,17 @@ fn unescape_tag_value(raw: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// A tag without a key (`@=v`) is dropped like an empty item (`@;`): the
+/// grammar has no such tag, and kept it would be written back as `@ `,
+/// which does not parse.
 fn split_tags(raw: &str) -> SmallVec<[Tag<'_>; 2]> {
     raw.split(';')
-        .filter(|item| !item.is_empty())
-        .map(|item| match item.split_once('=') {
-            Some((key, value)) => Tag {
+        .filter_map(|item| {
+            let (key, value) = item.split_once('=').unwrap_or((item, ""));
+            (!key.is_empty()).then(|| Tag {
                 key,
                 value: unescape_tag_value(value),
-            },
-            None => Tag {
-                key: item,
-                value: Cow::Borrowed(""),
-            },
+            })
         })
         .collect()
 }
