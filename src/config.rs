@@ -347,6 +347,18 @@ impl Config {
                 ),
             ));
         }
+        // Checked first: argon2 multiplies it by 8 in a `u32` and overflows
+        // (a panic where overflow is checked) before it can refuse it.
+        if !(1..=argon2::Params::MAX_P_COST).contains(&a.argon2_parallelism) {
+            return Err((
+                "accounts.argon2_parallelism",
+                format!(
+                    "{} is out of range: allowed 1 to {}",
+                    a.argon2_parallelism,
+                    argon2::Params::MAX_P_COST
+                ),
+            ));
+        }
         if let Err(e) = argon2::Params::new(
             a.argon2_memory_kib,
             a.argon2_iterations,
