@@ -36,3 +36,25 @@ fn a_huge_argon2_parallelism_is_refused_by_name() {
         );
     }
 }
+
+/// config: a MOTD holding NUL was accepted, and each of its lines is sent
+/// to clients, where NUL or a bare CR breaks the line. The same holds for
+/// the other texts clients are shown.
+#[test]
+fn texts_shown_to_clients_cannot_break_a_line() {
+    let cases = [
+        ("server.motd", "[server]\nmotd = \"a\\u0000b\"\n"),
+        ("server.motd", "[server]\nmotd = \"a\\rb\"\n"),
+        ("server.description", "[server]\ndescription = \"a\\nb\"\n"),
+        ("server.network", "[server]\nnetwork = \"Net\\r\\nwork\"\n"),
+        ("admin.location", "[admin]\nlocation = \"a\\u0000\"\n"),
+        ("admin.contact", "[admin]\ncontact = \"a\\rb\"\n"),
+    ];
+    for (key, text) in cases {
+        let error = Config::from_toml_str(text, "test.toml").unwrap_err();
+        assert!(error.to_string().contains(key), "{text:?}: {error}");
+    }
+    // A MOTD's lines may end in CRLF.
+    let config = Config::from_toml_str("[server]\nmotd = \"a\\r\\nb\\n\"\n", "t").unwrap();
+    assert_eq!(config.motd_lines().unwrap(), ["a", "b"]);
+}
