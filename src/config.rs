@@ -229,6 +229,23 @@ impl Config {
         if s.network.is_empty() || s.network.contains(' ') {
             return Err(("server.network", "must be one word, not empty".into()));
         }
+        // Sent to clients inside lines (ISUPPORT, 004, ADMIN, MOTD): NUL or
+        // a CR or LF there would end a line early or forge the next one.
+        let shown = [
+            ("server.network", &s.network, false),
+            ("server.description", &s.description, false),
+            ("server.motd", &s.motd, true),
+            ("admin.location", &self.admin.location, false),
+            ("admin.contact", &self.admin.contact, false),
+        ];
+        for (key, text, multiline) in shown {
+            if !is_line_safe(text, multiline) {
+                return Err((
+                    key,
+                    format!("{text:?} holds a control character that would break an IRC line (NUL, or CR or LF that does not end a MOTD line)"),
+                ));
+            }
+        }
         if s.listen.is_empty() {
             return Err(("server.listen", "needs at least one address".into()));
         }
@@ -414,6 +431,15 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Whether `text` can be sent inside IRC lines: no NUL, and no CR or LF
+/// except, in text made of lines, LF or CRLF ending one.
+fn is_line_safe(text: &str, multiline: bool) -> bool {
+    if !multiline {
+        return !text.contains(['\0', '\r', '\n']);
+    }
+    text.lines().all(|line| !line.contains(['\0', '\r']))
 }
 
 fn is_valid_server_name(name: &str) -> bool {
