@@ -18,7 +18,11 @@ fn a_tag_with_an_empty_key_survives_a_round_trip() {
         );
         let written = serialize_message(&message);
         let reparsed = parse_message(&written).map(|m| format!("{m:?}"));
-        assert_eq!(reparsed, Ok(format!("{message:?}")), "{line:?} -> {written:?}");
+        assert_eq!(
+            reparsed,
+            Ok(format!("{message:?}")),
+            "{line:?} -> {written:?}"
+        );
     }
 }
 

@@ -64,13 +64,24 @@ impl Generated {
 
     /// Whether `message` is this message, tags in the same order.
     fn assert_is(&self, message: &Message<'_>, line: &str) {
-        let tags: Vec<(&str, &str)> = message.tags.iter().map(|t| (t.key, t.value.as_ref())).collect();
-        let expected: Vec<(&str, &str)> =
-            self.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let tags: Vec<(&str, &str)> = message
+            .tags
+            .iter()
+            .map(|t| (t.key, t.value.as_ref()))
+            .collect();
+        let expected: Vec<(&str, &str)> = self
+            .tags
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         assert_eq!(tags, expected, "tags of {line:?}");
         assert_eq!(message.source, self.source.as_deref(), "source of {line:?}");
         assert_eq!(message.command, self.command, "command of {line:?}");
-        assert_eq!(message.params.as_slice(), self.params(), "params of {line:?}");
+        assert_eq!(
+            message.params.as_slice(),
+            self.params(),
+            "params of {line:?}"
+        );
     }
 }
 
@@ -85,7 +96,11 @@ fn tag_value() -> impl Strategy<Value = String> {
 
 /// `key`, `+key` (client-only) or `vendor.example/key`.
 fn tag_key() -> impl Strategy<Value = String> {
-    ("\\+?", "([a-z][a-z0-9-]{0,6}\\.[a-z]{2,4}/)?", "[A-Za-z0-9][A-Za-z0-9-]{0,8}")
+    (
+        "\\+?",
+        "([a-z][a-z0-9-]{0,6}\\.[a-z]{2,4}/)?",
+        "[A-Za-z0-9][A-Za-z0-9-]{0,8}",
+    )
         .prop_map(|(client, vendor, name)| format!("{client}{vendor}{name}"))
 }
 

@@ -64,7 +64,10 @@ fn check_accepted(config: &Config) {
     );
     for token in parlor::server::isupport::tokens(config) {
         assert!(
-            !token.is_empty() && !token.starts_with(':') && is_line_safe(&token) && !token.contains(' '),
+            !token.is_empty()
+                && !token.starts_with(':')
+                && is_line_safe(&token)
+                && !token.contains(' '),
             "ISUPPORT token {token:?}"
         );
     }
@@ -152,10 +155,17 @@ fn value(kind: u8, bytes: &[u8]) -> toml::Value {
     ];
     match kind % 8 {
         0 => toml::Value::Integer(integer()),
-        1 => toml::Value::Integer(EDGES[bytes.first().map_or(0, |&b| usize::from(b)) % EDGES.len()]),
+        1 => {
+            toml::Value::Integer(EDGES[bytes.first().map_or(0, |&b| usize::from(b)) % EDGES.len()])
+        }
         2 => toml::Value::String(text()),
         3 => toml::Value::Boolean(bytes.first().is_some_and(|b| b % 2 == 1)),
-        4 => toml::Value::Array(text().split(',').map(|s| toml::Value::String(s.into())).collect()),
+        4 => toml::Value::Array(
+            text()
+                .split(',')
+                .map(|s| toml::Value::String(s.into()))
+                .collect(),
+        ),
         5 => toml::Value::Float(f64::from_le_bytes({
             let mut word = [0u8; 8];
             let n = bytes.len().min(8);

@@ -71,7 +71,12 @@ fn honest_exchange(first: &[u8], client_first: scram::ClientFirst, extensions: &
     let iterations: u32 = attribute(&server_first, "i=")
         .and_then(|i| i.parse().ok())
         .expect("server-first has an iteration count");
-    assert!(nonce.starts_with(std::str::from_utf8(first).ok().and_then(client_nonce).unwrap()));
+    assert!(nonce.starts_with(
+        std::str::from_utf8(first)
+            .ok()
+            .and_then(client_nonce)
+            .unwrap()
+    ));
 
     let first = std::str::from_utf8(first).expect("accepted, so UTF-8");
     let header_end = first.match_indices(',').nth(1).expect("a GS2 header").0 + 1;
@@ -88,12 +93,19 @@ fn honest_exchange(first: &[u8], client_first: scram::ClientFirst, extensions: &
     let client_key = hmac(&salted, b"Client Key");
     let auth_message = format!("{bare},{server_first},{without_proof}");
     let signature = hmac(&Sha256::digest(client_key), auth_message.as_bytes());
-    let mut proof: Vec<u8> = client_key.iter().zip(signature).map(|(k, s)| k ^ s).collect();
+    let mut proof: Vec<u8> = client_key
+        .iter()
+        .zip(signature)
+        .map(|(k, s)| k ^ s)
+        .collect();
     let expected = hmac(&hmac(&salted, b"Server Key"), auth_message.as_bytes());
 
     // A changed bit, chosen by the message, must make the same proof fail.
-    let (_, forged_sent) =
-        scram::server_first(scram::parse_client_first(first.as_bytes()).unwrap(), credentials(), SERVER_NONCE);
+    let (_, forged_sent) = scram::server_first(
+        scram::parse_client_first(first.as_bytes()).unwrap(),
+        credentials(),
+        SERVER_NONCE,
+    );
     let bit = auth_message.len() % (proof.len() * 8);
     let mut forged = proof.clone();
     forged[bit / 8] ^= 1 << (bit % 8);
@@ -104,7 +116,10 @@ fn honest_exchange(first: &[u8], client_first: scram::ClientFirst, extensions: &
         "a changed proof was accepted"
     );
 
-    let client_final = format!("{without_proof},p={}", BASE64.encode(std::mem::take(&mut proof)));
+    let client_final = format!(
+        "{without_proof},p={}",
+        BASE64.encode(std::mem::take(&mut proof))
+    );
     let server_final = sent
         .verify_client_final(client_final.as_bytes())
         .unwrap_or_else(|e| panic!("an honest proof was refused ({e}): {client_final:?}"));

@@ -115,7 +115,9 @@ async fn run(script: &Script<'_>) {
         .expect("the server starts");
     let mut clients = Vec::with_capacity(CLIENTS);
     for _ in 0..CLIENTS {
-        let stream = TcpStream::connect(handle.local_addr()).await.expect("connect");
+        let stream = TcpStream::connect(handle.local_addr())
+            .await
+            .expect("connect");
         clients.push(Client::new(stream));
     }
     for (i, client) in clients.iter_mut().enumerate() {
@@ -178,7 +180,8 @@ fn config(data_dir: &std::path::Path) -> Config {
         // The cheapest parameters Argon2 allows: the server copies them
         // for its decoy, which each fresh server hashes at start.
         let params = argon2::Params::new(8, 1, 1, None).expect("valid parameters");
-        let argon2 = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+        let argon2 =
+            argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
         let salt = SaltString::encode_b64(b"fuzz oper salt").expect("a salt");
         argon2
             .hash_password(b"secret", &salt)
@@ -288,7 +291,11 @@ impl Client {
 
     /// The complete lines received, each checked.
     fn take_lines(&mut self) -> impl Iterator<Item = String> {
-        let end = self.received.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let end = self
+            .received
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
         let complete: Vec<u8> = self.received.drain(..end).collect();
         let lines: Vec<String> = complete
             .split_inclusive(|&b| b == b'\n')
