@@ -47,6 +47,6 @@ for entry in "${pids[@]}"; do
 done
 for target in "${targets[@]}"; do
     echo "== $target: $(ls "corpus/$target" | wc -l) inputs in its corpus"
-    grep -E '^#[0-9]+ +DONE|stat::(number_of_executed_units|average_exec_per_sec)' "logs/$target.log" || tail -5 "logs/$target.log"
+    grep -E '^#[0-9]+[[:space:]]+DONE|stat::(number_of_executed_units|average_exec_per_sec)' "logs/$target.log" || tail -5 "logs/$target.log"
 done
 exit $status

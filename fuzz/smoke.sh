@@ -38,7 +38,7 @@ for target in $(cargo fuzz list); do
         cargo fuzz run "${build[@]}" "$target" "$work/$target" "seeds/$target" -- \
         -max_total_time="$SECONDS_EACH" -timeout=60 -rss_limit_mb=2048 \
         -print_final_stats=1 >"$work/$target.log" 2>&1; then
-        grep -E '^#[0-9]+ +DONE' "$work/$target.log" || true
+        grep -E '^#[0-9]+[[:space:]]+DONE' "$work/$target.log" || true
         passed=$((passed + 1))
     else
         tail -40 "$work/$target.log"
