@@ -19,6 +19,7 @@ pub struct Config {
     pub limits: Limits,
     pub accounts: AccountsConfig,
     pub history: HistoryConfig,
+    pub channels: ChannelsConfig,
     #[serde(default)]
     pub oper: Vec<OperConfig>,
 }
@@ -123,6 +124,17 @@ pub struct HistoryConfig {
     pub chathistory_max: usize,
     pub commit_interval_ms: u64,
 }
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelsConfig {
+    /// How long a channel brought back by a restart waits for its members
+    /// (0: channels do not outlive a restart).
+    pub restart_wait_secs: u64,
+}
+
+/// Longest `channels.restart_wait_secs`: thirty days.
+const MAX_RESTART_WAIT_SECS: u64 = 30 * 86_400;
 
 /// Who may register an account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -304,6 +316,15 @@ impl Config {
                 format!(
                     "{} is out of range: allowed 1 to 10000 milliseconds",
                     self.history.commit_interval_ms
+                ),
+            ));
+        }
+        if self.channels.restart_wait_secs > MAX_RESTART_WAIT_SECS {
+            return Err((
+                "channels.restart_wait_secs",
+                format!(
+                    "{} is out of range: allowed 0 (off) to {MAX_RESTART_WAIT_SECS} seconds (30 days)",
+                    self.channels.restart_wait_secs
                 ),
             ));
         }

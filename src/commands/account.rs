@@ -10,6 +10,7 @@ use crate::proto::numeric::Response;
 use crate::proto::{LineBuilder, Message};
 use crate::server::caps::Cap;
 use crate::server::host::address_host;
+use crate::server::restore;
 use crate::server::world::{Client, ClientId, LoggedIn};
 use crate::server::Server;
 use crate::store::Account;
@@ -104,6 +105,9 @@ pub fn log_in(server: &Arc<Server>, id: ClientId, account: &Account) -> bool {
         );
     }
     nick_claims::release(&mut world, id, &server.fold(&account.name));
+    // Channels remember members by account from now on.
+    world.member_changed(id);
+    restore::give_back_on_login(&mut world, &server.name, id);
     let me = &world.clients[&id];
     me.send(
         &LineBuilder::numeric(&server.name, Response::RPL_LOGGEDIN, &me.nick)
@@ -138,6 +142,7 @@ fn end_login(server: &Arc<Server>, id: ClientId) {
         return;
     }
     let address = address_host(me.ip);
+    world.member_changed(id);
     world.change_host(&server.name, id, address);
     let me = &world.clients[&id];
     me.send(

@@ -1,5 +1,7 @@
 //! A channel's state: members with their prefixes, modes, lists and topic.
 
+mod saved;
+
 use std::cell::OnceCell;
 
 use super::maps::{HashMap, HashSet};
@@ -13,6 +15,7 @@ use super::stamped::StampedLine;
 use super::world::{ClientId, Clients};
 use crate::proto::mask::wildcard_match;
 use crate::proto::tags::TagMask;
+use crate::store::SavedMember;
 
 /// Recipients of a channel message looked up before they are queued.
 const BROADCAST_CHUNK: usize = 32;
@@ -67,10 +70,9 @@ impl ChannelModes {
         }
     }
 
-    /// `+ntk key` style: the mode word followed by its parameters. The key
-    /// is only shown to members.
-    pub fn describe(&self, show_key: bool) -> Vec<String> {
-        let mut word = String::from("+");
+    /// The letters of the modes without a parameter that are set, e.g.
+    /// `nt`, in the order they are shown and saved.
+    pub fn flag_letters(&self) -> String {
         let flags = [
             (self.invite_only, 'i'),
             (self.moderated, 'm'),
@@ -79,7 +81,14 @@ impl ChannelModes {
             (self.secret, 's'),
             (self.topic_lock, 't'),
         ];
-        word.extend(flags.iter().filter(|(on, _)| *on).map(|(_, c)| c));
+        flags.iter().filter(|(on, _)| *on).map(|(_, c)| c).collect()
+    }
+
+    /// `+ntk key` style: the mode word followed by its parameters. The key
+    /// is only shown to members.
+    pub fn describe(&self, show_key: bool) -> Vec<String> {
+        let mut word = String::from("+");
+        word.push_str(&self.flag_letters());
         let mut params = Vec::new();
         if let Some(key) = &self.key {
             word.push('k');
@@ -135,6 +144,10 @@ pub struct Channel {
     /// starts at its creation. A registered channel's goes back to the
     /// start (0).
     pub history_after: u64,
+    /// Members a restart is waiting for: they get their status back when
+    /// they join again (see `server/restore.rs`). Empty but for channels
+    /// brought back by a restart, until the wait ends.
+    pub returning: Vec<SavedMember>,
 }
 
 impl Channel {
@@ -150,6 +163,7 @@ impl Channel {
             invex: Vec::new(),
             invited: HashSet::default(),
             history_after: crate::proto::tags::MessageId::latest().0,
+            returning: Vec::new(),
         }
     }
 

@@ -15,6 +15,7 @@ pub mod labeled;
 pub mod maps;
 pub mod outbox;
 pub mod persist;
+pub mod restore;
 mod second_writer;
 pub mod stamped;
 pub mod world;
@@ -90,6 +91,7 @@ impl Server {
             config.server.name.clone(),
             config.limits.whowas_entries,
             history,
+            restore::UnsavedChannels::new(config.channels.restart_wait_secs > 0),
         );
         Ok(Server {
             name: config.server.name.clone(),
@@ -165,6 +167,9 @@ impl ServerHandle {
         {
             let mut world = self.server.world();
             world.shutting_down = true;
+            // Before anyone leaves: the next start brings every channel
+            // back as it is now.
+            restore::save_all(&mut world, &self.server.channel_saver);
             // Connections wait on their outbox, not on the token: a waiter
             // on the token would make every idle connection bigger.
             for client in world.clients.values() {
@@ -217,6 +222,19 @@ pub async fn spawn(config: Config) -> anyhow::Result<ServerHandle> {
     }
     let replay = server.world().history.replay.clone();
     let recent_lines = history::load(store, &replay).await?;
+    let restart_wait = Duration::from_secs(server.config.channels.restart_wait_secs);
+    let saved_channels = if restart_wait.is_zero() {
+        store.clear_channel_snapshots().await?;
+        Vec::new()
+    } else {
+        store.channel_snapshots().await?
+    };
+    if !saved_channels.is_empty() {
+        info!(
+            channels = saved_channels.len(),
+            "channels brought back from the last run"
+        );
+    }
     {
         let mut world = server.world();
         world.recent_lines = recent_lines;
@@ -225,6 +243,7 @@ pub async fn spawn(config: Config) -> anyhow::Result<ServerHandle> {
             .map(|channel| (channel.name_folded.clone(), channel))
             .collect();
         world.registry_accounts.extend(accounts);
+        world.bring_back(saved_channels);
     }
     let channel_writer = server
         .channel_writer
@@ -258,6 +277,11 @@ pub async fn spawn(config: Config) -> anyhow::Result<ServerHandle> {
             history::prune(store, config, forget, server.shutdown.cancelled()).await
         }
     });
+    if !restart_wait.is_zero() {
+        let interval = Duration::from_millis(server.config.history.commit_interval_ms);
+        tracker.spawn(restore::keep_saved(server.clone(), interval));
+        tracker.spawn(restore::end_wait(server.clone(), restart_wait));
+    }
     tracker.spawn(keepalive::run(server.clone()));
     tracker.spawn(crate::commands::run_nick_claims(server.clone()));
     tracker.spawn({

@@ -14,6 +14,7 @@ use super::caps::Cap;
 use super::channel::Channel;
 use super::history::{HistoryLog, RecentLines};
 use super::maps::{HashMap, HashSet};
+use super::restore::{remove_member, UnsavedChannels};
 use crate::casemap::CaseMapping;
 use crate::proto::numeric::Response;
 use crate::proto::LineBuilder;
@@ -95,6 +96,9 @@ pub struct World {
     /// uid): a login grants channel rights only if it is to that same
     /// account, not to a dropped one of the same name.
     pub registry_accounts: HashMap<String, i64>,
+    /// Channels whose snapshot for a restart is out of date (see
+    /// `restore.rs`).
+    pub unsaved_channels: UnsavedChannels,
 }
 
 /// A registered nick used by someone not logged in to its account.
@@ -112,6 +116,7 @@ impl World {
         server_name: String,
         whowas_limit: usize,
         history: HistoryLog,
+        unsaved_channels: UnsavedChannels,
     ) -> World {
         World {
             history,
@@ -131,6 +136,7 @@ impl World {
             nick_claims: HashMap::default(),
             registered_channels: HashMap::default(),
             registry_accounts: HashMap::default(),
+            unsaved_channels,
         }
     }
 
@@ -280,6 +286,8 @@ impl World {
                 self.notify_monitors_offline(old_folded, &old_nick);
             }
             self.notify_monitors_online(id);
+            // Members without an account are remembered by their nick.
+            self.member_changed(id);
         }
     }
 
@@ -387,12 +395,7 @@ impl World {
             self.counts.add(client.modes, -1);
         }
         for name in &client.channels {
-            if let Some(channel) = self.channels.get_mut(name) {
-                channel.members.remove(&id);
-                if channel.members.is_empty() {
-                    self.channels.remove(name);
-                }
-            }
+            remove_member(&mut self.channels, &mut self.unsaved_channels, name, id);
         }
         for name in &client.invited_to {
             if let Some(channel) = self.channels.get_mut(name) {

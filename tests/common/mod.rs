@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -90,6 +92,15 @@ impl TestServer {
         client.send("CAP END").await;
         client.register(nick).await;
         client
+    }
+
+    /// A client registered as `nick` and logged in to a new account of
+    /// that name, password `<nick>-password`.
+    pub async fn account_holder(&self, nick: &str) -> Client {
+        let mut c = self.client(nick).await;
+        let lines = c.exchange(&format!("REGISTER * * {nick}-password")).await;
+        assert!(lines.iter().any(|l| l.contains(" 900 ")), "{lines:?}");
+        c
     }
 
     pub async fn client(&self, nick: &str) -> Client {
