@@ -161,14 +161,8 @@ fn join_one(ctx: &Ctx<'_>, name: &str, key: Option<&str>) {
         voice: status == Status::Voice,
     };
     // What the restart gives back beyond what ChanServ gives.
-    let restored = Membership {
-        op: restored.op && !given.op,
-        voice: restored.voice && !given.voice,
-    };
-    let membership = Membership {
-        op: given.op || restored.op,
-        voice: given.voice || restored.voice,
-    };
+    let restored = restored.beyond(given);
+    let membership = given.union(restored);
     if created || channel.remembers(membership) {
         unsaved_channels.mark(&folded);
     }

@@ -36,6 +36,22 @@ pub struct Membership {
 }
 
 impl Membership {
+    /// The statuses held in either.
+    pub fn union(self, other: Membership) -> Membership {
+        Membership {
+            op: self.op || other.op,
+            voice: self.voice || other.voice,
+        }
+    }
+
+    /// The statuses held here and not in `other`.
+    pub fn beyond(self, other: Membership) -> Membership {
+        Membership {
+            op: self.op && !other.op,
+            voice: self.voice && !other.voice,
+        }
+    }
+
     /// The prefix shown before a nick: the highest one, or all of them for
     /// clients with `multi-prefix`.
     pub fn prefix(self, multi_prefix: bool) -> &'static str {

@@ -225,12 +225,8 @@ pub fn give_back_on_login(world: &mut World, server_name: &str, id: ClientId) {
         let Some(member) = channel.members.get_mut(&id) else {
             continue;
         };
-        let gained = Membership {
-            op: restored.op && !member.status.op,
-            voice: restored.voice && !member.status.voice,
-        };
-        member.status.op |= gained.op;
-        member.status.voice |= gained.voice;
+        let gained = restored.beyond(member.status);
+        member.status = member.status.union(gained);
         if let Some(mode) = status_mode(server_name, channel, client, gained) {
             channel.broadcast(clients, &mode, None);
             history.record_event([&folded], "MODE", &mode);
