@@ -240,7 +240,7 @@ fn find(command: &str) -> Option<&'static CommandSpec> {
 pub fn dispatch(server: &Arc<Server>, session: &mut Session, message: &Message<'_>) -> Flow {
     let Some(spec) = find(message.command) else {
         reply_numeric(server, session, Response::ERR_UNKNOWNCOMMAND, |b| {
-            b.param(&message.command.to_ascii_uppercase())
+            b.param(&echoed_command(message.command))
                 .trailing("Unknown command")
         });
         return Flow::Continue;
@@ -274,6 +274,20 @@ pub fn dispatch(server: &Arc<Server>, session: &mut Session, message: &Message<'
     }
     let mut ctx = Ctx { server, session };
     (spec.handler)(&mut ctx, message)
+}
+
+/// Most of an unknown command that `421` repeats: a line of 512 bytes can
+/// hold a command word that would take the reply past 512.
+const MAX_ECHOED_COMMAND: usize = 300;
+
+/// An unknown command as `421` names it: uppercased, and cut (at a
+/// character boundary) to [`MAX_ECHOED_COMMAND`] bytes.
+fn echoed_command(command: &str) -> String {
+    let mut end = command.len().min(MAX_ECHOED_COMMAND);
+    while !command.is_char_boundary(end) {
+        end -= 1;
+    }
+    command[..end].to_ascii_uppercase()
 }
 
 /// Relays messages a client sent one after another, `command` to `target`
@@ -413,5 +427,17 @@ mod tests {
         assert!(find("PING\0").is_none());
         assert!(find("PIN").is_none());
         assert!(find("PINGS").is_none());
+        assert!(find("PRIV_MSG").is_none() && find("X-Y").is_none());
+    }
+
+    #[test]
+    fn an_unknown_command_is_echoed_uppercased_and_cut() {
+        assert_eq!(echoed_command("foo_bar"), "FOO_BAR");
+        assert_eq!(echoed_command("x-y"), "X-Y");
+        // Two-byte characters after one byte: byte 300 falls inside one.
+        let long = format!("a{}", "\u{e9}".repeat(400));
+        let echoed = echoed_command(&long);
+        assert_eq!(echoed.len(), MAX_ECHOED_COMMAND - 1);
+        assert!(long.to_ascii_uppercase().starts_with(&echoed));
     }
 }
