@@ -49,8 +49,9 @@ pub struct Session {
     pub cap_negotiating: bool,
     /// `CAP LS 302` (or later) was sent: cap-notify stays on.
     pub cap_302: bool,
-    /// The password given with PASS, checked when registration completes.
-    pub pass: Option<Box<str>>,
+    /// What the client sent before registering that matters only until
+    /// then; one pointer, and none once it is registered.
+    pub prelude: Option<Box<Prelude>>,
     pub got_user: bool,
     /// OPER attempts made on this connection.
     pub oper_attempts: u8,
@@ -74,7 +75,7 @@ impl Session {
             registered: false,
             cap_negotiating: false,
             cap_302: false,
-            pass: None,
+            prelude: None,
             got_user: false,
             oper_attempts: 0,
             sasl: None,
@@ -88,6 +89,28 @@ impl Session {
     pub fn mark_input(&mut self) {
         self.now = Instant::now();
         self.clock_ms = tags::clock_ms();
+    }
+}
+
+/// What a client sent before registering that matters only until then.
+#[derive(Default)]
+pub struct Prelude {
+    /// The password given with PASS, checked when registration completes.
+    pub pass: Option<Box<str>>,
+    /// The nick the client's last NICK asked for, when it was refused: what
+    /// `REGISTER *` names while the client has no nick.
+    pub refused_nick: Option<Box<str>>,
+}
+
+impl Session {
+    /// The prelude, made when first needed.
+    pub fn prelude(&mut self) -> &mut Prelude {
+        self.prelude.get_or_insert_default()
+    }
+
+    /// The nick the client's last NICK asked for, if it was refused.
+    pub fn refused_nick(&self) -> Option<&str> {
+        self.prelude.as_ref()?.refused_nick.as_deref()
     }
 }
 
