@@ -313,6 +313,7 @@ fn fail_line(server: &Server, name: &str, error: &AccountError) -> bytes::Bytes 
         AccountError::Exists(_) => "ACCOUNT_EXISTS",
         AccountError::BadName(_) => "BAD_ACCOUNT_NAME",
         AccountError::WeakPassword(_) => "WEAK_PASSWORD",
+        AccountError::UnacceptablePassword(_) => "UNACCEPTABLE_PASSWORD",
         AccountError::BadEmail(_) => "INVALID_EMAIL",
         AccountError::NoSuchAccount | AccountError::Unavailable => "TEMPORARILY_UNAVAILABLE",
     };

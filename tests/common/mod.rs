@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod scram;
+
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
