@@ -71,6 +71,7 @@ pub struct AdminConfig {
 pub struct Limits {
     pub max_clients: usize,
     pub max_clients_per_ip: usize,
+    pub ipv6_prefix_len: u32,
     pub nick_length: usize,
     pub channel_length: usize,
     pub topic_length: usize,
@@ -328,6 +329,15 @@ impl Config {
                 ),
             ));
         }
+        if !(1..=128).contains(&l.ipv6_prefix_len) {
+            return Err((
+                "limits.ipv6_prefix_len",
+                format!(
+                    "{} is out of range: allowed 1 to 128 (bits of an IPv6 address that name one host; 128 = each address alone)",
+                    l.ipv6_prefix_len
+                ),
+            ));
+        }
         for (channel, &lines) in &self.history.join_replay_overrides {
             if !channel.starts_with('#') || lines > 1_000 {
                 return Err((
@@ -492,6 +502,24 @@ mod tests {
         );
         let err = Config::from_toml_str("[server]\nlisten = [\"nope\"]\n", "t").unwrap_err();
         assert!(err.to_string().contains("server.listen"), "{err}");
+    }
+
+    #[test]
+    fn the_ipv6_prefix_is_1_to_128_bits() {
+        assert_eq!(Config::embedded().limits.ipv6_prefix_len, 64);
+        for good in [1, 48, 128] {
+            let text = format!("[limits]\nipv6_prefix_len = {good}\n");
+            let config = Config::from_toml_str(&text, "t").unwrap();
+            assert_eq!(config.limits.ipv6_prefix_len, good);
+        }
+        for bad in [0, 129] {
+            let text = format!("[limits]\nipv6_prefix_len = {bad}\n");
+            let err = Config::from_toml_str(&text, "t").unwrap_err().to_string();
+            assert!(
+                err.contains("limits.ipv6_prefix_len") && err.contains("allowed 1 to 128"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

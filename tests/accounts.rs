@@ -128,6 +128,99 @@ async fn register_before_the_connection_completes_needs_a_nick() {
     c.expect_numeric("001").await;
 }
 
+/// A client whose NICK was refused has sent NICK all the same: REGISTER
+/// answers about the account it names (`*`: the nick it asked for), never
+/// NEED_NICK.
+#[tokio::test]
+async fn register_after_a_refused_nick_answers_about_the_account_asked_for() {
+    let server = TestServer::start_with(FAST_HASHES).await;
+    let mut alice = server.client("alice").await;
+    alice.exchange("REGISTER * * hunter22").await;
+    let _bob = server.client("bob").await;
+
+    let mut c = server.connect().await;
+    assert_eq!(
+        c.exchange("NICK alice").await,
+        [numeric("433", "*", "alice :Nickname is already in use")]
+    );
+    let exists = register_fail(
+        "ACCOUNT_EXISTS",
+        "alice",
+        "The account name alice is already registered",
+    );
+    assert_eq!(
+        c.exchange("REGISTER alice * longenough").await,
+        std::slice::from_ref(&exists)
+    );
+    assert_eq!(c.exchange("REGISTER * * longenough").await, [exists]);
+    assert_eq!(
+        c.exchange("REGISTER ALICE * longenough").await,
+        [register_fail(
+            "ACCOUNT_EXISTS",
+            "ALICE",
+            "The account name alice is already registered"
+        )]
+    );
+    // bob is in use but no account: the nick must be the client's first.
+    assert_eq!(
+        c.exchange("NICK bob").await,
+        [numeric("433", "*", "bob :Nickname is already in use")]
+    );
+    let not_nick = |name: &str| {
+        register_fail(
+            "ACCOUNT_NAME_MUST_BE_NICK",
+            name,
+            "Your account name must be your current nickname",
+        )
+    };
+    assert_eq!(
+        c.exchange("REGISTER * * longenough").await,
+        [not_nick("bob")]
+    );
+    assert_eq!(
+        c.exchange("REGISTER carol * longenough").await,
+        [not_nick("carol")]
+    );
+    // A refused erroneous nick names no account that could be.
+    assert_eq!(
+        c.exchange("NICK 9lives").await,
+        [numeric("432", "*", "9lives :Erroneous nickname")]
+    );
+    let lines = c.exchange("REGISTER * * longenough").await;
+    assert!(
+        lines.len() == 1
+            && lines[0].starts_with(&format!(
+                ":{SERVER} FAIL REGISTER BAD_ACCOUNT_NAME 9lives :"
+            )),
+        "{lines:?}"
+    );
+    // With a nick of its own, `*` is that nick again.
+    c.send("NICK carol").await;
+    assert_eq!(
+        c.exchange("REGISTER * * longenough").await,
+        [
+            format!(":{SERVER} REGISTER SUCCESS carol :Account successfully registered"),
+            numeric(
+                "900",
+                "carol",
+                "carol!*@* carol :You are now logged in as carol"
+            ),
+        ]
+    );
+
+    // A registered client naming someone else's account hears that it is
+    // taken, rather than that it is not its nick.
+    let mut dave = server.client("dave").await;
+    assert_eq!(
+        dave.exchange("REGISTER alice * longenough").await,
+        [register_fail(
+            "ACCOUNT_EXISTS",
+            "alice",
+            "The account name alice is already registered"
+        )]
+    );
+}
+
 #[tokio::test]
 async fn registration_rules_come_from_the_config() {
     let closed = TestServer::start_with(&format!("{FAST_HASHES}registration = \"closed\"\n")).await;

@@ -402,6 +402,75 @@ async fn direct_messages_are_read_back_by_their_logged_in_participants_only() {
     assert_eq!(texts(&lines, "bob"), conversation);
 }
 
+/// `CHATHISTORY TARGETS` between two timestamps, both exclusive: the
+/// targets (channel or conversation) whose latest message is inside, each
+/// with that message's time, oldest first.
+#[tokio::test]
+async fn targets_are_those_whose_latest_message_is_strictly_inside_the_window() {
+    let server = TestServer::start_with(FAST_ACCOUNTS).await;
+    let caps = format!("{HISTORY_CAPS} echo-message");
+    let mut alice = server.client_with_caps("alice", &caps).await;
+    alice.exchange("REGISTER * * hunter22").await;
+    let _bob = server.client("bob").await;
+    alice.exchange("JOIN #c,#d").await;
+    // Each message in a millisecond of its own, its time read off the echo.
+    let mut times = Vec::new();
+    for (target, text) in [
+        ("#c", "one"),
+        ("bob", "dm one"),
+        ("#d", "two"),
+        ("#c", "three"),
+        ("bob", "dm two"),
+    ] {
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+        let echo = alice.exchange(&format!("PRIVMSG {target} :{text}")).await;
+        assert_eq!(
+            untagged(&echo[0]),
+            format!(":{} PRIVMSG {target} :{text}", alice.mask())
+        );
+        times.push(tag(&echo[0], "time").unwrap().to_owned());
+    }
+    let listed = |lines: Vec<String>| -> Vec<String> {
+        assert!(
+            lines[0].ends_with(" draft/chathistory-targets"),
+            "{lines:?}"
+        );
+        lines[1..lines.len() - 1]
+            .iter()
+            .map(|line| {
+                untagged(line)
+                    .strip_prefix(&format!(":{SERVER} CHATHISTORY TARGETS "))
+                    .unwrap_or_else(|| panic!("{line}"))
+                    .to_owned()
+            })
+            .collect()
+    };
+    let (early, late) = ("2000-01-01T00:00:00.000Z", "2100-01-01T00:00:00.000Z");
+    let mut targets = async |from: &str, to: &str| {
+        let lines = alice
+            .exchange(&format!(
+                "CHATHISTORY TARGETS timestamp={from} timestamp={to} 10"
+            ))
+            .await;
+        listed(lines)
+    };
+    let (d, c, dm) = (
+        &*format!("#d {}", times[2]),
+        &*format!("#c {}", times[3]),
+        &*format!("bob {}", times[4]),
+    );
+    assert_eq!(targets(early, late).await, [d, c, dm]);
+    // #c and the conversation went on after the window: not listed, though
+    // each had a message inside it. A message at a bound is outside.
+    assert_eq!(targets(early, &times[3]).await, [d]);
+    assert_eq!(targets(&times[0], &times[3]).await, [d]);
+    assert_eq!(targets(&times[2], late).await, [c, dm]);
+    assert_eq!(targets(&times[2], &times[4]).await, [c]);
+    // The bounds may come in either order.
+    assert_eq!(targets(&times[4], &times[2]).await, [c]);
+    assert!(targets(&times[4], late).await.is_empty());
+}
+
 #[tokio::test]
 async fn znc_playback_plays_channels_and_conversations_since_a_time() {
     let server = TestServer::start_with(FAST_ACCOUNTS).await;

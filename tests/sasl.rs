@@ -6,8 +6,7 @@ use common::*;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
-use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
+use common::scram::{self, ScramClient};
 
 /// Cheap Argon2, so that tests that log in many times stay fast; the
 /// timing test uses the defaults.
@@ -187,7 +186,11 @@ async fn failures_are_answered_with_the_standard_numerics() {
     assert_eq!(
         c.exchange(&format!("AUTHENTICATE {}", "A".repeat(404)))
             .await,
-        [numeric("905", "carol", ":SASL message too long")]
+        [numeric(
+            "905",
+            "carol",
+            ":SASL message too long: at most 400 bytes per AUTHENTICATE"
+        )]
     );
     // Not logged in after all that.
     let whois = c.exchange("WHOIS carol").await;
@@ -274,71 +277,13 @@ async fn chunked_messages_are_reassembled_at_and_past_the_boundary() {
     }
 }
 
-/// The client side of SCRAM-SHA-256, written from RFC 5802 for the test.
-struct ScramClient {
-    nonce: String,
-    first_bare: String,
-}
-
-impl ScramClient {
-    fn first(user: &str) -> (ScramClient, String) {
-        let nonce = "fyko+d2lbbFgONRv9qkxdawL".to_owned();
-        let first_bare = format!("n={user},r={nonce}");
-        let message = format!("n,,{first_bare}");
-        (ScramClient { nonce, first_bare }, message)
-    }
-
-    /// The client-final-message for `server_first`, and the server
-    /// signature the server-final must carry.
-    fn last(&self, server_first: &str, password: &str) -> (String, String) {
-        let field = |key: &str| {
-            server_first
-                .split(',')
-                .find_map(|f| f.strip_prefix(key))
-                .unwrap()
-                .to_owned()
-        };
-        let (nonce, salt, iterations) = (field("r="), field("s="), field("i="));
-        assert!(nonce.starts_with(&self.nonce), "{server_first}");
-        let salt = BASE64.decode(salt).unwrap();
-        let mut salted = [0u8; 32];
-        pbkdf2::pbkdf2_hmac::<Sha256>(
-            password.as_bytes(),
-            &salt,
-            iterations.parse().unwrap(),
-            &mut salted,
-        );
-        let hmac = |key: &[u8], data: &[u8]| {
-            let mut mac = Hmac::<Sha256>::new_from_slice(key).unwrap();
-            mac.update(data);
-            mac.finalize().into_bytes().to_vec()
-        };
-        let client_key = hmac(&salted, b"Client Key");
-        let stored_key = Sha256::digest(&client_key);
-        let without_proof = format!("c=biws,r={nonce}");
-        let auth_message = format!("{},{server_first},{without_proof}", self.first_bare);
-        let signature = hmac(&stored_key, auth_message.as_bytes());
-        let proof: Vec<u8> = client_key
-            .iter()
-            .zip(&signature)
-            .map(|(a, b)| a ^ b)
-            .collect();
-        let server_key = hmac(&salted, b"Server Key");
-        let server_signature = hmac(&server_key, auth_message.as_bytes());
-        (
-            format!("{without_proof},p={}", BASE64.encode(proof)),
-            format!("v={}", BASE64.encode(server_signature)),
-        )
-    }
-}
-
 /// Runs a SCRAM-SHA-256 exchange for `user`; returns the lines after the
 /// client-final-message (and after the final `+`, when the server sent
 /// its signature).
 async fn scram_login(c: &mut Client, user: &str, password: &str) -> Vec<String> {
     c.send("AUTHENTICATE SCRAM-SHA-256").await;
     c.expect_line("AUTHENTICATE +").await;
-    let (client, first) = ScramClient::first(user);
+    let (client, first) = ScramClient::first(user, scram::NONCE);
     c.send(&format!("AUTHENTICATE {}", BASE64.encode(first)))
         .await;
     let line = c.next_line().await;

@@ -14,6 +14,7 @@ mod keepalive;
 pub mod labeled;
 pub mod maps;
 pub mod outbox;
+pub mod per_address;
 pub mod persist;
 pub mod restore;
 mod second_writer;
@@ -86,13 +87,15 @@ impl Server {
         let (channel_saver, channel_writer) = persist::channel_saver();
         let (history, history_writer) =
             history::history_log(&config.history, config.server.casemapping);
-        let world = World::new(
+        let mut world = World::new(
             config.server.casemapping,
             config.server.name.clone(),
             config.limits.whowas_entries,
             history,
             restore::UnsavedChannels::new(config.channels.restart_wait_secs > 0),
         );
+        world.connections_per_ip =
+            per_address::ConnectionsPerAddress::new(config.limits.ipv6_prefix_len);
         Ok(Server {
             name: config.server.name.clone(),
             isupport: isupport::tokens(&config),

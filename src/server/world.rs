@@ -5,7 +5,6 @@
 //! that channel's events in the same order.
 
 use std::collections::VecDeque;
-use std::net::IpAddr;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -14,6 +13,7 @@ use super::caps::Cap;
 use super::channel::Channel;
 use super::history::{HistoryLog, RecentLines};
 use super::maps::{HashMap, HashSet};
+use super::per_address::ConnectionsPerAddress;
 use super::restore::{remove_member, UnsavedChannels};
 use crate::casemap::CaseMapping;
 use crate::proto::numeric::Response;
@@ -77,7 +77,8 @@ pub struct World {
     whowas_limit: usize,
     /// Casefolded nick → clients watching it.
     pub monitors: HashMap<String, HashSet<ClientId>>,
-    pub connections_per_ip: HashMap<IpAddr, usize>,
+    /// Connections per address group (IPv6 by prefix).
+    pub connections_per_ip: ConnectionsPerAddress,
     /// Set when the server stops: everyone is leaving, so nobody is told
     /// about anybody else's QUIT (that would be N² lines for nothing).
     pub shutting_down: bool,
@@ -129,7 +130,7 @@ impl World {
             recent_lines: RecentLines::default(),
             whowas_limit,
             monitors: HashMap::default(),
-            connections_per_ip: HashMap::default(),
+            connections_per_ip: ConnectionsPerAddress::default(),
             peak_users: 0,
             counts: UserCounts::default(),
             shutting_down: false,
@@ -145,7 +146,7 @@ impl World {
     }
 
     pub fn add_client(&mut self, client: Client) {
-        *self.connections_per_ip.entry(client.ip).or_default() += 1;
+        self.connections_per_ip.add(client.ip);
         self.clients.insert(client.id, Box::new(client));
     }
 
@@ -405,12 +406,7 @@ impl World {
         for watched in &client.monitoring {
             self.unwatch(watched, id);
         }
-        if let Some(count) = self.connections_per_ip.get_mut(&client.ip) {
-            *count -= 1;
-            if *count == 0 {
-                self.connections_per_ip.remove(&client.ip);
-            }
-        }
+        self.connections_per_ip.remove(client.ip);
         if client.has_nick() {
             let folded = self.fold(&client.nick);
             if self.nicks.get(&folded) == Some(&id) {

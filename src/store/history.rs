@@ -151,20 +151,23 @@ impl Store {
         Ok(rows)
     }
 
-    /// The direct-message conversations `identity` takes part in that
-    /// have a message with an id in `after..before`, each with the time of
-    /// its latest such message.
+    /// The direct-message conversations `identity` takes part in whose
+    /// latest message has an id in `after..before` (exclusive), each with
+    /// that message's time.
     pub async fn direct_targets_of(
         &self,
         identity: &str,
         after: u64,
         before: u64,
     ) -> Result<Vec<(String, u64)>, StoreError> {
+        // Only rows after `after` are read: a latest message past it is
+        // among them, and the range scan stays on the key.
         let rows = sqlx::query(
             "SELECT c.target AS target, MAX(h.msgid) AS latest \
              FROM direct_conversations c JOIN history h ON h.target = c.target \
-             WHERE c.identity = ? AND h.msgid > ? AND h.msgid < ? \
-             AND h.command IN ('PRIVMSG', 'NOTICE') GROUP BY c.target",
+             WHERE c.identity = ? AND h.msgid > ? \
+             AND h.command IN ('PRIVMSG', 'NOTICE') GROUP BY c.target \
+             HAVING MAX(h.msgid) < ?",
         )
         .bind(identity)
         .bind(clamp_id(after))
@@ -189,8 +192,8 @@ impl Store {
         Ok(found.is_some())
     }
 
-    /// Of `targets`, those with a message with an id in `after..before`,
-    /// with the time of their latest such message, oldest first.
+    /// Of `targets`, those whose latest message has an id in
+    /// `after..before` (exclusive), with that message's time, oldest first.
     pub async fn history_targets(
         &self,
         targets: &[String],
@@ -201,12 +204,11 @@ impl Store {
         if targets.is_empty() {
             return Ok(Vec::new());
         }
+        // As in `direct_targets_of`, only rows after `after` are read.
         let mut query: QueryBuilder<'_, Sqlite> =
             QueryBuilder::new("SELECT target, MAX(msgid) AS latest FROM history WHERE msgid > ");
         query
             .push_bind(clamp_id(after))
-            .push(" AND msgid < ")
-            .push_bind(clamp_id(before))
             .push(" AND command IN ")
             .push(MESSAGE_COMMANDS)
             .push(" AND target IN (");
@@ -215,7 +217,9 @@ impl Store {
             separated.push_bind(target);
         }
         query
-            .push(") GROUP BY target ORDER BY latest ASC LIMIT ")
+            .push(") GROUP BY target HAVING MAX(msgid) < ")
+            .push_bind(clamp_id(before))
+            .push(" ORDER BY latest ASC LIMIT ")
             .push_bind(limit as i64);
         query
             .build()

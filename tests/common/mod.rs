@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod process;
+pub mod scram;
 
 use std::net::SocketAddr;
 use std::str::FromStr;
