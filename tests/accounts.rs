@@ -4,10 +4,6 @@
 mod common;
 use common::*;
 
-/// Cheap Argon2 so that tests stay fast.
-const FAST_HASHES: &str =
-    "[accounts]\nargon2_memory_kib = 1024\nargon2_iterations = 1\nnick_protection = false\n";
-
 fn register_fail(code: &str, name: &str, text: &str) -> String {
     format!(":{SERVER} FAIL REGISTER {code} {name} :{text}")
 }
@@ -18,7 +14,7 @@ fn from_nickserv(nick: &str, text: &str) -> String {
 
 #[tokio::test]
 async fn register_creates_the_account_and_logs_in() {
-    let server = TestServer::start_with(FAST_HASHES).await;
+    let server = TestServer::start_with(FAST_ACCOUNTS).await;
     let mut alice = server.client("alice").await;
     assert_eq!(
         alice
@@ -45,7 +41,7 @@ async fn register_creates_the_account_and_logs_in() {
 
 #[tokio::test]
 async fn register_refusals_say_why() {
-    let server = TestServer::start_with(FAST_HASHES).await;
+    let server = TestServer::start_with(FAST_ACCOUNTS).await;
     let mut bob = server.client("bob").await;
     let cases = [
         (
@@ -98,7 +94,7 @@ async fn register_refusals_say_why() {
 
 #[tokio::test]
 async fn register_before_the_connection_completes_needs_a_nick() {
-    let server = TestServer::start_with(FAST_HASHES).await;
+    let server = TestServer::start_with(FAST_ACCOUNTS).await;
     let mut c = server.connect().await;
     c.send("CAP LS 302").await;
     c.next_line().await;
@@ -133,7 +129,7 @@ async fn register_before_the_connection_completes_needs_a_nick() {
 /// NEED_NICK.
 #[tokio::test]
 async fn register_after_a_refused_nick_answers_about_the_account_asked_for() {
-    let server = TestServer::start_with(FAST_HASHES).await;
+    let server = TestServer::start_with(FAST_ACCOUNTS).await;
     let mut alice = server.client("alice").await;
     alice.exchange("REGISTER * * hunter22").await;
     let _bob = server.client("bob").await;
@@ -223,7 +219,8 @@ async fn register_after_a_refused_nick_answers_about_the_account_asked_for() {
 
 #[tokio::test]
 async fn registration_rules_come_from_the_config() {
-    let closed = TestServer::start_with(&format!("{FAST_HASHES}registration = \"closed\"\n")).await;
+    let closed =
+        TestServer::start_with(&format!("{FAST_ACCOUNTS}registration = \"closed\"\n")).await;
     let mut c = closed.client("erin").await;
     assert_eq!(
         c.exchange("REGISTER * * longenough").await,
@@ -242,7 +239,7 @@ async fn registration_rules_come_from_the_config() {
     );
 
     let strict = TestServer::start_with(&format!(
-        "{FAST_HASHES}email_required = true\nregister_before_connect = false\n"
+        "{FAST_ACCOUNTS}email_required = true\nregister_before_connect = false\n"
     ))
     .await;
     let mut early = strict.connect().await;
@@ -272,7 +269,7 @@ async fn registration_rules_come_from_the_config() {
 
 #[tokio::test]
 async fn nickserv_registers_identifies_and_changes_passwords() {
-    let server = TestServer::start_with(FAST_HASHES).await;
+    let server = TestServer::start_with(FAST_ACCOUNTS).await;
     let mut heidi = server.client("heidi").await;
     let lines = heidi
         .exchange("PRIVMSG NickServ :REGISTER first-password")
@@ -363,7 +360,7 @@ async fn nickserv_registers_identifies_and_changes_passwords() {
 
 #[tokio::test]
 async fn ghost_and_recover_free_a_nick_for_its_owner() {
-    let server = TestServer::start_with(FAST_HASHES).await;
+    let server = TestServer::start_with(FAST_ACCOUNTS).await;
     let mut owner = server.client("ivan").await;
     owner.exchange("REGISTER * * ivans-password").await;
     owner.send("QUIT").await;
@@ -400,7 +397,7 @@ async fn ghost_and_recover_free_a_nick_for_its_owner() {
 
 #[tokio::test]
 async fn account_notify_and_extended_join_show_logins_to_channel_members() {
-    let server = TestServer::start_with(FAST_HASHES).await;
+    let server = TestServer::start_with(FAST_ACCOUNTS).await;
     let mut watcher = server.client("watcher").await;
     watcher
         .exchange("CAP REQ :account-notify extended-join")
@@ -431,7 +428,7 @@ async fn account_notify_and_extended_join_show_logins_to_channel_members() {
 
 #[tokio::test]
 async fn accounts_survive_a_restart() {
-    let server = TestServer::start_with(FAST_HASHES).await;
+    let server = TestServer::start_with(FAST_ACCOUNTS).await;
     let mut karl = server.client("karl").await;
     karl.exchange("REGISTER * * karls-password").await;
     drop(karl);
@@ -508,7 +505,7 @@ async fn a_registered_nick_must_be_identified_for_or_it_is_changed() {
 
 #[tokio::test]
 async fn dropping_an_account_logs_out_every_connection_logged_in_to_it() {
-    let server = TestServer::start_with(FAST_HASHES).await;
+    let server = TestServer::start_with(FAST_ACCOUNTS).await;
     let mut first = server.client("mona").await;
     first.exchange("REGISTER * * monas-password").await;
     let mut second = server.client("mona2").await;
@@ -533,7 +530,7 @@ async fn dropping_an_account_logs_out_every_connection_logged_in_to_it() {
 
 #[tokio::test]
 async fn account_tag_marks_messages_from_logged_in_users_for_those_who_asked() {
-    let server = TestServer::start_with(FAST_HASHES).await;
+    let server = TestServer::start_with(FAST_ACCOUNTS).await;
     let mut tagged = server.client("tagged").await;
     tagged.exchange("CAP REQ :account-tag").await;
     let mut plain = server.client("plain").await;

@@ -4,16 +4,13 @@
 mod common;
 use common::*;
 
-const FAST_HASHES: &str =
-    "[accounts]\nargon2_memory_kib = 1024\nargon2_iterations = 1\nnick_protection = false\n";
-
 fn from_chanserv(nick: &str, text: &str) -> String {
     format!(":ChanServ!ChanServ@services. NOTICE {nick} :{text}")
 }
 
 #[tokio::test]
 async fn a_founder_registers_a_channel_and_access_is_applied_on_join() {
-    let server = TestServer::start_with(FAST_HASHES).await;
+    let server = TestServer::start_with(FAST_ACCOUNTS).await;
     let mut anna = server.account_holder("anna").await;
     let mut ben = server.account_holder("ben").await;
     join(&mut anna, "#club").await;
@@ -108,7 +105,12 @@ async fn a_founder_registers_a_channel_and_access_is_applied_on_join() {
 
 #[tokio::test]
 async fn a_registered_channel_keeps_its_topic_modes_and_lists_across_a_restart() {
-    let server = TestServer::start_with(FAST_HASHES).await;
+    // Without the restart's own snapshots, so that the registration alone
+    // must bring the state back.
+    let server = TestServer::start_with(&format!(
+        "{FAST_ACCOUNTS}[channels]\nrestart_wait_secs = 0\n"
+    ))
+    .await;
     let mut anna = server.account_holder("anna").await;
     join(&mut anna, "#club").await;
     anna.exchange("CS REGISTER #club").await;
@@ -149,7 +151,7 @@ async fn a_registered_channel_keeps_its_topic_modes_and_lists_across_a_restart()
 
 #[tokio::test]
 async fn a_founder_drops_a_channel() {
-    let server = TestServer::start_with(FAST_HASHES).await;
+    let server = TestServer::start_with(FAST_ACCOUNTS).await;
     let mut anna = server.account_holder("anna").await;
     join(&mut anna, "#club").await;
     anna.exchange("CS REGISTER #club").await;

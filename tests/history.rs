@@ -31,10 +31,6 @@ fn batch_lines(lines: &[String], target: &str) -> Vec<(String, String)> {
 
 const HISTORY_CAPS: &str = "batch draft/chathistory message-tags server-time";
 
-/// Cheap Argon2 and no nick protection notices.
-const FAST_ACCOUNTS: &str =
-    "[accounts]\nargon2_memory_kib = 1024\nargon2_iterations = 1\nnick_protection = false\n";
-
 #[tokio::test]
 async fn joining_replays_recent_lines_as_ordinary_messages() {
     let server = TestServer::start_with("[history]\njoin_replay_lines = 2\n").await;

@@ -7,9 +7,6 @@
 mod common;
 use common::*;
 
-const FAST_HASHES: &str =
-    "[accounts]\nargon2_memory_kib = 1024\nargon2_iterations = 1\nnick_protection = false\n";
-
 /// A client logged in to its account `nick` again after a restart.
 async fn identified(server: &TestServer, nick: &str) -> Client {
     let mut c = server.client(nick).await;
@@ -38,6 +35,22 @@ async fn state_seen_by(viewer: &mut Client, channel: &str) -> Vec<String> {
         lines.extend(viewer.exchange(&format!("MODE {channel} {list}")).await);
     }
     lines
+}
+
+/// The snapshot saved for `channel`, as JSON.
+async fn saved_snapshot(server: &TestServer, channel: &str) -> serde_json::Value {
+    let path = server.data_dir.path().join("parlor.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    let json: String =
+        sqlx::query_scalar("SELECT snapshot FROM channel_snapshots WHERE name_folded = ?")
+            .bind(channel)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    pool.close().await;
+    serde_json::from_str(&json).unwrap()
 }
 
 /// anna (account, op), ben (no account, voiced) and carl (no account, no
@@ -71,7 +84,7 @@ async fn busy_room(server: &TestServer) -> (Client, Client, Client) {
 
 #[tokio::test]
 async fn a_restart_brings_a_channel_back_as_it_was() {
-    let server = TestServer::start_with(FAST_HASHES).await;
+    let server = TestServer::start_with(FAST_ACCOUNTS).await;
     let (mut anna, ben, carl) = busy_room(&server).await;
     let before = state_seen_by(&mut anna, "#room").await;
     assert!(before[0].ends_with(" #room +ntkl sesame 20"), "{before:?}");
@@ -131,7 +144,7 @@ async fn a_restart_brings_a_channel_back_as_it_was() {
 
 #[tokio::test]
 async fn a_modern_client_reads_the_history_of_a_channel_brought_back() {
-    let server = TestServer::start_with(FAST_HASHES).await;
+    let server = TestServer::start_with(FAST_ACCOUNTS).await;
     let members = busy_room(&server).await;
     let server = server.restart().await;
     drop(members);
@@ -151,7 +164,7 @@ async fn a_modern_client_reads_the_history_of_a_channel_brought_back() {
 
 #[tokio::test]
 async fn nobody_else_takes_a_returning_members_status() {
-    let server = TestServer::start_with(FAST_HASHES).await;
+    let server = TestServer::start_with(FAST_ACCOUNTS).await;
     let members = busy_room(&server).await;
     let server = server.restart().await;
     drop(members);
@@ -188,7 +201,7 @@ async fn nobody_else_takes_a_returning_members_status() {
 
 #[tokio::test]
 async fn members_of_an_invite_only_channel_come_back_without_an_invitation() {
-    let server = TestServer::start_with(FAST_HASHES).await;
+    let server = TestServer::start_with(FAST_ACCOUNTS).await;
     let mut anna = server.account_holder("anna").await;
     let mut ben = server.client("ben").await;
     setup_channel("#club", &mut [&mut anna, &mut ben]).await;
@@ -208,7 +221,7 @@ async fn members_of_an_invite_only_channel_come_back_without_an_invitation() {
 
 #[tokio::test]
 async fn a_channel_that_emptied_before_the_restart_stays_gone() {
-    let server = TestServer::start_with(FAST_HASHES).await;
+    let server = TestServer::start_with(FAST_ACCOUNTS).await;
     let mut anna = server.client("anna").await;
     join(&mut anna, "#gone").await;
     anna.exchange("TOPIC #gone :old topic").await;
@@ -230,7 +243,7 @@ async fn a_channel_that_emptied_before_the_restart_stays_gone() {
 
 #[tokio::test]
 async fn a_channel_nobody_comes_back_to_goes_when_the_wait_ends() {
-    let config = format!("{FAST_HASHES}[channels]\nrestart_wait_secs = 3\n");
+    let config = format!("{FAST_ACCOUNTS}[channels]\nrestart_wait_secs = 3\n");
     let server = TestServer::start_with(&config).await;
     let mut anna = server.client("anna").await;
     join(&mut anna, "#quiet").await;
@@ -263,13 +276,24 @@ async fn a_channel_nobody_comes_back_to_goes_when_the_wait_ends() {
 }
 
 #[tokio::test]
-async fn channels_wait_through_a_second_restart() {
-    let server = TestServer::start_with(FAST_HASHES).await;
+async fn channels_wait_through_a_second_restart_no_longer_than_the_first_said() {
+    let server = TestServer::start_with(FAST_ACCOUNTS).await;
     let members = busy_room(&server).await;
+    let first_start = unix_now();
     let server = server.restart().await;
+    let first_started = unix_now();
     drop(members);
-    // Nobody came back before the server was restarted again.
+    // Nobody came back before the server was restarted again: the wait
+    // goes on, and still ends a day after the first restart.
     let server = server.restart().await;
+    let saved = saved_snapshot(&server, "#room").await;
+    let wait_until = saved["wait_until"]
+        .as_u64()
+        .expect("a saved end of the wait");
+    assert!(
+        (first_start + 86_400..=first_started + 86_400).contains(&wait_until),
+        "{saved}"
+    );
 
     let mut anna = identified(&server, "anna").await;
     let lines = anna.exchange("JOIN #room").await;
@@ -281,7 +305,7 @@ async fn channels_wait_through_a_second_restart() {
 
 #[tokio::test]
 async fn with_the_wait_at_zero_channels_do_not_outlive_a_restart() {
-    let config = format!("{FAST_HASHES}[channels]\nrestart_wait_secs = 0\n");
+    let config = format!("{FAST_ACCOUNTS}[channels]\nrestart_wait_secs = 0\n");
     let server = TestServer::start_with(&config).await;
     let members = busy_room(&server).await;
     let server = server.restart().await;
@@ -292,4 +316,104 @@ async fn with_the_wait_at_zero_channels_do_not_outlive_a_restart() {
     let names = lines.iter().find(|l| l.contains(" 353 ")).unwrap();
     assert_names(names, "ben", "=", "#room", &["@ben"]);
     assert!(texts(&lines).is_empty(), "{lines:?}");
+}
+
+#[tokio::test]
+async fn a_channel_waiting_for_its_members_cannot_be_taken_over() {
+    let server = TestServer::start_with(FAST_ACCOUNTS).await;
+    let members = busy_room(&server).await;
+    let server = server.restart().await;
+    drop(members);
+
+    // Someone joins the empty channel and leaves it: it stays, waiting, so
+    // coming back does not make them its creator.
+    let mut mallory = server.client("mallory").await;
+    mallory.exchange("JOIN #room sesame").await;
+    mallory.exchange("PART #room").await;
+    let lines = mallory.exchange("JOIN #room sesame").await;
+    let names = lines.iter().find(|l| l.contains(" 353 ")).unwrap();
+    assert_names(names, "mallory", "=", "#room", &["mallory"]);
+    assert!(lines.iter().any(|l| l.contains(" 332 ")), "{lines:?}");
+    let mut anna = identified(&server, "anna").await;
+    let lines = anna.exchange("JOIN #room").await;
+    assert_eq!(lines[1], ":irc.test MODE #room +o anna");
+}
+
+#[tokio::test]
+async fn a_ban_set_after_the_restart_keeps_a_returning_member_out() {
+    let server = TestServer::start_with(FAST_ACCOUNTS).await;
+    let members = busy_room(&server).await;
+    let server = server.restart().await;
+    drop(members);
+
+    let mut anna = identified(&server, "anna").await;
+    anna.exchange("JOIN #room").await;
+    anna.exchange("MODE #room +b ben!*@*").await;
+    let mut ben = server.client("ben").await;
+    assert_eq!(
+        ben.exchange("JOIN #room").await,
+        [numeric("474", "ben", "#room :Cannot join channel (+b)")]
+    );
+}
+
+#[tokio::test]
+async fn a_returning_member_passes_the_limit_but_not_from_another_address() {
+    let server = TestServer::start_with(FAST_ACCOUNTS).await;
+    let mut anna = server.account_holder("anna").await;
+    let mut ben = server.client("ben").await;
+    setup_channel("#full", &mut [&mut anna, &mut ben]).await;
+    anna.exchange("MODE #full +v ben").await;
+    anna.exchange("MODE #full +l 1").await;
+    let server = server.restart().await;
+    drop((anna, ben));
+
+    let mut carl = server.client("carl").await;
+    carl.exchange("JOIN #full").await;
+    // The channel is full, but ben is awaited: he comes in, voiced.
+    let mut ben = server.client("ben").await;
+    let lines = ben.exchange("JOIN #full").await;
+    assert_eq!(lines[1], ":irc.test MODE #full +v ben");
+    // The same nick from another address is someone else: refused (+l).
+    ben.send("QUIT").await;
+    ben.read_to_end().await;
+    let mut other = Client::connect_from(server.addr, "127.0.0.2".parse().unwrap()).await;
+    other.register("ben").await;
+    let lines = other.exchange("JOIN #full").await;
+    assert_eq!(
+        lines,
+        [numeric("471", "ben", "#full :Cannot join channel (+l)")]
+    );
+}
+
+#[tokio::test]
+async fn an_op_who_was_also_voiced_gets_both_back() {
+    let server = TestServer::start_with(FAST_ACCOUNTS).await;
+    let mut anna = server.account_holder("anna").await;
+    join(&mut anna, "#both").await;
+    anna.exchange("MODE #both +v anna").await;
+    let server = server.restart().await;
+    drop(anna);
+
+    let mut anna = identified(&server, "anna").await;
+    let lines = anna.exchange("JOIN #both").await;
+    assert_eq!(lines[1], ":irc.test MODE #both +ov anna anna");
+}
+
+#[tokio::test]
+async fn an_account_dropped_and_made_again_is_not_the_one_awaited() {
+    let server = TestServer::start_with(FAST_ACCOUNTS).await;
+    let mut anna = server.account_holder("anna").await;
+    join(&mut anna, "#mine").await;
+    let server = server.restart().await;
+    drop(anna);
+
+    let mut anna = identified(&server, "anna").await;
+    let lines = anna.exchange("PRIVMSG NickServ :DROP anna-password").await;
+    assert!(lines.iter().any(|l| l.contains(" 901 ")), "{lines:?}");
+    let lines = anna.exchange("REGISTER * * another-password").await;
+    assert!(lines.iter().any(|l| l.contains(" 900 ")), "{lines:?}");
+    let lines = anna.exchange("JOIN #mine").await;
+    assert!(!lines.iter().any(|l| l.contains(" MODE ")), "{lines:?}");
+    let names = lines.iter().find(|l| l.contains(" 353 ")).unwrap();
+    assert_names(names, "anna", "=", "#mine", &["anna"]);
 }

@@ -8,12 +8,14 @@ use common::*;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-const FAST_HASHES: &str =
-    "[accounts]\nargon2_memory_kib = 1024\nargon2_iterations = 1\nnick_protection = false\n";
-
-/// Waits (bounded) until the saved snapshot of `channel` contains every
-/// one of `needles`: the server saves it a moment after each change.
-async fn wait_until_saved(data_dir: &std::path::Path, channel: &str, needles: &[&str]) {
+/// Waits (bounded) until the saved snapshot of `channel` is as `wanted`
+/// says (`None` when there is none): the server saves it a moment after
+/// each change.
+async fn wait_until_saved(
+    data_dir: &std::path::Path,
+    channel: &str,
+    wanted: impl Fn(Option<&str>) -> bool,
+) {
     let path = data_dir.join("parlor.db");
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
         .await
@@ -26,10 +28,10 @@ async fn wait_until_saved(data_dir: &std::path::Path, channel: &str, needles: &[
                 .fetch_optional(&pool)
                 .await
                 .unwrap();
-        if saved.is_some_and(|s| needles.iter().all(|n| s.contains(n))) {
+        if wanted(saved.as_deref()) {
             break;
         }
-        assert!(Instant::now() < deadline, "{channel} was never saved");
+        assert!(Instant::now() < deadline, "{channel} was never saved so");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     pool.close().await;
@@ -40,7 +42,7 @@ async fn a_killed_server_brings_its_channels_back() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let mut server = process::Running::start(dir.path(), port, FAST_HASHES);
+    let mut server = process::Running::start(dir.path(), port, FAST_ACCOUNTS);
 
     let mut anna = connect_with_retry(addr).await;
     anna.register("anna").await;
@@ -57,11 +59,10 @@ async fn a_killed_server_brings_its_channels_back() {
     }
     ben.sync().await;
     let before = anna.exchange("MODE #room").await;
-    wait_until_saved(
-        dir.path(),
-        "#room",
-        &["Still here", "sesame", "\"voice\":true"],
-    )
+    let needles = ["Still here", "sesame", "\"voice\":true"];
+    wait_until_saved(dir.path(), "#room", |saved| {
+        saved.is_some_and(|s| needles.iter().all(|n| s.contains(n)))
+    })
     .await;
     // History is written on the same interval: CHATHISTORY waits for it.
     anna.exchange("CHATHISTORY LATEST #room * 1").await;
@@ -70,7 +71,7 @@ async fn a_killed_server_brings_its_channels_back() {
     drop((anna, ben));
     let port = free_port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let _server = process::Running::start(dir.path(), port, FAST_HASHES);
+    let _server = process::Running::start(dir.path(), port, FAST_ACCOUNTS);
 
     let mut ben = connect_with_retry(addr).await;
     ben.register("ben").await;
@@ -93,4 +94,35 @@ async fn a_killed_server_brings_its_channels_back() {
     let lines = anna.exchange("JOIN #room").await;
     assert_eq!(lines[1], ":irc.test MODE #room +o anna");
     assert_eq!(anna.exchange("MODE #room").await, before);
+}
+
+#[tokio::test]
+async fn a_channel_that_emptied_before_a_kill_stays_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut server = process::Running::start(dir.path(), port, FAST_ACCOUNTS);
+    let mut anna = connect_with_retry(addr).await;
+    anna.register("anna").await;
+    anna.exchange("JOIN #gone").await;
+    anna.exchange("PRIVMSG #gone :said before").await;
+    wait_until_saved(dir.path(), "#gone", |saved| saved.is_some()).await;
+    anna.exchange("PART #gone").await;
+    // Forgotten a moment later, as its history's privacy asks.
+    wait_until_saved(dir.path(), "#gone", |saved| saved.is_none()).await;
+
+    server.kill_hard();
+    drop(anna);
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let _server = process::Running::start(dir.path(), port, FAST_ACCOUNTS);
+    let mut ben = connect_with_retry(addr).await;
+    ben.register("ben").await;
+    let lines = ben.exchange("JOIN #gone").await;
+    let names = lines.iter().find(|l| l.contains(" 353 ")).unwrap();
+    assert_names(names, "ben", "=", "#gone", &["@ben"]);
+    assert!(
+        !lines.iter().any(|l| l.contains("said before")),
+        "{lines:?}"
+    );
 }

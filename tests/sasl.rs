@@ -8,11 +8,6 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use common::scram::{self, ScramClient};
 
-/// Cheap Argon2, so that tests that log in many times stay fast; the
-/// timing test uses the defaults.
-const FAST_HASHES: &str =
-    "[accounts]\nargon2_memory_kib = 1024\nargon2_iterations = 1\nnick_protection = false\n";
-
 /// Registers account `name` with `password` from a throwaway connection.
 async fn create_account(server: &TestServer, name: &str, password: &str) {
     let mut c = server.client(name).await;
@@ -71,7 +66,7 @@ async fn negotiating(server: &TestServer, nick: &str) -> Client {
 
 #[tokio::test]
 async fn plain_during_negotiation_logs_in_and_registration_follows() {
-    let server = TestServer::start_with(FAST_HASHES).await;
+    let server = TestServer::start_with(FAST_ACCOUNTS).await;
     create_account(&server, "alice", "correct horse").await;
 
     let mut c = negotiating(&server, "alice").await;
@@ -112,7 +107,7 @@ async fn plain_during_negotiation_logs_in_and_registration_follows() {
 
 #[tokio::test]
 async fn plain_after_registration_works_too() {
-    let server = TestServer::start_with(FAST_HASHES).await;
+    let server = TestServer::start_with(FAST_ACCOUNTS).await;
     create_account(&server, "bob", "bobs password").await;
     let mut c = server.client("bob").await;
     c.send("AUTHENTICATE PLAIN").await;
@@ -139,7 +134,7 @@ async fn plain_after_registration_works_too() {
 
 #[tokio::test]
 async fn failures_are_answered_with_the_standard_numerics() {
-    let server = TestServer::start_with(FAST_HASHES).await;
+    let server = TestServer::start_with(FAST_ACCOUNTS).await;
     create_account(&server, "carol", "carols password").await;
     let mut c = server.client("carol").await;
     let fail = numeric("904", "carol", ":SASL authentication failed");
@@ -199,7 +194,7 @@ async fn failures_are_answered_with_the_standard_numerics() {
 
 #[tokio::test]
 async fn too_many_failures_on_one_connection_stop_being_checked() {
-    let server = TestServer::start_with(FAST_HASHES).await;
+    let server = TestServer::start_with(FAST_ACCOUNTS).await;
     create_account(&server, "erin", "erins password").await;
     create_account(&server, "mallory", "mallorys password").await;
     let mut c = server.client("erin").await;
@@ -256,7 +251,7 @@ const LONG_NAME: &str = "abcdefghijklmnopqrstuvwxyz1234";
 
 #[tokio::test]
 async fn chunked_messages_are_reassembled_at_and_past_the_boundary() {
-    let server = TestServer::start_with(FAST_HASHES).await;
+    let server = TestServer::start_with(FAST_ACCOUNTS).await;
     // authzid + authcid + two NULs = 62 bytes: a 238-byte password makes
     // exactly 300, a 250-byte one 312 (two chunks: 400 + 16).
     for (length, chunks) in [(238, 1), (250, 2)] {
@@ -301,7 +296,7 @@ async fn scram_login(c: &mut Client, user: &str, password: &str) -> Vec<String> 
 
 #[tokio::test]
 async fn scram_sha_256_logs_in_without_sending_the_password() {
-    let server = TestServer::start_with(FAST_HASHES).await;
+    let server = TestServer::start_with(FAST_ACCOUNTS).await;
     create_account(&server, "frank", "franks password").await;
     let mut c = server.client("frank").await;
     assert_eq!(
@@ -319,7 +314,7 @@ async fn scram_sha_256_logs_in_without_sending_the_password() {
 
 #[tokio::test]
 async fn scram_with_a_wrong_password_or_unknown_name_fails_alike() {
-    let server = TestServer::start_with(FAST_HASHES).await;
+    let server = TestServer::start_with(FAST_ACCOUNTS).await;
     create_account(&server, "grace", "graces password").await;
     let mut c = server.client("grace").await;
     let fail = vec![numeric("904", "grace", ":SASL authentication failed")];
@@ -329,7 +324,7 @@ async fn scram_with_a_wrong_password_or_unknown_name_fails_alike() {
 
 #[tokio::test]
 async fn a_registration_that_ends_during_an_exchange_aborts_it() {
-    let server = TestServer::start_with(FAST_HASHES).await;
+    let server = TestServer::start_with(FAST_ACCOUNTS).await;
     let mut c = negotiating(&server, "heidi").await;
     c.send("AUTHENTICATE PLAIN").await;
     c.expect_line("AUTHENTICATE +").await;

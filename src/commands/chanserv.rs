@@ -9,7 +9,7 @@ use super::services::Service;
 use super::{account, Ctx, Flow};
 use crate::accounts::http_date;
 use crate::proto::Message;
-use crate::server::channel::Channel;
+use crate::server::channel::{Channel, Membership};
 use crate::server::world::{line_from, Client, ClientId, World};
 use crate::server::{unix_now, Server};
 use crate::store::{AccessLevel, RegisteredChannel};
@@ -410,29 +410,11 @@ pub fn status_on_join(server: &Server, world: &World, folded: &str, id: ClientId
 
 /// The MODE ChanServ sends when `member` joins with ops or voice.
 pub fn join_mode(channel: &Channel, member: &Client, status: Status) -> Option<bytes::Bytes> {
-    let mode = match status {
-        Status::Op => "+o",
-        Status::Voice => "+v",
-        Status::Unregistered | Status::Plain => return None,
+    let granted = Membership {
+        op: status == Status::Op,
+        voice: status == Status::Voice,
     };
-    Some(
-        line_from(SERVICE.source, None, "MODE")
-            .param(&channel.name)
-            .param(mode)
-            .last(&member.nick),
-    )
-}
-
-/// A registered channel being created again (after everyone left, or
-/// after a restart that did not bring it back) gets its saved topic, modes
-/// and lists back.
-pub fn restore(world: &World, folded: &str, channel: &mut Channel) {
-    let Some(registered) = world.registered_channels.get(folded) else {
-        return;
-    };
-    // A registered channel is the same channel again: all its history.
-    channel.history_after = 0;
-    channel.apply_saved_state(&registered.state, |mask| world.fold(mask));
+    granted.granted_line(SERVICE.source, &channel.name, &member.nick)
 }
 
 /// Saves the state of channel `folded` after a change of its topic, modes

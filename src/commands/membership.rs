@@ -58,12 +58,15 @@ pub fn join(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
     Flow::Continue
 }
 
-/// Why a JOIN was refused: the numeric and the mode letter it names.
+/// Why a JOIN was refused: the numeric and the mode letter it names. A
+/// member `returning` after a restart passes +i, +k and +l, as if it had
+/// never left, but not a ban.
 fn join_refusal(
     world: &World,
     channel: &Channel,
     id: ClientId,
     key: Option<&str>,
+    returning: bool,
 ) -> Option<(Response, char)> {
     let me = &world.clients[&id];
     if me.modes.oper || channel.invited.contains(&id) {
@@ -72,6 +75,9 @@ fn join_refusal(
     let folded_masks = world.folded_masks(me);
     if channel.is_banned(&folded_masks) {
         return Some((Response::ERR_BANNEDFROMCHAN, 'b'));
+    }
+    if returning {
+        return None;
     }
     if channel.modes.invite_only && !channel.is_invite_excepted(&folded_masks) {
         return Some((Response::ERR_INVITEONLYCHAN, 'i'));
@@ -117,19 +123,20 @@ fn join_one(ctx: &Ctx<'_>, name: &str, key: Option<&str>) {
     // A registered channel being recreated comes back with its saved
     // modes, which apply to the one recreating it too.
     let created = !world.channels.contains_key(&folded);
+    // (after everyone left, or after a restart that did not bring it
+    // back).
     if created {
         let mut channel = Channel::new(name.to_owned(), unix_now());
-        chanserv::restore(&world, &folded, &mut channel);
+        world.apply_registration(&folded, &mut channel);
         world.channels.insert(folded.clone(), channel);
     }
     // A member the channel had when the server stopped comes back in as if
     // it had never left.
-    let returning = !created && restore::is_returning(&world, &folded, id);
+    let returning = world.returning_key(&folded, id);
     let channel = &world.channels[&folded];
     let refusal = match status {
         Status::Op => None,
-        _ if returning => None,
-        _ => join_refusal(&world, channel, id, key),
+        _ => join_refusal(&world, channel, id, key, returning.is_some()),
     };
     if let Some((numeric, mode)) = refusal {
         let line = ctx
@@ -142,10 +149,9 @@ fn join_one(ctx: &Ctx<'_>, name: &str, key: Option<&str>) {
         }
         return;
     }
-    let restored = match returning {
-        true => world.take_returning(&folded, id).unwrap_or_default(),
-        false => Membership::default(),
-    };
+    let restored = returning
+        .and_then(|key| world.take_returning(&folded, &key))
+        .unwrap_or_default();
     let World {
         channels,
         clients,
@@ -191,7 +197,7 @@ fn join_one(ctx: &Ctx<'_>, name: &str, key: Option<&str>) {
     }
     let modes = [
         chanserv::join_mode(channel, &clients[&id], status),
-        restore::status_mode(&ctx.server.name, channel, &clients[&id], restored),
+        restored.granted_line(&ctx.server.name, &channel.name, &clients[&id].nick),
     ];
     for mode in modes.iter().flatten() {
         channel.broadcast(clients, mode, None);

@@ -2,6 +2,8 @@
 
 mod saved;
 
+pub use saved::{RestartWait, Returning};
+
 use std::cell::OnceCell;
 
 use super::maps::{HashMap, HashSet};
@@ -12,10 +14,9 @@ use smallvec::SmallVec;
 use super::caps::Cap;
 use super::outbox::{Outbox, Recipient};
 use super::stamped::StampedLine;
-use super::world::{ClientId, Clients};
+use super::world::{line_from, ClientId, Clients};
 use crate::proto::mask::wildcard_match;
 use crate::proto::tags::TagMask;
-use crate::store::SavedMember;
 
 /// Recipients of a channel message looked up before they are queued.
 const BROADCAST_CHUNK: usize = 32;
@@ -42,6 +43,18 @@ impl Membership {
             op: self.op || other.op,
             voice: self.voice || other.voice,
         }
+    }
+
+    /// The MODE by which `source` gives `nick` these statuses on
+    /// `channel`, if there are any.
+    pub fn granted_line(self, source: &str, channel: &str, nick: &str) -> Option<Bytes> {
+        let line = |modes: &str| line_from(source, None, "MODE").param(channel).param(modes);
+        Some(match (self.op, self.voice) {
+            (true, true) => line("+ov").param(nick).last(nick),
+            (true, false) => line("+o").last(nick),
+            (false, true) => line("+v").last(nick),
+            (false, false) => return None,
+        })
     }
 
     /// The statuses held here and not in `other`.
@@ -160,10 +173,9 @@ pub struct Channel {
     /// starts at its creation. A registered channel's goes back to the
     /// start (0).
     pub history_after: u64,
-    /// Members a restart is waiting for: they get their status back when
-    /// they join again (see `server/restore.rs`). Empty but for channels
-    /// brought back by a restart, until the wait ends.
-    pub returning: Vec<SavedMember>,
+    /// Set on a channel brought back by a restart until its wait ends:
+    /// the members it waits for (see `server/restore.rs`).
+    pub restart_wait: Option<Box<RestartWait>>,
 }
 
 impl Channel {
@@ -179,7 +191,7 @@ impl Channel {
             invex: Vec::new(),
             invited: HashSet::default(),
             history_after: crate::proto::tags::MessageId::latest().0,
-            returning: Vec::new(),
+            restart_wait: None,
         }
     }
 

@@ -232,12 +232,6 @@ pub async fn spawn(config: Config) -> anyhow::Result<ServerHandle> {
     } else {
         store.channel_snapshots().await?
     };
-    if !saved_channels.is_empty() {
-        info!(
-            channels = saved_channels.len(),
-            "channels brought back from the last run"
-        );
-    }
     {
         let mut world = server.world();
         world.recent_lines = recent_lines;
@@ -246,7 +240,13 @@ pub async fn spawn(config: Config) -> anyhow::Result<ServerHandle> {
             .map(|channel| (channel.name_folded.clone(), channel))
             .collect();
         world.registry_accounts.extend(accounts);
-        world.bring_back(saved_channels);
+        let brought = world.bring_back(saved_channels, unix_now(), restart_wait.as_secs());
+        if brought > 0 {
+            info!(
+                channels = brought,
+                "channels brought back from the last run"
+            );
+        }
     }
     let channel_writer = server
         .channel_writer
@@ -283,7 +283,7 @@ pub async fn spawn(config: Config) -> anyhow::Result<ServerHandle> {
     if !restart_wait.is_zero() {
         let interval = Duration::from_millis(server.config.history.commit_interval_ms);
         tracker.spawn(restore::keep_saved(server.clone(), interval));
-        tracker.spawn(restore::end_wait(server.clone(), restart_wait));
+        tracker.spawn(restore::end_waits(server.clone()));
     }
     tracker.spawn(keepalive::run(server.clone()));
     tracker.spawn(crate::commands::run_nick_claims(server.clone()));

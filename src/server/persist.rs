@@ -5,6 +5,8 @@
 //! and written together; a shutdown writes what is queued before it ends.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
@@ -20,18 +22,30 @@ enum Change {
 /// The sending side, kept in the server.
 pub struct ChannelSaver {
     queue: mpsc::UnboundedSender<Change>,
+    /// Snapshots queued and not yet written: the task that saves them
+    /// waits for this to come back to zero, so a slow disk makes changes
+    /// gather in its set (one name a channel) rather than in this queue.
+    pub snapshots_queued: Arc<AtomicUsize>,
 }
 
 /// The writing side, run by its own task.
 pub struct ChannelWriter {
     queue: mpsc::UnboundedReceiver<Change>,
+    snapshots_queued: Arc<AtomicUsize>,
 }
 
 pub fn channel_saver() -> (ChannelSaver, ChannelWriter) {
     let (sender, receiver) = mpsc::unbounded_channel();
+    let snapshots_queued = Arc::new(AtomicUsize::new(0));
     (
-        ChannelSaver { queue: sender },
-        ChannelWriter { queue: receiver },
+        ChannelSaver {
+            queue: sender,
+            snapshots_queued: snapshots_queued.clone(),
+        },
+        ChannelWriter {
+            queue: receiver,
+            snapshots_queued,
+        },
     )
 }
 
@@ -44,6 +58,7 @@ impl ChannelSaver {
 
     /// Queues the snapshot of channel `folded`, or with `None` its removal.
     pub fn save_snapshot(&self, folded: String, snapshot: Option<ChannelSnapshot>) {
+        self.snapshots_queued.fetch_add(1, Ordering::AcqRel);
         let _ = self.queue.send(Change::Snapshot(folded, snapshot));
     }
 }
@@ -71,6 +86,7 @@ impl ChannelWriter {
     async fn write_batch(&mut self, store: &Store, first: Change) {
         let mut registered: HashMap<String, ChannelState> = HashMap::new();
         let mut snapshots: HashMap<String, Option<ChannelSnapshot>> = HashMap::new();
+        let mut snapshots_taken = 0;
         let mut next = Some(first);
         while let Some(change) = next {
             match change {
@@ -79,6 +95,7 @@ impl ChannelWriter {
                 }
                 Change::Snapshot(folded, snapshot) => {
                     snapshots.insert(folded, snapshot);
+                    snapshots_taken += 1;
                 }
             }
             next = self.queue.try_recv().ok();
@@ -92,5 +109,7 @@ impl ChannelWriter {
         if let Err(error) = store.save_channel_snapshots(&snapshots).await {
             tracing::error!(channels = snapshots.len(), %error, "cannot save channel snapshots");
         }
+        self.snapshots_queued
+            .fetch_sub(snapshots_taken, Ordering::AcqRel);
     }
 }

@@ -100,6 +100,9 @@ pub struct World {
     /// Channels whose snapshot for a restart is out of date (see
     /// `restore.rs`).
     pub unsaved_channels: UnsavedChannels,
+    /// Channels brought back by a restart and still waiting for their
+    /// members (folded names).
+    pub waiting_channels: Vec<String>,
 }
 
 /// A registered nick used by someone not logged in to its account.
@@ -138,6 +141,7 @@ impl World {
             registered_channels: HashMap::default(),
             registry_accounts: HashMap::default(),
             unsaved_channels,
+            waiting_channels: Vec::new(),
         }
     }
 

@@ -20,6 +20,11 @@ pub struct ChannelSnapshot {
     /// Members who had ops or voice, and in a channel with `+i` or `+k`
     /// every member, since they could not otherwise come back in.
     pub members: Vec<SavedMember>,
+    /// For a channel saved with nobody in it (still waiting after an
+    /// earlier restart): when that wait ends, in Unix seconds. A restart
+    /// does not make it wait longer. `None` for a channel that had people.
+    #[serde(default)]
+    pub wait_until: Option<u64>,
 }
 
 /// A member to recognise when it comes back, and its status then.
@@ -28,6 +33,10 @@ pub struct SavedMember {
     pub who: MemberKey,
     pub op: bool,
     pub voice: bool,
+    /// For a member still awaited from an earlier restart: when that wait
+    /// ends (Unix seconds). `None` for a member there when it was saved.
+    #[serde(default)]
+    pub wait_until: Option<u64>,
 }
 
 /// How a returning member is recognised: by its account when it was
@@ -79,27 +88,29 @@ impl Store {
         Ok(())
     }
 
-    /// Every saved channel, by folded name. A row that cannot be read (an
-    /// older or hand-edited format) is left out with a warning: one bad
-    /// row must not keep the server from starting.
-    pub async fn channel_snapshots(&self) -> Result<Vec<(String, ChannelSnapshot)>, StoreError> {
+    /// Every saved channel. A row that cannot be read (hand-edited, or
+    /// from a format that no longer exists) is deleted with a warning: one
+    /// bad row must not keep the server from starting, nor warn at every
+    /// start.
+    pub async fn channel_snapshots(&self) -> Result<Vec<ChannelSnapshot>, StoreError> {
         let rows: Vec<(String, String)> = sqlx::query_as(
             "SELECT name_folded, snapshot FROM channel_snapshots ORDER BY name_folded",
         )
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(name_folded, json)| {
-                match serde_json::from_str::<ChannelSnapshot>(&json) {
-                    Ok(snapshot) => Some((name_folded, snapshot)),
-                    Err(error) => {
-                        tracing::warn!(channel = %name_folded, %error, "cannot read saved channel");
-                        None
-                    }
+        let mut snapshots = Vec::with_capacity(rows.len());
+        let mut unreadable = Vec::new();
+        for (name_folded, json) in rows {
+            match serde_json::from_str::<ChannelSnapshot>(&json) {
+                Ok(snapshot) => snapshots.push(snapshot),
+                Err(error) => {
+                    tracing::warn!(channel = %name_folded, %error, "cannot read saved channel; forgetting it");
+                    unreadable.push((name_folded, None));
                 }
-            })
-            .collect())
+            }
+        }
+        self.save_channel_snapshots(&unreadable).await?;
+        Ok(snapshots)
     }
 
     /// Forgets every saved channel.

@@ -2,10 +2,9 @@
 //! modes, lists), kept for registered channels and for every channel
 //! across a restart, and the members it waits for after one.
 
-use std::net::IpAddr;
-
-use super::{Channel, ChannelModes, ListEntry as MaskEntry, Membership, Topic};
+use super::{Channel, ChannelModes, Clients, ListEntry as MaskEntry, Membership, Topic};
 use crate::casemap::CaseMapping;
+use crate::server::maps::HashMap;
 use crate::server::world::Client;
 use crate::store::{ChannelState, ListEntry, MemberKey, SavedMember};
 
@@ -83,54 +82,70 @@ impl Channel {
     }
 
     /// The members to save: those [`Channel::remembers`], and those a
-    /// restart still waits for.
-    pub fn saved_members(
-        &self,
-        clients: &super::Clients,
-        casemapping: CaseMapping,
-    ) -> Vec<SavedMember> {
-        let mut saved: Vec<SavedMember> = self
-            .members
-            .iter()
-            .filter(|(_, member)| self.remembers(member.status))
-            .filter_map(|(id, member)| {
-                let client = clients.get(id)?;
-                Some(SavedMember {
-                    who: member_key(client, casemapping),
-                    op: member.status.op,
-                    voice: member.status.voice,
-                })
-            })
-            .collect();
-        for waiting in &self.returning {
-            if !saved.iter().any(|s| s.who == waiting.who) {
-                saved.push(waiting.clone());
+    /// restart still waits for, with the end of that wait.
+    pub fn saved_members(&self, clients: &Clients, casemapping: CaseMapping) -> Vec<SavedMember> {
+        let mut saved: HashMap<MemberKey, SavedMember> = HashMap::default();
+        if let Some(wait) = &self.restart_wait {
+            for (who, returning) in &wait.members {
+                let member = SavedMember {
+                    who: who.clone(),
+                    op: returning.status.op,
+                    voice: returning.status.voice,
+                    wait_until: Some(returning.until),
+                };
+                saved.insert(who.clone(), member);
             }
         }
-        saved
+        // Someone back since is saved as there now, not as awaited.
+        for (id, member) in &self.members {
+            let Some(client) = clients.get(id).filter(|_| self.remembers(member.status)) else {
+                continue;
+            };
+            let who = member_key(client, casemapping);
+            let member = SavedMember {
+                who: who.clone(),
+                op: member.status.op,
+                voice: member.status.voice,
+                wait_until: None,
+            };
+            saved.insert(who, member);
+        }
+        saved.into_values().collect()
     }
 
-    /// Where `client` is among the members a restart waits for, if it is.
-    pub fn returning_index(&self, client: &Client, casemapping: CaseMapping) -> Option<usize> {
-        if self.returning.is_empty() {
-            return None;
-        }
-        let by_address = address_key(client, casemapping);
-        let by_account = account_key(client, casemapping);
-        self.returning
-            .iter()
-            .position(|saved| saved.who == by_address || Some(&saved.who) == by_account.as_ref())
+    /// The key under which the channel waits for `client`, if it does.
+    pub fn returning_key(&self, client: &Client, casemapping: CaseMapping) -> Option<MemberKey> {
+        let wait = self
+            .restart_wait
+            .as_ref()
+            .filter(|w| !w.members.is_empty())?;
+        [
+            Some(address_key(client, casemapping)),
+            account_key(client, casemapping),
+        ]
+        .into_iter()
+        .flatten()
+        .find(|key| wait.members.contains_key(key))
     }
+}
 
-    /// Takes the entry [`Channel::returning_index`] found: the status it
-    /// had when the server stopped.
-    pub fn take_returning(&mut self, index: usize) -> Membership {
-        let saved = self.returning.swap_remove(index);
-        Membership {
-            op: saved.op,
-            voice: saved.voice,
-        }
-    }
+/// A channel brought back by a restart, waiting for its people.
+#[derive(Debug)]
+pub struct RestartWait {
+    /// When the wait ends (Unix seconds). Until then the channel stays
+    /// even while nobody is in it.
+    pub until: u64,
+    /// The members it waits for.
+    pub members: HashMap<MemberKey, Returning>,
+}
+
+/// A member a restarted channel waits for.
+#[derive(Debug, Clone, Copy)]
+pub struct Returning {
+    /// The status it gets back.
+    pub status: Membership,
+    /// When the channel stops waiting for it (Unix seconds).
+    pub until: u64,
 }
 
 /// How a member is recognised after a restart: its account when it is
@@ -148,9 +163,8 @@ fn account_key(client: &Client, casemapping: CaseMapping) -> Option<MemberKey> {
 }
 
 fn address_key(client: &Client, casemapping: CaseMapping) -> MemberKey {
-    let ip: IpAddr = client.ip;
     MemberKey::Address {
         nick: casemapping.fold(&client.nick),
-        ip,
+        ip: client.ip,
     }
 }

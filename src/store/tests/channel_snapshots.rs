@@ -28,6 +28,7 @@ fn snapshot(topic: &str) -> ChannelSnapshot {
                 },
                 op: true,
                 voice: false,
+                wait_until: None,
             },
             SavedMember {
                 who: MemberKey::Address {
@@ -36,8 +37,10 @@ fn snapshot(topic: &str) -> ChannelSnapshot {
                 },
                 op: false,
                 voice: true,
+                wait_until: Some(1_700_086_400),
             },
         ],
+        wait_until: None,
     }
 }
 
@@ -56,14 +59,14 @@ async fn snapshots_are_saved_replaced_and_forgotten() {
     store.save_channel_snapshots(&changes).await.unwrap();
     assert_eq!(
         store.channel_snapshots().await.unwrap(),
-        [("#rust".to_owned(), snapshot("second"))]
+        [snapshot("second")]
     );
     store.clear_channel_snapshots().await.unwrap();
     assert!(store.channel_snapshots().await.unwrap().is_empty());
 }
 
 #[tokio::test]
-async fn a_snapshot_that_cannot_be_read_is_left_out() {
+async fn a_snapshot_that_cannot_be_read_is_left_out_and_forgotten() {
     let (_dir, store) = temp_store().await;
     store
         .save_channel_snapshots(&[("#rust".to_owned(), Some(snapshot("kept")))])
@@ -73,8 +76,10 @@ async fn a_snapshot_that_cannot_be_read_is_left_out() {
         .execute(&store.pool)
         .await
         .unwrap();
-    assert_eq!(
-        store.channel_snapshots().await.unwrap(),
-        [("#rust".to_owned(), snapshot("kept"))]
-    );
+    assert_eq!(store.channel_snapshots().await.unwrap(), [snapshot("kept")]);
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM channel_snapshots")
+        .fetch_one(&store.pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 1, "the unreadable row is deleted");
 }
