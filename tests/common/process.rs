@@ -34,12 +34,30 @@ impl Running {
 
     /// Kills it with SIGKILL: no shutdown, nothing flushed.
     pub fn kill_hard(&mut self) {
+        self.signal("-KILL");
+        self.0.wait().unwrap();
+    }
+
+    /// Stops it with SIGTERM, as an admin's restart does, and waits (up to
+    /// `WAIT`) for its clean shutdown.
+    pub fn stop(&mut self) {
+        self.signal("-TERM");
+        let deadline = std::time::Instant::now() + super::WAIT;
+        while self.0.try_wait().unwrap().is_none() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server did not stop"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    fn signal(&self, signal: &str) {
         let status = Command::new("kill")
-            .args(["-KILL", &self.0.id().to_string()])
+            .args([signal, &self.0.id().to_string()])
             .status()
             .unwrap();
         assert!(status.success());
-        self.0.wait().unwrap();
     }
 }
 
