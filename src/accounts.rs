@@ -17,9 +17,17 @@ use crate::store::{Account, CreateAccountError, NewAccount, Store, StoreError};
 
 /// Longest email address accepted (RFC 5321's path limit).
 const MAX_EMAIL_LENGTH: usize = 254;
-/// Longest password accepted: Argon2 takes any length, but nobody types
-/// more, and a bound keeps a flood of huge ones cheap to refuse.
-pub const MAX_PASSWORD_LENGTH: usize = 256;
+/// Longest password accepted, in bytes. Password managers make long ones
+/// (600 bytes must work, in SASL's 400-byte pieces); Argon2 hashes any
+/// length at about the same cost, but a bound keeps what a client can make
+/// the server hold and hash small. `parlor account` and SASL take this
+/// much; `REGISTER` and NickServ are bounded sooner by the 512-byte line.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// The refusal of a password over [`MAX_PASSWORD_BYTES`].
+pub fn password_too_long() -> String {
+    format!("Passwords are at most {MAX_PASSWORD_BYTES} bytes long")
+}
 
 /// Why an account could not be registered or changed. The messages are
 /// shown to the user as they are.
@@ -31,6 +39,9 @@ pub enum AccountError {
     BadName(String),
     #[error("{0}")]
     WeakPassword(String),
+    /// A password refused for another reason than weakness (its length).
+    #[error("{0}")]
+    UnacceptablePassword(String),
     #[error("{0}")]
     BadEmail(String),
     #[error("No such account")]
@@ -121,16 +132,15 @@ impl Accounts {
     }
 
     pub fn check_password(&self, password: &str) -> Result<(), AccountError> {
+        // The longest is checked first, in bytes: counting the characters
+        // of a huge one would be work for nothing.
+        if password.len() > MAX_PASSWORD_BYTES {
+            return Err(AccountError::UnacceptablePassword(password_too_long()));
+        }
         let min = self.inner.rules.min_password_length;
-        let length = password.chars().count();
-        if length < min {
+        if password.chars().count() < min {
             return Err(AccountError::WeakPassword(format!(
                 "Passwords must be at least {min} characters long"
-            )));
-        }
-        if length > MAX_PASSWORD_LENGTH {
-            return Err(AccountError::WeakPassword(format!(
-                "Passwords must be at most {MAX_PASSWORD_LENGTH} characters long"
             )));
         }
         Ok(())
@@ -200,10 +210,11 @@ impl Accounts {
     }
 
     /// The account `name` if `password` is its password. Takes one Argon2
-    /// check whether or not the account exists.
+    /// check whether or not the account exists; a password no account can
+    /// have (too long) takes none.
     pub async fn log_in(&self, name: &str, password: &str) -> Result<Account, AccountError> {
-        if password.chars().count() > MAX_PASSWORD_LENGTH {
-            return Err(AccountError::NoSuchAccount);
+        if password.len() > MAX_PASSWORD_BYTES {
+            return Err(AccountError::UnacceptablePassword(password_too_long()));
         }
         let account = self
             .inner

@@ -19,6 +19,7 @@ pub struct Config {
     pub limits: Limits,
     pub accounts: AccountsConfig,
     pub history: HistoryConfig,
+    pub channels: ChannelsConfig,
     #[serde(default)]
     pub oper: Vec<OperConfig>,
 }
@@ -70,6 +71,7 @@ pub struct AdminConfig {
 pub struct Limits {
     pub max_clients: usize,
     pub max_clients_per_ip: usize,
+    pub ipv6_prefix_len: u32,
     pub nick_length: usize,
     pub channel_length: usize,
     pub topic_length: usize,
@@ -123,6 +125,17 @@ pub struct HistoryConfig {
     pub chathistory_max: usize,
     pub commit_interval_ms: u64,
 }
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelsConfig {
+    /// How long a channel brought back by a restart waits for its members
+    /// (0: channels do not outlive a restart).
+    pub restart_wait_secs: u64,
+}
+
+/// Longest `channels.restart_wait_secs`: thirty days.
+const MAX_RESTART_WAIT_SECS: u64 = 30 * 86_400;
 
 /// Who may register an account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -324,6 +337,24 @@ impl Config {
                 ),
             ));
         }
+        if self.channels.restart_wait_secs > MAX_RESTART_WAIT_SECS {
+            return Err((
+                "channels.restart_wait_secs",
+                format!(
+                    "{} is out of range: allowed 0 (off) to {MAX_RESTART_WAIT_SECS} seconds (30 days)",
+                    self.channels.restart_wait_secs
+                ),
+            ));
+        }
+        if !(1..=128).contains(&l.ipv6_prefix_len) {
+            return Err((
+                "limits.ipv6_prefix_len",
+                format!(
+                    "{} is out of range: allowed 1 to 128 (bits of an IPv6 address that name one host; 128 = each address alone)",
+                    l.ipv6_prefix_len
+                ),
+            ));
+        }
         for (channel, &lines) in &self.history.join_replay_overrides {
             if !channel.starts_with('#') || lines > 1_000 {
                 return Err((
@@ -509,6 +540,24 @@ mod tests {
         );
         let err = Config::from_toml_str("[server]\nlisten = [\"nope\"]\n", "t").unwrap_err();
         assert!(err.to_string().contains("server.listen"), "{err}");
+    }
+
+    #[test]
+    fn the_ipv6_prefix_is_1_to_128_bits() {
+        assert_eq!(Config::embedded().limits.ipv6_prefix_len, 64);
+        for good in [1, 48, 128] {
+            let text = format!("[limits]\nipv6_prefix_len = {good}\n");
+            let config = Config::from_toml_str(&text, "t").unwrap();
+            assert_eq!(config.limits.ipv6_prefix_len, good);
+        }
+        for bad in [0, 129] {
+            let text = format!("[limits]\nipv6_prefix_len = {bad}\n");
+            let err = Config::from_toml_str(&text, "t").unwrap_err().to_string();
+            assert!(
+                err.contains("limits.ipv6_prefix_len") && err.contains("allowed 1 to 128"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

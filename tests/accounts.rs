@@ -4,10 +4,6 @@
 mod common;
 use common::*;
 
-/// Cheap Argon2 so that tests stay fast.
-const FAST_HASHES: &str =
-    "[accounts]\nargon2_memory_kib = 1024\nargon2_iterations = 1\nnick_protection = false\n";
-
 fn register_fail(code: &str, name: &str, text: &str) -> String {
     format!(":{SERVER} FAIL REGISTER {code} {name} :{text}")
 }
@@ -18,7 +14,7 @@ fn from_nickserv(nick: &str, text: &str) -> String {
 
 #[tokio::test]
 async fn register_creates_the_account_and_logs_in() {
-    let server = TestServer::start_with(FAST_HASHES).await;
+    let server = TestServer::start_with(FAST_ACCOUNTS).await;
     let mut alice = server.client("alice").await;
     assert_eq!(
         alice
@@ -45,7 +41,7 @@ async fn register_creates_the_account_and_logs_in() {
 
 #[tokio::test]
 async fn register_refusals_say_why() {
-    let server = TestServer::start_with(FAST_HASHES).await;
+    let server = TestServer::start_with(FAST_ACCOUNTS).await;
     let mut bob = server.client("bob").await;
     let cases = [
         (
@@ -98,7 +94,7 @@ async fn register_refusals_say_why() {
 
 #[tokio::test]
 async fn register_before_the_connection_completes_needs_a_nick() {
-    let server = TestServer::start_with(FAST_HASHES).await;
+    let server = TestServer::start_with(FAST_ACCOUNTS).await;
     let mut c = server.connect().await;
     c.send("CAP LS 302").await;
     c.next_line().await;
@@ -128,9 +124,103 @@ async fn register_before_the_connection_completes_needs_a_nick() {
     c.expect_numeric("001").await;
 }
 
+/// A client whose NICK was refused has sent NICK all the same: REGISTER
+/// answers about the account it names (`*`: the nick it asked for), never
+/// NEED_NICK.
+#[tokio::test]
+async fn register_after_a_refused_nick_answers_about_the_account_asked_for() {
+    let server = TestServer::start_with(FAST_ACCOUNTS).await;
+    let mut alice = server.client("alice").await;
+    alice.exchange("REGISTER * * hunter22").await;
+    let _bob = server.client("bob").await;
+
+    let mut c = server.connect().await;
+    assert_eq!(
+        c.exchange("NICK alice").await,
+        [numeric("433", "*", "alice :Nickname is already in use")]
+    );
+    let exists = register_fail(
+        "ACCOUNT_EXISTS",
+        "alice",
+        "The account name alice is already registered",
+    );
+    assert_eq!(
+        c.exchange("REGISTER alice * longenough").await,
+        std::slice::from_ref(&exists)
+    );
+    assert_eq!(c.exchange("REGISTER * * longenough").await, [exists]);
+    assert_eq!(
+        c.exchange("REGISTER ALICE * longenough").await,
+        [register_fail(
+            "ACCOUNT_EXISTS",
+            "ALICE",
+            "The account name alice is already registered"
+        )]
+    );
+    // bob is in use but no account: the nick must be the client's first.
+    assert_eq!(
+        c.exchange("NICK bob").await,
+        [numeric("433", "*", "bob :Nickname is already in use")]
+    );
+    let not_nick = |name: &str| {
+        register_fail(
+            "ACCOUNT_NAME_MUST_BE_NICK",
+            name,
+            "Your account name must be your current nickname",
+        )
+    };
+    assert_eq!(
+        c.exchange("REGISTER * * longenough").await,
+        [not_nick("bob")]
+    );
+    assert_eq!(
+        c.exchange("REGISTER carol * longenough").await,
+        [not_nick("carol")]
+    );
+    // A refused erroneous nick names no account that could be.
+    assert_eq!(
+        c.exchange("NICK 9lives").await,
+        [numeric("432", "*", "9lives :Erroneous nickname")]
+    );
+    let lines = c.exchange("REGISTER * * longenough").await;
+    assert!(
+        lines.len() == 1
+            && lines[0].starts_with(&format!(
+                ":{SERVER} FAIL REGISTER BAD_ACCOUNT_NAME 9lives :"
+            )),
+        "{lines:?}"
+    );
+    // With a nick of its own, `*` is that nick again.
+    c.send("NICK carol").await;
+    assert_eq!(
+        c.exchange("REGISTER * * longenough").await,
+        [
+            format!(":{SERVER} REGISTER SUCCESS carol :Account successfully registered"),
+            numeric(
+                "900",
+                "carol",
+                "carol!*@* carol :You are now logged in as carol"
+            ),
+        ]
+    );
+
+    // A registered client naming someone else's account hears that it is
+    // taken, rather than that it is not its nick.
+    let mut dave = server.client("dave").await;
+    assert_eq!(
+        dave.exchange("REGISTER alice * longenough").await,
+        [register_fail(
+            "ACCOUNT_EXISTS",
+            "alice",
+            "The account name alice is already registered"
+        )]
+    );
+}
+
 #[tokio::test]
 async fn registration_rules_come_from_the_config() {
-    let closed = TestServer::start_with(&format!("{FAST_HASHES}registration = \"closed\"\n")).await;
+    let closed =
+        TestServer::start_with(&format!("{FAST_ACCOUNTS}registration = \"closed\"\n")).await;
     let mut c = closed.client("erin").await;
     assert_eq!(
         c.exchange("REGISTER * * longenough").await,
@@ -149,7 +239,7 @@ async fn registration_rules_come_from_the_config() {
     );
 
     let strict = TestServer::start_with(&format!(
-        "{FAST_HASHES}email_required = true\nregister_before_connect = false\n"
+        "{FAST_ACCOUNTS}email_required = true\nregister_before_connect = false\n"
     ))
     .await;
     let mut early = strict.connect().await;
@@ -179,7 +269,7 @@ async fn registration_rules_come_from_the_config() {
 
 #[tokio::test]
 async fn nickserv_registers_identifies_and_changes_passwords() {
-    let server = TestServer::start_with(FAST_HASHES).await;
+    let server = TestServer::start_with(FAST_ACCOUNTS).await;
     let mut heidi = server.client("heidi").await;
     let lines = heidi
         .exchange("PRIVMSG NickServ :REGISTER first-password")
@@ -270,7 +360,7 @@ async fn nickserv_registers_identifies_and_changes_passwords() {
 
 #[tokio::test]
 async fn ghost_and_recover_free_a_nick_for_its_owner() {
-    let server = TestServer::start_with(FAST_HASHES).await;
+    let server = TestServer::start_with(FAST_ACCOUNTS).await;
     let mut owner = server.client("ivan").await;
     owner.exchange("REGISTER * * ivans-password").await;
     owner.send("QUIT").await;
@@ -307,7 +397,7 @@ async fn ghost_and_recover_free_a_nick_for_its_owner() {
 
 #[tokio::test]
 async fn account_notify_and_extended_join_show_logins_to_channel_members() {
-    let server = TestServer::start_with(FAST_HASHES).await;
+    let server = TestServer::start_with(FAST_ACCOUNTS).await;
     let mut watcher = server.client("watcher").await;
     watcher
         .exchange("CAP REQ :account-notify extended-join")
@@ -338,7 +428,7 @@ async fn account_notify_and_extended_join_show_logins_to_channel_members() {
 
 #[tokio::test]
 async fn accounts_survive_a_restart() {
-    let server = TestServer::start_with(FAST_HASHES).await;
+    let server = TestServer::start_with(FAST_ACCOUNTS).await;
     let mut karl = server.client("karl").await;
     karl.exchange("REGISTER * * karls-password").await;
     drop(karl);
@@ -415,7 +505,7 @@ async fn a_registered_nick_must_be_identified_for_or_it_is_changed() {
 
 #[tokio::test]
 async fn dropping_an_account_logs_out_every_connection_logged_in_to_it() {
-    let server = TestServer::start_with(FAST_HASHES).await;
+    let server = TestServer::start_with(FAST_ACCOUNTS).await;
     let mut first = server.client("mona").await;
     first.exchange("REGISTER * * monas-password").await;
     let mut second = server.client("mona2").await;
@@ -440,7 +530,7 @@ async fn dropping_an_account_logs_out_every_connection_logged_in_to_it() {
 
 #[tokio::test]
 async fn account_tag_marks_messages_from_logged_in_users_for_those_who_asked() {
-    let server = TestServer::start_with(FAST_HASHES).await;
+    let server = TestServer::start_with(FAST_ACCOUNTS).await;
     let mut tagged = server.client("tagged").await;
     tagged.exchange("CAP REQ :account-tag").await;
     let mut plain = server.client("plain").await;

@@ -1117,9 +1117,45 @@ async fn kick_names_at_most_maxtargets_users() {
         [
             ":op!~op@127.0.0.1 KICK #k a :out",
             ":op!~op@127.0.0.1 KICK #k b :out",
+            // Told, not silently left out.
+            ":irc.test 407 op c :Too many targets",
         ]
     );
     // c stays.
     c.skip_until(|l| l.ends_with("KICK #k b :out")).await;
     c.expect_nothing().await;
+}
+
+#[tokio::test]
+async fn kick_pairs_channels_with_users_in_order() {
+    let server = TestServer::start().await;
+    let mut op = server.client("op").await;
+    let mut a = server.client("a").await;
+    let mut b = server.client("b").await;
+    setup_channel("#x", &mut [&mut op, &mut a, &mut b]).await;
+    setup_channel("#y", &mut [&mut op, &mut a, &mut b]).await;
+    // RFC 2812: "KICK #x,#y a,b" kicks a from #x and b from #y.
+    assert_eq!(
+        op.exchange("KICK #x,#y a,b :bye").await,
+        [
+            ":op!~op@127.0.0.1 KICK #x a :bye",
+            ":op!~op@127.0.0.1 KICK #y b :bye",
+        ]
+    );
+    assert_eq!(
+        a.sync().await,
+        [
+            ":op!~op@127.0.0.1 KICK #x a :bye",
+            ":op!~op@127.0.0.1 KICK #y b :bye",
+        ]
+    );
+    let names = op.exchange("NAMES #x").await;
+    assert_names(&names[0], "op", "=", "#x", &["@op", "b"]);
+    let names = op.exchange("NAMES #y").await;
+    assert_names(&names[0], "op", "=", "#y", &["@op", "a"]);
+    // Lists that do not pair are refused whole.
+    assert_eq!(
+        op.exchange("KICK #x,#y a").await,
+        [numeric("461", "op", "KICK :Not enough parameters")]
+    );
 }

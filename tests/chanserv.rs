@@ -4,26 +4,15 @@
 mod common;
 use common::*;
 
-const FAST_HASHES: &str =
-    "[accounts]\nargon2_memory_kib = 1024\nargon2_iterations = 1\nnick_protection = false\n";
-
 fn from_chanserv(nick: &str, text: &str) -> String {
     format!(":ChanServ!ChanServ@services. NOTICE {nick} :{text}")
 }
 
-/// A registered client logged in to a new account of its own nick.
-async fn member(server: &TestServer, nick: &str) -> Client {
-    let mut c = server.client(nick).await;
-    let lines = c.exchange(&format!("REGISTER * * {nick}-password")).await;
-    assert!(lines.iter().any(|l| l.contains(" 900 ")), "{lines:?}");
-    c
-}
-
 #[tokio::test]
 async fn a_founder_registers_a_channel_and_access_is_applied_on_join() {
-    let server = TestServer::start_with(FAST_HASHES).await;
-    let mut anna = member(&server, "anna").await;
-    let mut ben = member(&server, "ben").await;
+    let server = TestServer::start_with(FAST_ACCOUNTS).await;
+    let mut anna = server.account_holder("anna").await;
+    let mut ben = server.account_holder("ben").await;
     join(&mut anna, "#club").await;
 
     // Not an operator there, not logged in: refused.
@@ -116,8 +105,13 @@ async fn a_founder_registers_a_channel_and_access_is_applied_on_join() {
 
 #[tokio::test]
 async fn a_registered_channel_keeps_its_topic_modes_and_lists_across_a_restart() {
-    let server = TestServer::start_with(FAST_HASHES).await;
-    let mut anna = member(&server, "anna").await;
+    // Without the restart's own snapshots, so that the registration alone
+    // must bring the state back.
+    let server = TestServer::start_with(&format!(
+        "{FAST_ACCOUNTS}[channels]\nrestart_wait_secs = 0\n"
+    ))
+    .await;
+    let mut anna = server.account_holder("anna").await;
     join(&mut anna, "#club").await;
     anna.exchange("CS REGISTER #club").await;
     anna.exchange("TOPIC #club :Welcome to the club").await;
@@ -157,8 +151,8 @@ async fn a_registered_channel_keeps_its_topic_modes_and_lists_across_a_restart()
 
 #[tokio::test]
 async fn a_founder_drops_a_channel() {
-    let server = TestServer::start_with(FAST_HASHES).await;
-    let mut anna = member(&server, "anna").await;
+    let server = TestServer::start_with(FAST_ACCOUNTS).await;
+    let mut anna = server.account_holder("anna").await;
     join(&mut anna, "#club").await;
     anna.exchange("CS REGISTER #club").await;
     assert_eq!(

@@ -10,6 +10,10 @@
 mod common;
 use common::*;
 
+#[path = "compliance/pattern.rs"]
+mod pattern;
+use pattern::{substitute, unescape, Pattern, Values};
+
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -21,98 +25,6 @@ use std::time::Duration;
 const LINE_WAIT: Duration = Duration::from_secs(8);
 /// Scenarios running at once.
 const PARALLEL: usize = 4;
-
-// ---------------------------------------------------------------------------
-// Patterns: expected lines with `{*}` and `{any:A|B}`.
-
-#[derive(Debug, Clone, PartialEq)]
-enum Token {
-    Literal(String),
-    /// `{*}`: any run of characters, possibly empty.
-    Star,
-    /// `{any:A|B|...}`: exactly one of the alternatives.
-    Any(Vec<String>),
-}
-
-#[derive(Debug, Clone)]
-struct Pattern {
-    source: String,
-    tokens: Vec<Token>,
-}
-
-impl Pattern {
-    fn parse(source: &str) -> Pattern {
-        let mut tokens = Vec::new();
-        let mut literal = String::new();
-        let mut rest = source;
-        while !rest.is_empty() {
-            if let Some(after) = rest.strip_prefix("{*}") {
-                tokens.push(Token::Literal(std::mem::take(&mut literal)));
-                tokens.push(Token::Star);
-                rest = after;
-                continue;
-            }
-            if let Some(after) = rest.strip_prefix("{any:") {
-                if let Some(end) = after.find('}') {
-                    tokens.push(Token::Literal(std::mem::take(&mut literal)));
-                    tokens.push(Token::Any(
-                        after[..end].split('|').map(str::to_owned).collect(),
-                    ));
-                    rest = &after[end + 1..];
-                    continue;
-                }
-            }
-            let c = rest.chars().next().expect("not empty");
-            literal.push(c);
-            rest = &rest[c.len_utf8()..];
-        }
-        tokens.push(Token::Literal(literal));
-        tokens.retain(|t| !matches!(t, Token::Literal(l) if l.is_empty()));
-        Pattern {
-            source: source.to_owned(),
-            tokens,
-        }
-    }
-
-    fn matches(&self, text: &str) -> bool {
-        fn go(tokens: &[Token], text: &str) -> bool {
-            let Some((first, rest)) = tokens.split_first() else {
-                return text.is_empty();
-            };
-            match first {
-                Token::Literal(l) => text.strip_prefix(l.as_str()).is_some_and(|t| go(rest, t)),
-                Token::Star => text
-                    .char_indices()
-                    .map(|(i, _)| i)
-                    .chain([text.len()])
-                    .any(|i| go(rest, &text[i..])),
-                Token::Any(options) => options
-                    .iter()
-                    .any(|o| text.strip_prefix(o.as_str()).is_some_and(|t| go(rest, t))),
-            }
-        }
-        go(&self.tokens, text)
-    }
-}
-
-/// Decodes `\xHH` escapes; any other backslash is literal.
-fn unescape(text: &str) -> Result<String, String> {
-    let mut out = Vec::with_capacity(text.len());
-    let bytes = text.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\' && bytes.get(i + 1) == Some(&b'x') {
-            let hex = text.get(i + 2..i + 4).ok_or("`\\x` needs two hex digits")?;
-            let byte = u8::from_str_radix(hex, 16).map_err(|_| format!("bad escape `\\x{hex}`"))?;
-            out.push(byte);
-            i += 4;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| "escapes must form UTF-8".to_owned())
-}
 
 // ---------------------------------------------------------------------------
 // Scenario files.
@@ -398,6 +310,8 @@ impl Actor {
 struct Run<'a> {
     server: &'a TestServer,
     actors: Vec<Actor>,
+    /// What `{=name}` took so far, for `{$name}`.
+    values: Values,
 }
 
 fn show(lines: &[String]) -> String {
@@ -422,6 +336,33 @@ impl Run<'_> {
             format!("no client named {name:?} (use `{name}: register` or `{name}: connect` first)")
         })?;
         Ok(&mut self.actors[index])
+    }
+
+    /// The values `patterns` use, checked to be remembered already.
+    fn check_values<'p>(
+        &self,
+        patterns: impl IntoIterator<Item = &'p Pattern>,
+    ) -> Result<(), String> {
+        for pattern in patterns {
+            if let Some(name) = pattern.missing_values(&self.values).first() {
+                return Err(format!(
+                    "`{}` uses {{${name}}}, but no `{{={name}}}` took a value before",
+                    pattern.source
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `line` matches `pattern`, remembering what it took if so.
+    fn take(&mut self, pattern: &Pattern, line: &str) -> bool {
+        match pattern.captures(line, &self.values) {
+            Some(taken) => {
+                self.values.extend(taken);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Syncs every client but `except` that sent something unsynced, so
@@ -456,6 +397,7 @@ impl Run<'_> {
                 self.actors.push(Actor::new(name, client));
             }
             Action::Send(line) => {
+                let line = &substitute(line, &self.values)?;
                 let actor = self.actor(name)?;
                 if actor.eof {
                     return Err(format!(
@@ -470,15 +412,16 @@ impl Run<'_> {
                     .is_some_and(|command| command.eq_ignore_ascii_case("QUIT"));
             }
             Action::Expect(pattern) => {
+                self.check_values([pattern])?;
                 let actor = self.actor(name)?;
                 let next = actor
                     .next()
                     .await
                     .map_err(|e| format!("expected:\n  {}\nbut {e}", pattern.source))?;
                 match next {
-                    Some(line) if pattern.matches(&line) => {}
+                    Some(line) if self.take(pattern, &line) => {}
                     Some(line) => {
-                        let more: Vec<String> = actor.pending.iter().cloned().collect();
+                        let more: Vec<String> = self.actor(name)?.pending.iter().cloned().collect();
                         return Err(format!(
                             "expected:\n  {}\nreceived:\n  {line}\nalso pending:\n{}",
                             pattern.source,
@@ -494,6 +437,7 @@ impl Run<'_> {
                 }
             }
             Action::ExpectUnordered(group) => {
+                self.check_values(group.iter().map(|(_, p)| p))?;
                 let actor = self.actor(name)?;
                 let mut received = Vec::new();
                 for _ in group {
@@ -504,7 +448,7 @@ impl Run<'_> {
                 }
                 let mut unmatched: Vec<&Pattern> = group.iter().map(|(_, p)| p).collect();
                 for line in &received {
-                    if let Some(i) = unmatched.iter().position(|p| p.matches(line)) {
+                    if let Some(i) = unmatched.iter().position(|p| self.take(p, line)) {
                         unmatched.remove(i);
                     }
                 }
@@ -534,10 +478,10 @@ impl Run<'_> {
                 }
             }
             Action::SkipUntil(pattern) => {
-                let actor = self.actor(name)?;
+                self.check_values([pattern])?;
                 let mut skipped = Vec::new();
                 loop {
-                    let next = actor.next().await.map_err(|e| {
+                    let next = self.actor(name)?.next().await.map_err(|e| {
                         format!(
                             "no line matching:\n  {}\nskipped:\n{}\nthen {e}",
                             pattern.source,
@@ -545,7 +489,7 @@ impl Run<'_> {
                         )
                     })?;
                     match next {
-                        Some(line) if pattern.matches(&line) => break,
+                        Some(line) if self.take(pattern, &line) => break,
                         Some(line) => skipped.push(line),
                         None => {
                             return Err(format!(
@@ -630,6 +574,7 @@ async fn run_scenario(scenario: &Scenario, progress: Progress) -> Result<(), Str
     let mut run = Run {
         server: &server,
         actors: Vec::new(),
+        values: Values::new(),
     };
     for step in &scenario.steps {
         *progress.lock().unwrap() = Some(step.clone());
@@ -747,22 +692,6 @@ async fn compliance_corpus() {
         failures.join("\n\n"),
         failures.len()
     );
-}
-
-#[test]
-fn patterns_match_as_documented() {
-    let p = Pattern::parse(":irc.test 333 a #c a!~a@127.0.0.1 {*}");
-    assert!(p.matches(":irc.test 333 a #c a!~a@127.0.0.1 1700000000"));
-    assert!(!p.matches(":irc.test 333 a #d a!~a@127.0.0.1 1700000000"));
-    let p = Pattern::parse(":irc.test 353 a = #c :{any:@a b|b @a}");
-    assert!(p.matches(":irc.test 353 a = #c :b @a"));
-    assert!(p.matches(":irc.test 353 a = #c :@a b"));
-    assert!(!p.matches(":irc.test 353 a = #c :@a"));
-    let p = Pattern::parse("x{*}y{*}z");
-    assert!(p.matches("xyz") && p.matches("x1y2z") && !p.matches("x1z"));
-    assert!(Pattern::parse("NICK al{ce").matches("NICK al{ce"));
-    assert_eq!(unescape(r"a\x01b\x20").unwrap(), "a\u{1}b ");
-    assert_eq!(unescape(r"back\slash").unwrap(), r"back\slash");
 }
 
 #[test]

@@ -6,12 +6,9 @@ mod common;
 use common::*;
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWriteExt;
-
-const BIN: &str = env!("CARGO_BIN_EXE_parlor");
 
 /// The messages sent in the burst.
 const BURST: usize = 3_000;
@@ -23,40 +20,12 @@ const COMMIT_INTERVAL: Duration = Duration::from_millis(100);
 /// machine, and still be missing: the commit under way and scheduling.
 const SLACK: Duration = Duration::from_millis(900);
 
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(data_dir: &std::path::Path, port: u16) -> Running {
-    let config = data_dir.join("test.toml");
-    // The test server's name; no flood control for the burst.
-    std::fs::write(
-        &config,
-        format!("[server]\nname = \"{SERVER}\"\n[limits]\nflood_lines_per_sec = 0\n"),
-    )
-    .unwrap();
-    let child = Command::new(BIN)
-        .args(["--config", &config.display().to_string()])
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .args(["--data-dir", &data_dir.display().to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the server binary");
-    Running(child)
-}
-
 #[tokio::test]
 async fn a_killed_server_loses_at_most_its_last_commit_interval() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let mut server = start(dir.path(), port);
+    let mut server = process::Running::start(dir.path(), port, "");
 
     let mut member = connect_with_retry(addr).await;
     member.register("member").await;
@@ -88,17 +57,11 @@ async fn a_killed_server_loses_at_most_its_last_commit_interval() {
         assert_eq!(text, received_at.len().to_string(), "in order");
         received_at.push(Instant::now());
     }
-    let status = Command::new("kill")
-        .args(["-KILL", &server.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    server.kill_hard();
     let killed_at = Instant::now();
-    server.0.wait().unwrap();
 
     // The database after the kill, read as it is (SQLite recovers its
-    // write-ahead log on open). A restarted server would not show it: #c is
-    // an unregistered channel that died with the server.
+    // write-ahead log on open).
     let stored = stored_texts(&dir.path().join("parlor.db")).await;
 
     let missing: Vec<usize> = (0..KILL_AFTER).filter(|n| !stored.contains(n)).collect();

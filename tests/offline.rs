@@ -4,10 +4,6 @@
 mod common;
 use common::*;
 
-/// Cheap Argon2 and no nick protection notices.
-const FAST_ACCOUNTS: &str =
-    "[accounts]\nargon2_memory_kib = 1024\nargon2_iterations = 1\nnick_protection = false\n";
-
 /// Registers the account `nick` (password `hunter22`) and disconnects.
 async fn register_and_leave(server: &TestServer, nick: &str) {
     let mut client = server.client(nick).await;

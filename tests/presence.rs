@@ -281,8 +281,7 @@ async fn monitor_list_clear_and_status() {
 
     assert_eq!(bob.exchange("MONITOR L").await, [end_of_list.as_str()]);
     bob.exchange("MONITOR + carol,alice").await;
-    // The server keeps nicks casefolded and lists them sorted; the spec
-    // only asks for "the list of targets".
+    // Listed sorted; the spec only asks for "the list of targets".
     assert_eq!(
         bob.exchange("MONITOR L").await,
         [numeric("732", "bob", ":alice,carol"), end_of_list.clone()]
@@ -306,6 +305,49 @@ async fn monitor_list_clear_and_status() {
     // Cleared means no more notifications.
     let _carol = server.client("carol").await;
     bob.expect_nothing().await;
+}
+
+#[tokio::test]
+async fn monitor_l_lists_nicks_as_they_were_added() {
+    let server = TestServer::start().await;
+    let _alice = server.client("alice").await;
+    let mut bob = server.client("bob").await;
+    assert_eq!(
+        bob.exchange("MONITOR + Carol,ALICE,dAvE").await,
+        [
+            online("bob", "alice!~alice@127.0.0.1"),
+            offline("bob", "Carol,dAvE"),
+        ]
+    );
+    // Added again in another case, a nick keeps the form it was added in.
+    assert_eq!(
+        bob.exchange("MONITOR + carol").await,
+        [offline("bob", "carol")]
+    );
+    let end_of_list = numeric("733", "bob", ":End of MONITOR list");
+    assert_eq!(
+        bob.exchange("MONITOR L").await,
+        [
+            numeric("732", "bob", ":ALICE,Carol,dAvE"),
+            end_of_list.clone()
+        ]
+    );
+    assert_eq!(
+        bob.exchange("MONITOR S").await,
+        [
+            online("bob", "alice!~alice@127.0.0.1"),
+            offline("bob", "Carol,dAvE"),
+        ]
+    );
+    // Removal goes by the casefolded nick, whatever the case it names.
+    bob.exchange("MONITOR - CAROL").await;
+    assert_eq!(
+        bob.exchange("MONITOR L").await,
+        [numeric("732", "bob", ":ALICE,dAvE"), end_of_list]
+    );
+    // Watching still goes by the nick in any case.
+    let _dave = server.client("dave").await;
+    assert_eq!(bob.sync().await, [online("bob", "dave!~dave@127.0.0.1")]);
 }
 
 #[tokio::test]

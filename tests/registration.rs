@@ -250,6 +250,61 @@ async fn missing_parameters_and_reregistration() {
 }
 
 #[tokio::test]
+async fn any_printable_word_that_is_no_command_gets_421_labeled_when_labeled() {
+    let server = TestServer::start().await;
+    let mut c = server.connect().await;
+    assert_eq!(
+        c.exchange("FOO_BAR").await,
+        [numeric("421", "*", "FOO_BAR :Unknown command")]
+    );
+    c.register("erin").await;
+    for (sent, named) in [
+        ("foo_bar x", "FOO_BAR"),
+        ("X-Y", "X-Y"),
+        ("PRIV#MSG erin :hi", "PRIV#MSG"),
+        ("caf\u{e9} x", "CAF\u{e9}"),
+        (":erin!~erin@127.0.0.1 A.B", "A.B"),
+    ] {
+        assert_eq!(
+            c.exchange(sent).await,
+            [numeric("421", "erin", &format!("{named} :Unknown command"))],
+            "{sent}"
+        );
+    }
+    // A word too long to repeat whole is cut, so the reply stays a line.
+    let long = format!("X{}", "_".repeat(450));
+    assert_eq!(
+        c.exchange(&long).await,
+        [numeric(
+            "421",
+            "erin",
+            &format!("{} :Unknown command", &long[..300])
+        )]
+    );
+    // A control character leaves no command to name: the line is refused.
+    assert_eq!(
+        c.exchange("FOO\x01BAR").await,
+        [numeric(
+            "400",
+            "erin",
+            "* :Could not parse the message: malformed message"
+        )]
+    );
+
+    c.exchange("CAP REQ :labeled-response batch").await;
+    assert_eq!(
+        c.exchange("@label=u1 FOO_BAR").await,
+        [format!(
+            "@label=u1 :{SERVER} 421 erin FOO_BAR :Unknown command"
+        )]
+    );
+    assert_eq!(
+        c.exchange("@label=u2 :erin X-Y z").await,
+        [format!("@label=u2 :{SERVER} 421 erin X-Y :Unknown command")]
+    );
+}
+
+#[tokio::test]
 async fn server_password_is_required_when_set() {
     let server = TestServer::start_with("[server]\npassword = \"letmein\"\n").await;
     let mut wrong = server.connect().await;

@@ -6,13 +6,7 @@ use common::*;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
-use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
-
-/// Cheap Argon2, so that tests that log in many times stay fast; the
-/// timing test uses the defaults.
-const FAST_HASHES: &str =
-    "[accounts]\nargon2_memory_kib = 1024\nargon2_iterations = 1\nnick_protection = false\n";
+use common::scram::{self, ScramClient};
 
 /// Registers account `name` with `password` from a throwaway connection.
 async fn create_account(server: &TestServer, name: &str, password: &str) {
@@ -72,7 +66,7 @@ async fn negotiating(server: &TestServer, nick: &str) -> Client {
 
 #[tokio::test]
 async fn plain_during_negotiation_logs_in_and_registration_follows() {
-    let server = TestServer::start_with(FAST_HASHES).await;
+    let server = TestServer::start_with(FAST_ACCOUNTS).await;
     create_account(&server, "alice", "correct horse").await;
 
     let mut c = negotiating(&server, "alice").await;
@@ -113,7 +107,7 @@ async fn plain_during_negotiation_logs_in_and_registration_follows() {
 
 #[tokio::test]
 async fn plain_after_registration_works_too() {
-    let server = TestServer::start_with(FAST_HASHES).await;
+    let server = TestServer::start_with(FAST_ACCOUNTS).await;
     create_account(&server, "bob", "bobs password").await;
     let mut c = server.client("bob").await;
     c.send("AUTHENTICATE PLAIN").await;
@@ -140,7 +134,7 @@ async fn plain_after_registration_works_too() {
 
 #[tokio::test]
 async fn failures_are_answered_with_the_standard_numerics() {
-    let server = TestServer::start_with(FAST_HASHES).await;
+    let server = TestServer::start_with(FAST_ACCOUNTS).await;
     create_account(&server, "carol", "carols password").await;
     let mut c = server.client("carol").await;
     let fail = numeric("904", "carol", ":SASL authentication failed");
@@ -187,7 +181,11 @@ async fn failures_are_answered_with_the_standard_numerics() {
     assert_eq!(
         c.exchange(&format!("AUTHENTICATE {}", "A".repeat(404)))
             .await,
-        [numeric("905", "carol", ":SASL message too long")]
+        [numeric(
+            "905",
+            "carol",
+            ":SASL message too long: at most 400 bytes per AUTHENTICATE"
+        )]
     );
     // Not logged in after all that.
     let whois = c.exchange("WHOIS carol").await;
@@ -196,7 +194,7 @@ async fn failures_are_answered_with_the_standard_numerics() {
 
 #[tokio::test]
 async fn too_many_failures_on_one_connection_stop_being_checked() {
-    let server = TestServer::start_with(FAST_HASHES).await;
+    let server = TestServer::start_with(FAST_ACCOUNTS).await;
     create_account(&server, "erin", "erins password").await;
     create_account(&server, "mallory", "mallorys password").await;
     let mut c = server.client("erin").await;
@@ -253,7 +251,7 @@ const LONG_NAME: &str = "abcdefghijklmnopqrstuvwxyz1234";
 
 #[tokio::test]
 async fn chunked_messages_are_reassembled_at_and_past_the_boundary() {
-    let server = TestServer::start_with(FAST_HASHES).await;
+    let server = TestServer::start_with(FAST_ACCOUNTS).await;
     // authzid + authcid + two NULs = 62 bytes: a 238-byte password makes
     // exactly 300, a 250-byte one 312 (two chunks: 400 + 16).
     for (length, chunks) in [(238, 1), (250, 2)] {
@@ -274,71 +272,13 @@ async fn chunked_messages_are_reassembled_at_and_past_the_boundary() {
     }
 }
 
-/// The client side of SCRAM-SHA-256, written from RFC 5802 for the test.
-struct ScramClient {
-    nonce: String,
-    first_bare: String,
-}
-
-impl ScramClient {
-    fn first(user: &str) -> (ScramClient, String) {
-        let nonce = "fyko+d2lbbFgONRv9qkxdawL".to_owned();
-        let first_bare = format!("n={user},r={nonce}");
-        let message = format!("n,,{first_bare}");
-        (ScramClient { nonce, first_bare }, message)
-    }
-
-    /// The client-final-message for `server_first`, and the server
-    /// signature the server-final must carry.
-    fn last(&self, server_first: &str, password: &str) -> (String, String) {
-        let field = |key: &str| {
-            server_first
-                .split(',')
-                .find_map(|f| f.strip_prefix(key))
-                .unwrap()
-                .to_owned()
-        };
-        let (nonce, salt, iterations) = (field("r="), field("s="), field("i="));
-        assert!(nonce.starts_with(&self.nonce), "{server_first}");
-        let salt = BASE64.decode(salt).unwrap();
-        let mut salted = [0u8; 32];
-        pbkdf2::pbkdf2_hmac::<Sha256>(
-            password.as_bytes(),
-            &salt,
-            iterations.parse().unwrap(),
-            &mut salted,
-        );
-        let hmac = |key: &[u8], data: &[u8]| {
-            let mut mac = Hmac::<Sha256>::new_from_slice(key).unwrap();
-            mac.update(data);
-            mac.finalize().into_bytes().to_vec()
-        };
-        let client_key = hmac(&salted, b"Client Key");
-        let stored_key = Sha256::digest(&client_key);
-        let without_proof = format!("c=biws,r={nonce}");
-        let auth_message = format!("{},{server_first},{without_proof}", self.first_bare);
-        let signature = hmac(&stored_key, auth_message.as_bytes());
-        let proof: Vec<u8> = client_key
-            .iter()
-            .zip(&signature)
-            .map(|(a, b)| a ^ b)
-            .collect();
-        let server_key = hmac(&salted, b"Server Key");
-        let server_signature = hmac(&server_key, auth_message.as_bytes());
-        (
-            format!("{without_proof},p={}", BASE64.encode(proof)),
-            format!("v={}", BASE64.encode(server_signature)),
-        )
-    }
-}
-
 /// Runs a SCRAM-SHA-256 exchange for `user`; returns the lines after the
 /// client-final-message (and after the final `+`, when the server sent
 /// its signature).
 async fn scram_login(c: &mut Client, user: &str, password: &str) -> Vec<String> {
     c.send("AUTHENTICATE SCRAM-SHA-256").await;
     c.expect_line("AUTHENTICATE +").await;
-    let (client, first) = ScramClient::first(user);
+    let (client, first) = ScramClient::first(user, scram::NONCE);
     c.send(&format!("AUTHENTICATE {}", BASE64.encode(first)))
         .await;
     let line = c.next_line().await;
@@ -356,7 +296,7 @@ async fn scram_login(c: &mut Client, user: &str, password: &str) -> Vec<String> 
 
 #[tokio::test]
 async fn scram_sha_256_logs_in_without_sending_the_password() {
-    let server = TestServer::start_with(FAST_HASHES).await;
+    let server = TestServer::start_with(FAST_ACCOUNTS).await;
     create_account(&server, "frank", "franks password").await;
     let mut c = server.client("frank").await;
     assert_eq!(
@@ -374,7 +314,7 @@ async fn scram_sha_256_logs_in_without_sending_the_password() {
 
 #[tokio::test]
 async fn scram_with_a_wrong_password_or_unknown_name_fails_alike() {
-    let server = TestServer::start_with(FAST_HASHES).await;
+    let server = TestServer::start_with(FAST_ACCOUNTS).await;
     create_account(&server, "grace", "graces password").await;
     let mut c = server.client("grace").await;
     let fail = vec![numeric("904", "grace", ":SASL authentication failed")];
@@ -384,7 +324,7 @@ async fn scram_with_a_wrong_password_or_unknown_name_fails_alike() {
 
 #[tokio::test]
 async fn a_registration_that_ends_during_an_exchange_aborts_it() {
-    let server = TestServer::start_with(FAST_HASHES).await;
+    let server = TestServer::start_with(FAST_ACCOUNTS).await;
     let mut c = negotiating(&server, "heidi").await;
     c.send("AUTHENTICATE PLAIN").await;
     c.expect_line("AUTHENTICATE +").await;

@@ -10,6 +10,7 @@ use crate::proto::numeric::Response;
 use crate::proto::{LineBuilder, Message};
 use crate::server::caps::Cap;
 use crate::server::host::address_host;
+use crate::server::restore;
 use crate::server::world::{Client, ClientId, LoggedIn};
 use crate::server::Server;
 use crate::store::Account;
@@ -104,6 +105,9 @@ pub fn log_in(server: &Arc<Server>, id: ClientId, account: &Account) -> bool {
         );
     }
     nick_claims::release(&mut world, id, &server.fold(&account.name));
+    // Channels remember members by account from now on.
+    world.member_changed(id);
+    restore::give_back_on_login(&mut world, &server.name, id);
     let me = &world.clients[&id];
     me.send(
         &LineBuilder::numeric(&server.name, Response::RPL_LOGGEDIN, &me.nick)
@@ -138,6 +142,7 @@ fn end_login(server: &Arc<Server>, id: ClientId) {
         return;
     }
     let address = address_host(me.ip);
+    world.member_changed(id);
     world.change_host(&server.name, id, address);
     let me = &world.clients[&id];
     me.send(
@@ -161,7 +166,9 @@ fn source_of(me: &Client) -> String {
 }
 
 /// `REGISTER <account> <email|*> <password>`: registers an account and
-/// logs the client in to it. `*` as the account means the current nick.
+/// logs the client in to it. `*` as the account means the current nick or,
+/// while the client has none because its NICK was refused, the nick that
+/// NICK asked for.
 pub fn register(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
     let (requested, email, password) = (msg.params[0], msg.params[1], msg.params[2]);
     let nick = {
@@ -172,14 +179,6 @@ pub fn register(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
         }
     };
     let rules = &ctx.server.config.accounts;
-    if &*nick == "*" {
-        return register_fail(
-            ctx,
-            "NEED_NICK",
-            "*",
-            "You must choose a nickname before registering",
-        );
-    }
     if !ctx.session.registered && !rules.register_before_connect {
         ctx.send(
             &LineBuilder::new(Some(&ctx.server.name), "FAIL")
@@ -189,42 +188,47 @@ pub fn register(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
         );
         return Flow::Continue;
     }
-    // `*` stands for the current nick, in replies too.
-    let name = if requested == "*" { &nick } else { requested };
+    let has_nick = &*nick != "*";
+    // A client without a nick that sent NICK (refused) has asked for an
+    // account all the same: it is answered about it.
+    if !has_nick && ctx.session.refused_nick().is_none() {
+        return register_fail(
+            ctx,
+            "NEED_NICK",
+            "*",
+            "You must choose a nickname before registering",
+        );
+    }
+    let name = match requested {
+        "*" if has_nick => nick.to_string(),
+        "*" => ctx.session.refused_nick().unwrap_or("*").to_owned(),
+        name => name.to_owned(),
+    };
     if logged_in(ctx).is_some() {
         return register_fail(
             ctx,
             "ALREADY_AUTHENTICATED",
-            name,
+            &name,
             "You are already logged in to an account",
         );
     }
-    if ctx.server.fold(name) != ctx.server.fold(&nick) {
-        return register_fail(
-            ctx,
-            "ACCOUNT_NAME_MUST_BE_NICK",
-            name,
-            "Your account name must be your current nickname",
-        );
+    if ctx.server.fold(&name) != ctx.server.fold(&nick) {
+        return not_the_nick(ctx, name);
     }
     if let Some(refusal) = registration_refusal(ctx) {
-        return register_fail(ctx, "TEMPORARILY_UNAVAILABLE", name, refusal);
+        return register_fail(ctx, "TEMPORARILY_UNAVAILABLE", &name, refusal);
     }
     let email = (email != "*").then_some(email);
     let accounts = &ctx.server.accounts;
     let checked = accounts
-        .check_name(name)
+        .check_name(&name)
         .and_then(|()| accounts.check_email(email))
         .and_then(|()| accounts.check_password(password));
     if let Err(error) = checked {
-        return register_failed(ctx, name, &error);
+        return register_failed(ctx, &name, &error);
     }
     let (server, id) = (ctx.server.clone(), ctx.id());
-    let (name, email, password) = (
-        name.to_owned(),
-        email.map(str::to_owned),
-        password.to_owned(),
-    );
+    let (email, password) = (email.map(str::to_owned), password.to_owned());
     Flow::Wait(Box::pin(async move {
         let registered = server
             .accounts
@@ -251,6 +255,34 @@ pub fn register(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
                 None
             }
         }
+    }))
+}
+
+/// `REGISTER` of an account other than the client's nick (or with no nick
+/// at all): the answer is about that account. A name that cannot be an
+/// account is `BAD_ACCOUNT_NAME`, a registered one `ACCOUNT_EXISTS`; any
+/// other would have to be the client's nick first.
+fn not_the_nick(ctx: &Ctx<'_>, name: String) -> Flow {
+    if let Err(error) = ctx.server.accounts.check_name(&name) {
+        return register_failed(ctx, &name, &error);
+    }
+    let (server, id) = (ctx.server.clone(), ctx.id());
+    Flow::Wait(Box::pin(async move {
+        let line = match server.accounts.store().account(&server.fold(&name)).await {
+            Ok(Some(account)) => fail_line(&server, &name, &AccountError::Exists(account.name)),
+            Ok(None) => fail(
+                &server,
+                "ACCOUNT_NAME_MUST_BE_NICK",
+                &name,
+                "Your account name must be your current nickname",
+            ),
+            Err(error) => {
+                tracing::error!(%error, "account store failed");
+                fail_line(&server, &name, &AccountError::Unavailable)
+            }
+        };
+        send_to(&server, id, &line);
+        None
     }))
 }
 
@@ -286,6 +318,7 @@ fn fail_line(server: &Server, name: &str, error: &AccountError) -> bytes::Bytes 
         AccountError::Exists(_) => "ACCOUNT_EXISTS",
         AccountError::BadName(_) => "BAD_ACCOUNT_NAME",
         AccountError::WeakPassword(_) => "WEAK_PASSWORD",
+        AccountError::UnacceptablePassword(_) => "UNACCEPTABLE_PASSWORD",
         AccountError::BadEmail(_) => "INVALID_EMAIL",
         AccountError::NoSuchAccount | AccountError::Unavailable => "TEMPORARILY_UNAVAILABLE",
     };

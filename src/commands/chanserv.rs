@@ -9,10 +9,10 @@ use super::services::Service;
 use super::{account, Ctx, Flow};
 use crate::accounts::http_date;
 use crate::proto::Message;
-use crate::server::channel::{Channel, ChannelModes, ListEntry as MaskEntry, Topic};
+use crate::server::channel::{Channel, Membership};
 use crate::server::world::{line_from, Client, ClientId, World};
 use crate::server::{unix_now, Server};
-use crate::store::{AccessLevel, ChannelState, ListEntry, RegisteredChannel};
+use crate::store::{AccessLevel, RegisteredChannel};
 
 /// The service's nick; no client may take it.
 pub const NICK: &str = "ChanServ";
@@ -101,7 +101,7 @@ fn register(ctx: &mut Ctx<'_>, name: &str) -> Flow {
             );
         }
         match world.channels.get(&folded) {
-            Some(channel) if channel.is_op(id) => (channel.name.clone(), snapshot(channel)),
+            Some(channel) if channel.is_op(id) => (channel.name.clone(), channel.saved_state()),
             _ => {
                 drop(world);
                 return reply(
@@ -324,6 +324,7 @@ fn set_op(ctx: &mut Ctx<'_>, name: &str, nick: Option<&str>, op: bool) -> Flow {
             .last(&clients[&target].nick);
         channel.broadcast(clients, &line, None);
         history.record_event([&folded], "MODE", &line);
+        world.channel_changed(&folded);
     }
     Flow::Continue
 }
@@ -409,109 +410,27 @@ pub fn status_on_join(server: &Server, world: &World, folded: &str, id: ClientId
 
 /// The MODE ChanServ sends when `member` joins with ops or voice.
 pub fn join_mode(channel: &Channel, member: &Client, status: Status) -> Option<bytes::Bytes> {
-    let mode = match status {
-        Status::Op => "+o",
-        Status::Voice => "+v",
-        Status::Unregistered | Status::Plain => return None,
+    let granted = Membership {
+        op: status == Status::Op,
+        voice: status == Status::Voice,
     };
-    Some(
-        line_from(SERVICE.source, None, "MODE")
-            .param(&channel.name)
-            .param(mode)
-            .last(&member.nick),
-    )
+    granted.granted_line(SERVICE.source, &channel.name, &member.nick)
 }
 
-/// A registered channel being created again (after a restart, or after
-/// everyone left) gets its saved topic, modes and lists back.
-pub fn restore(world: &World, folded: &str, channel: &mut Channel) {
-    let Some(registered) = world.registered_channels.get(folded) else {
-        return;
-    };
-    // A registered channel is the same channel again: all its history.
-    channel.history_after = 0;
-    let state = &registered.state;
-    let has = |letter| state.modes.contains(letter);
-    channel.modes = ChannelModes {
-        invite_only: has('i'),
-        moderated: has('m'),
-        no_external: has('n'),
-        private: has('p'),
-        secret: has('s'),
-        topic_lock: has('t'),
-        key: state.key.clone(),
-        limit: state.limit.map(|l| l as usize),
-    };
-    channel.topic = state.topic.as_ref().map(|t| Topic {
-        text: t.text.clone(),
-        set_by: t.set_by.clone(),
-        set_at: u64::try_from(t.set_at).unwrap_or(0),
-    });
-    for entry in &state.lists {
-        let list = match entry.mode {
-            'b' => &mut channel.bans,
-            'e' => &mut channel.excepts,
-            _ => &mut channel.invex,
-        };
-        list.push(MaskEntry {
-            mask: entry.mask.clone(),
-            folded: world.fold(&entry.mask),
-            set_by: entry.set_by.clone(),
-            set_at: u64::try_from(entry.set_at).unwrap_or(0),
-        });
-    }
-}
-
-/// Saves the state of channel `folded`, if it is registered, in the
-/// background: called after every change of its topic, modes or lists.
+/// Saves the state of channel `folded` after a change of its topic, modes
+/// or lists: its snapshot for a restart soon, and at once in the
+/// background, its registration's state if it is registered.
 pub fn remember(server: &Arc<Server>, world: &mut World, folded: &str) {
+    world.channel_changed(folded);
     let Some(channel) = world.channels.get(folded) else {
         return;
     };
     let Some(registered) = world.registered_channels.get_mut(folded) else {
         return;
     };
-    let state = snapshot(channel);
+    let state = channel.saved_state();
     registered.state = state.clone();
     server.channel_saver.save(folded.to_owned(), state);
-}
-
-fn snapshot(channel: &Channel) -> ChannelState {
-    let m = &channel.modes;
-    let flags = [
-        (m.invite_only, 'i'),
-        (m.moderated, 'm'),
-        (m.no_external, 'n'),
-        (m.private, 'p'),
-        (m.secret, 's'),
-        (m.topic_lock, 't'),
-    ];
-    let lists = [
-        ('b', &channel.bans),
-        ('e', &channel.excepts),
-        ('I', &channel.invex),
-    ];
-    ChannelState {
-        topic: channel.topic.as_ref().map(|t| crate::store::Topic {
-            text: t.text.clone(),
-            set_by: t.set_by.clone(),
-            set_at: i64::try_from(t.set_at).unwrap_or(i64::MAX),
-        }),
-        modes: flags.iter().filter(|f| f.0).map(|f| f.1).collect(),
-        key: m.key.clone(),
-        limit: m.limit.map(|l| u32::try_from(l).unwrap_or(u32::MAX)),
-        lists: lists
-            .iter()
-            .flat_map(|(mode, entries)| {
-                entries.iter().map(|e| ListEntry {
-                    mode: *mode,
-                    mask: e.mask.clone(),
-                    set_by: e.set_by.clone(),
-                    set_at: i64::try_from(e.set_at).unwrap_or(i64::MAX),
-                })
-            })
-            .collect(),
-    }
 }
 
 fn reply(ctx: &Ctx<'_>, text: &str) -> Flow {

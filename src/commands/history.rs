@@ -113,8 +113,9 @@ pub fn chathistory(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
         ) else {
             return fail("INVALID_PARAMS", &["TARGETS"], "Invalid parameters");
         };
+        // Both bounds are exclusive, as BETWEEN's are.
         let (low, high) = ordered(first, second);
-        return targets(ctx, low.lower_id(), high.upper_id(), limit);
+        return targets(ctx, low.upper_id(), high.lower_id(), limit);
     }
     if !matches!(
         subcommand.as_str(),
@@ -390,9 +391,11 @@ fn send_batch(
     }
 }
 
-/// `CHATHISTORY TARGETS`: the client's channels with messages between
-/// the two bounds, ordered by their latest message, oldest first (as
-/// irctest expects); the limit keeps the earliest.
+/// `CHATHISTORY TARGETS`: the client's channels and conversations whose
+/// latest message is between the two bounds (ids strictly between `after`
+/// and `before`), ordered by it, oldest first (as irctest expects); the
+/// limit keeps the earliest. One that went on after `before` is not listed:
+/// its latest message is not in the window.
 fn targets(ctx: &Ctx<'_>, after: u64, before: u64, limit: usize) -> Flow {
     let (channels, identity, written) = {
         let world = ctx.world();

@@ -10,6 +10,7 @@ use crate::proto::Message;
 use crate::server::batch::Batch;
 use crate::server::caps::Cap;
 use crate::server::channel::{Channel, Member, Membership};
+use crate::server::restore;
 use crate::server::unix_now;
 use crate::server::world::{line_from, ClientId, World};
 
@@ -57,12 +58,15 @@ pub fn join(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
     Flow::Continue
 }
 
-/// Why a JOIN was refused: the numeric and the mode letter it names.
+/// Why a JOIN was refused: the numeric and the mode letter it names. A
+/// member `returning` after a restart passes +i, +k and +l, as if it had
+/// never left, but not a ban.
 fn join_refusal(
     world: &World,
     channel: &Channel,
     id: ClientId,
     key: Option<&str>,
+    returning: bool,
 ) -> Option<(Response, char)> {
     let me = &world.clients[&id];
     if me.modes.oper || channel.invited.contains(&id) {
@@ -71,6 +75,9 @@ fn join_refusal(
     let folded_masks = world.folded_masks(me);
     if channel.is_banned(&folded_masks) {
         return Some((Response::ERR_BANNEDFROMCHAN, 'b'));
+    }
+    if returning {
+        return None;
     }
     if channel.modes.invite_only && !channel.is_invite_excepted(&folded_masks) {
         return Some((Response::ERR_INVITEONLYCHAN, 'i'));
@@ -116,15 +123,20 @@ fn join_one(ctx: &Ctx<'_>, name: &str, key: Option<&str>) {
     // A registered channel being recreated comes back with its saved
     // modes, which apply to the one recreating it too.
     let created = !world.channels.contains_key(&folded);
+    // (after everyone left, or after a restart that did not bring it
+    // back).
     if created {
         let mut channel = Channel::new(name.to_owned(), unix_now());
-        chanserv::restore(&world, &folded, &mut channel);
+        world.apply_registration(&folded, &mut channel);
         world.channels.insert(folded.clone(), channel);
     }
+    // A member the channel had when the server stopped comes back in as if
+    // it had never left.
+    let returning = world.returning_key(&folded, id);
     let channel = &world.channels[&folded];
     let refusal = match status {
         Status::Op => None,
-        _ => join_refusal(&world, channel, id, key),
+        _ => join_refusal(&world, channel, id, key, returning.is_some()),
     };
     if let Some((numeric, mode)) = refusal {
         let line = ctx
@@ -137,22 +149,33 @@ fn join_one(ctx: &Ctx<'_>, name: &str, key: Option<&str>) {
         }
         return;
     }
+    let restored = returning
+        .and_then(|key| world.take_returning(&folded, &key))
+        .unwrap_or_default();
     let World {
         channels,
         clients,
         history,
+        unsaved_channels,
         ..
     } = &mut *world;
     let channel = channels.get_mut(&folded).expect("present or just created");
     channel.invited.remove(&id);
     let me = clients.get_mut(&id).expect("the session's own client");
+    let given = Membership {
+        op: status == Status::Op || (created && status == Status::Unregistered),
+        voice: status == Status::Voice,
+    };
+    // What the restart gives back beyond what ChanServ gives.
+    let restored = restored.beyond(given);
+    let membership = given.union(restored);
+    if created || channel.remembers(membership) {
+        unsaved_channels.mark(&folded);
+    }
     channel.members.insert(
         id,
         Member {
-            status: Membership {
-                op: status == Status::Op || (created && status == Status::Unregistered),
-                voice: status == Status::Voice,
-            },
+            status: membership,
             outbox: me.outbox.clone(),
         },
     );
@@ -172,9 +195,13 @@ fn join_one(ctx: &Ctx<'_>, name: &str, key: Option<&str>) {
             }
         }
     }
-    if let Some(mode) = chanserv::join_mode(channel, &clients[&id], status) {
-        channel.broadcast(clients, &mode, None);
-        history.record_event([&folded], "MODE", &mode);
+    let modes = [
+        chanserv::join_mode(channel, &clients[&id], status),
+        restored.granted_line(&ctx.server.name, &channel.name, &clients[&id].nick),
+    ];
+    for mode in modes.iter().flatten() {
+        channel.broadcast(clients, mode, None);
+        history.record_event([&folded], "MODE", mode);
     }
     send_topic(ctx, &world, &world.channels[&folded], &nick, false);
     send_names(ctx, &world, &world.channels[&folded], id);
@@ -244,6 +271,7 @@ fn part_one(world: &mut World, id: ClientId, folded: &str, reason: Option<&str>)
         channels,
         clients,
         history,
+        unsaved_channels,
         ..
     } = world;
     let Some(channel) = channels.get_mut(folded) else {
@@ -260,10 +288,7 @@ fn part_one(world: &mut World, id: ClientId, folded: &str, reason: Option<&str>)
     me.channels.remove(folded);
     channel.broadcast_membership(clients, &line, id);
     history.record_event([&folded.to_owned()], "PART", &line);
-    channel.members.remove(&id);
-    if channel.members.is_empty() {
-        channels.remove(folded);
-    }
+    restore::remove_member(channels, unsaved_channels, folded, id);
 }
 
 pub fn part(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
@@ -289,43 +314,77 @@ pub fn part(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
     Flow::Continue
 }
 
+/// `KICK <channel> <user>{,<user>} [<comment>]`, and RFC 2812's paired
+/// form `KICK #a,#b alice,bob`: one user per channel, in order. Either way
+/// a command kicks at most `targets_per_message` users; the rest get 407.
 pub fn kick(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
     let id = ctx.id();
-    let mut world = ctx.world();
-    let Some(folded) = existing_channel(ctx, &world, msg.params[0]) else {
+    let channels: Vec<&str> = split_list(msg.params[0]).collect();
+    let users: Vec<&str> = split_list(msg.params[1]).collect();
+    let paired = channels.len() > 1;
+    if channels.is_empty() || users.is_empty() || (paired && channels.len() != users.len()) {
+        let world = ctx.world();
+        let me = &world.clients[&id];
+        me.send(&replies::need_more_params(ctx, &me.nick, "KICK"));
         return Flow::Continue;
+    }
+    let max_targets = ctx.server.config.limits.targets_per_message;
+    let mut world = ctx.world();
+    let nick = world.clients[&id].nick.clone();
+    let reason: String = msg
+        .param(2)
+        .filter(|r| !r.is_empty())
+        .unwrap_or(&nick)
+        .chars()
+        .take(ctx.server.config.limits.kick_length)
+        .collect();
+    let (kept, refused) = users.split_at(users.len().min(max_targets));
+    if paired {
+        for (channel, user) in channels.iter().zip(kept) {
+            kick_from(ctx, &mut world, channel, &[user], &reason);
+        }
+    } else {
+        kick_from(ctx, &mut world, channels[0], kept, &reason);
+    }
+    for user in refused {
+        world.clients[&id].send(
+            &ctx.numeric(&nick, Response::ERR_TOOMANYTARGETS)
+                .param(user)
+                .trailing("Too many targets"),
+        );
+    }
+    Flow::Continue
+}
+
+/// Kicks `users` from the channel named `name`, if the kicker may.
+fn kick_from(ctx: &Ctx<'_>, world: &mut World, name: &str, users: &[&str], reason: &str) {
+    let id = ctx.id();
+    let Some(folded) = existing_channel(ctx, world, name) else {
+        return;
     };
     let me = &world.clients[&id];
     let nick = me.nick.clone();
     let channel = &world.channels[&folded];
     if !channel.is_member(id) && !me.modes.oper {
         me.send(&replies::not_on_channel(ctx, &nick, &channel.name));
-        return Flow::Continue;
+        return;
     }
     if !channel.is_op(id) && !me.modes.oper {
         me.send(&replies::chanop_needed(ctx, &nick, &channel.name));
-        return Flow::Continue;
+        return;
     }
-    let kick_length = ctx.server.config.limits.kick_length;
-    let reason: String = msg
-        .param(2)
-        .filter(|r| !r.is_empty())
-        .unwrap_or(&nick)
-        .chars()
-        .take(kick_length)
-        .collect();
     let (kicker_mask, kicker_account) = (
         Box::<str>::from(me.mask()),
         me.account().map(Box::<str>::from),
     );
-    let max_targets = ctx.server.config.limits.targets_per_message;
-    for target in split_list(msg.params[1]).take(max_targets) {
+    for target in users {
         let World {
             channels,
             clients,
             nicks,
             casemapping,
             history,
+            unsaved_channels,
             ..
         } = &mut *world;
         let channel = channels.get_mut(&folded).expect("checked above");
@@ -342,19 +401,16 @@ pub fn kick(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
         let line = line_from(&kicker_mask, kicker_account.as_deref(), "KICK")
             .param(&channel.name)
             .param(&clients[&target_id].nick)
-            .trailing(&reason);
+            .trailing(reason);
         channel.broadcast_and_echo(clients, &line, id);
         history.record_event([&folded], "KICK", &line);
-        channel.members.remove(&target_id);
         if let Some(kicked) = clients.get_mut(&target_id) {
             kicked.channels.remove(&folded);
         }
-        if channel.members.is_empty() {
-            channels.remove(&folded);
+        if restore::remove_member(channels, unsaved_channels, &folded, target_id) {
             break;
         }
     }
-    Flow::Continue
 }
 
 pub fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {

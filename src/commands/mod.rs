@@ -50,8 +50,9 @@ pub struct Session {
     pub cap_negotiating: bool,
     /// `CAP LS 302` (or later) was sent: cap-notify stays on.
     pub cap_302: bool,
-    /// The password given with PASS, checked when registration completes.
-    pub pass: Option<Box<str>>,
+    /// What the client sent before registering that matters only until
+    /// then; one pointer, and none once it is registered.
+    pub prelude: Option<Box<Prelude>>,
     pub got_user: bool,
     /// OPER attempts made on this connection.
     pub oper_attempts: u8,
@@ -75,7 +76,7 @@ impl Session {
             registered: false,
             cap_negotiating: false,
             cap_302: false,
-            pass: None,
+            prelude: None,
             got_user: false,
             oper_attempts: 0,
             sasl: None,
@@ -89,6 +90,28 @@ impl Session {
     pub fn mark_input(&mut self) {
         self.now = Instant::now();
         self.clock_ms = tags::clock_ms();
+    }
+}
+
+/// What a client sent before registering that matters only until then.
+#[derive(Default)]
+pub struct Prelude {
+    /// The password given with PASS, checked when registration completes.
+    pub pass: Option<Box<str>>,
+    /// The nick the client's last NICK asked for, when it was refused: what
+    /// `REGISTER *` names while the client has no nick.
+    pub refused_nick: Option<Box<str>>,
+}
+
+impl Session {
+    /// The prelude, made when first needed.
+    pub fn prelude(&mut self) -> &mut Prelude {
+        self.prelude.get_or_insert_default()
+    }
+
+    /// The nick the client's last NICK asked for, if it was refused.
+    pub fn refused_nick(&self) -> Option<&str> {
+        self.prelude.as_ref()?.refused_nick.as_deref()
     }
 }
 
@@ -241,7 +264,7 @@ fn find(command: &str) -> Option<&'static CommandSpec> {
 pub fn dispatch(server: &Arc<Server>, session: &mut Session, message: &Message<'_>) -> Flow {
     let Some(spec) = find(message.command) else {
         reply_numeric(server, session, Response::ERR_UNKNOWNCOMMAND, |b| {
-            b.param(&message.command.to_ascii_uppercase())
+            b.param(&echoed_command(message.command))
                 .trailing("Unknown command")
         });
         return Flow::Continue;
@@ -275,6 +298,20 @@ pub fn dispatch(server: &Arc<Server>, session: &mut Session, message: &Message<'
     }
     let mut ctx = Ctx { server, session };
     (spec.handler)(&mut ctx, message)
+}
+
+/// Most of an unknown command that `421` repeats: a line of 512 bytes can
+/// hold a command word that would take the reply past 512.
+const MAX_ECHOED_COMMAND: usize = 300;
+
+/// An unknown command as `421` names it: uppercased, and cut (at a
+/// character boundary) to [`MAX_ECHOED_COMMAND`] bytes.
+fn echoed_command(command: &str) -> String {
+    let mut end = command.len().min(MAX_ECHOED_COMMAND);
+    while !command.is_char_boundary(end) {
+        end -= 1;
+    }
+    command[..end].to_ascii_uppercase()
 }
 
 /// Relays messages a client sent one after another, `command` to `target`
@@ -414,5 +451,17 @@ mod tests {
         assert!(find("PING\0").is_none());
         assert!(find("PIN").is_none());
         assert!(find("PINGS").is_none());
+        assert!(find("PRIV_MSG").is_none() && find("X-Y").is_none());
+    }
+
+    #[test]
+    fn an_unknown_command_is_echoed_uppercased_and_cut() {
+        assert_eq!(echoed_command("foo_bar"), "FOO_BAR");
+        assert_eq!(echoed_command("x-y"), "X-Y");
+        // Two-byte characters after one byte: byte 300 falls inside one.
+        let long = format!("a{}", "\u{e9}".repeat(400));
+        let echoed = echoed_command(&long);
+        assert_eq!(echoed.len(), MAX_ECHOED_COMMAND - 1);
+        assert!(long.to_ascii_uppercase().starts_with(&echoed));
     }
 }

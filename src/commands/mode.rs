@@ -365,12 +365,15 @@ fn channel_mode(ctx: &Ctx<'_>, msg: &Message<'_>) -> Flow {
     if let Some(line) = applied.line(&setter, setter_account.as_deref(), &channel_name) {
         world.channels[&folded].broadcast_and_echo(&world.clients, &line, id);
         world.history.record_event([&folded], "MODE", &line);
-        // Ops and voice are not kept: ChanServ's access list gives them.
-        if !applied
+        // A registration keeps no ops and voice (ChanServ's access list
+        // gives them), but a restart gives them back.
+        if applied
             .modes
             .chars()
             .all(|c| matches!(c, '+' | '-' | 'o' | 'v'))
         {
+            world.channel_changed(&folded);
+        } else {
             super::chanserv::remember(ctx.server, &mut world, &folded);
         }
     }

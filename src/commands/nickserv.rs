@@ -137,8 +137,9 @@ fn identify(ctx: &mut Ctx<'_>, name: &str, password: &str) -> Flow {
                 account::log_in(&server, id, &account);
                 None
             }
-            Err(AccountError::Unavailable) => {
-                notice(&server, id, &AccountError::Unavailable.to_string());
+            // Nothing was checked: the reason is told, no failure counted.
+            Err(error @ (AccountError::Unavailable | AccountError::UnacceptablePassword(_))) => {
+                notice(&server, id, &error.to_string());
                 None
             }
             Err(error) => {

@@ -122,7 +122,7 @@ pub fn monitor(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
                     refused.push(target);
                     continue;
                 }
-                me.monitoring.insert(folded.clone());
+                me.monitoring.insert(folded.clone(), target);
                 world.monitors.entry(folded).or_default().insert(id);
                 added.push(target);
             }
@@ -156,8 +156,9 @@ pub fn monitor(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
             }
         }
         "L" | "l" => {
+            // As they were added, not casefolded.
             let me = &world.clients[&id];
-            let mut watched: Vec<&str> = me.monitoring.iter().map(String::as_str).collect();
+            let mut watched: Vec<&str> = me.monitoring.given().collect();
             watched.sort_unstable();
             for chunk in pack_into_lines(watched.iter().map(|w| ("", *w)), ',', MONITOR_LINE_BUDGET)
             {
@@ -172,8 +173,9 @@ pub fn monitor(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
             );
         }
         "S" | "s" => {
-            let watched: Vec<String> = world.clients[&id].monitoring.iter().cloned().collect();
-            let watched: Vec<&str> = watched.iter().map(String::as_str).collect();
+            let me = &world.clients[&id];
+            let mut watched: Vec<&str> = me.monitoring.given().collect();
+            watched.sort_unstable();
             send_status(ctx, &world, &watched);
         }
         other => {

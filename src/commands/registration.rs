@@ -23,7 +23,7 @@ pub fn is_valid_nick(nick: &str, max_len: usize) -> bool {
 }
 
 pub fn pass(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
-    ctx.session.pass = Some(msg.params[0].into());
+    ctx.session.prelude().pass = Some(msg.params[0].into());
     Flow::Continue
 }
 
@@ -38,6 +38,7 @@ pub fn nick(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
         || new_nick.eq_ignore_ascii_case(super::nickserv::NICK)
         || new_nick.eq_ignore_ascii_case(super::chanserv::NICK)
     {
+        refused(ctx, new_nick);
         ctx.reply(Response::ERR_ERRONEOUSNICKNAME, |b| {
             b.param(new_nick).trailing("Erroneous nickname")
         });
@@ -58,6 +59,8 @@ pub fn nick(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
             .param(new_nick)
             .trailing("Nickname is already in use");
         me.send(&line);
+        drop(world);
+        refused(ctx, new_nick);
         return Flow::Continue;
     }
     if me.registered {
@@ -71,6 +74,14 @@ pub fn nick(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
     world.set_nick(id, new_nick);
     drop(world);
     try_register(ctx)
+}
+
+/// Remembers a refused nick of a client still registering, for `REGISTER
+/// *` (see `account::register`).
+fn refused(ctx: &mut Ctx<'_>, nick: &str) {
+    if !ctx.session.registered {
+        ctx.session.prelude().refused_nick = Some(nick.into());
+    }
 }
 
 pub fn user(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
@@ -130,13 +141,14 @@ pub fn try_register(ctx: &mut Ctx<'_>) -> Flow {
         return Flow::Continue;
     }
     let password = &ctx.server.config.server.password;
-    if !password.is_empty() && ctx.session.pass.as_deref() != Some(password.as_str()) {
+    let pass = ctx.session.prelude.as_ref().and_then(|p| p.pass.as_deref());
+    if !password.is_empty() && pass != Some(password.as_str()) {
         let line = LineBuilder::numeric(&ctx.server.name, Response::ERR_PASSWDMISMATCH, &me.nick)
             .trailing("Password incorrect");
         me.send(&line);
         return Flow::Quit("Bad password".to_owned());
     }
-    ctx.session.pass = None;
+    ctx.session.prelude = None;
     ctx.session.registered = true;
     // sasl-3.1: completing registration aborts an exchange still going on.
     if ctx.session.sasl.take().is_some() {

@@ -7,7 +7,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 
 use super::{account, Ctx, Flow, Session, SessionUpdate};
-use crate::accounts::AccountError;
+use crate::accounts::{AccountError, MAX_PASSWORD_BYTES};
 use crate::proto::numeric::Response;
 use crate::proto::LineBuilder;
 use crate::proto::Message;
@@ -22,9 +22,14 @@ pub const MECHANISMS: &str = "PLAIN,SCRAM-SHA-256";
 /// An `AUTHENTICATE` parameter carries at most this much base64; a full one
 /// means more follows.
 const CHUNK: usize = 400;
-/// Base64 accepted for one message of an exchange. Real ones are a few
-/// hundred bytes; this bounds what a client can make the server buffer.
+/// Base64 accepted for one message of an exchange: room for a PLAIN
+/// message with the longest password, and a bound on what a client can
+/// make the server buffer.
 const MAX_MESSAGE: usize = 4 * CHUNK;
+/// The longest account name (`accounts.name_length` is at most 64).
+const MAX_NAME_BYTES: usize = 64;
+// `authzid NUL authcid NUL password`, all of the longest, fits.
+const _: () = assert!(MAX_MESSAGE >= (2 * MAX_NAME_BYTES + 2 + MAX_PASSWORD_BYTES).div_ceil(3) * 4);
 /// Failed logins one connection may make; later attempts fail unchecked,
 /// so one connection cannot guess passwords at Argon2's speed.
 pub const MAX_LOGIN_FAILURES: u8 = 5;
@@ -67,17 +72,16 @@ pub fn authenticate(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
         return start(ctx, data);
     };
     if data.len() > CHUNK {
-        ctx.session.sasl = None;
-        ctx.reply(Response::ERR_SASLTOOLONG, |b| {
-            b.trailing("SASL message too long")
-        });
-        return Flow::Continue;
+        return too_long(ctx, &format!("at most {CHUNK} bytes per AUTHENTICATE"));
     }
     if data != "+" {
         exchange.received.push_str(data);
     }
     if exchange.received.len() > MAX_MESSAGE {
-        return fail(ctx);
+        return too_long(
+            ctx,
+            &format!("at most {MAX_MESSAGE} bytes of base64 in all"),
+        );
     }
     if data.len() == CHUNK {
         // A full chunk: the message goes on in the next one.
@@ -146,6 +150,15 @@ fn plain(ctx: &mut Ctx<'_>, message: &[u8]) -> Flow {
     // would need privileges nobody has here.
     if !authzid.is_empty() && ctx.server.fold(authzid) != ctx.server.fold(authcid) {
         return fail(ctx);
+    }
+    if password.len() > MAX_PASSWORD_BYTES {
+        // No account has such a password: refused unchecked, and said why.
+        ctx.session.sasl = None;
+        let text = format!(
+            "SASL authentication failed: passwords are at most {MAX_PASSWORD_BYTES} bytes long"
+        );
+        ctx.reply(Response::ERR_SASLFAIL, |b| b.trailing(&text));
+        return Flow::Continue;
     }
     if !may_attempt(ctx.session) {
         return fail(ctx);
@@ -230,15 +243,24 @@ pub fn may_attempt(session: &Session) -> bool {
     session.login_failures < MAX_LOGIN_FAILURES
 }
 
-/// The session update that counts a failed login, unless the failure was
-/// the server's (the store was unavailable).
+/// The session update that counts a failed login, unless no password was
+/// checked: the failure was the server's (the store was unavailable), or
+/// the password was one no account can have (too long).
 pub fn count_failure(error: &AccountError) -> Option<SessionUpdate> {
     match error {
-        AccountError::Unavailable => None,
+        AccountError::Unavailable | AccountError::UnacceptablePassword(_) => None,
         _ => Some(Box::new(|session: &mut Session| {
             session.login_failures = session.login_failures.saturating_add(1);
         })),
     }
+}
+
+/// `905`, naming the limit passed, and the exchange ends.
+fn too_long(ctx: &mut Ctx<'_>, limit: &str) -> Flow {
+    ctx.session.sasl = None;
+    let text = format!("SASL message too long: {limit}");
+    ctx.reply(Response::ERR_SASLTOOLONG, |b| b.trailing(&text));
+    Flow::Continue
 }
 
 fn fail(ctx: &mut Ctx<'_>) -> Flow {

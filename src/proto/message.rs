@@ -85,6 +85,18 @@ fn command(input: &str) -> IResult<&str, &str> {
     take_till1(is_space)(input)
 }
 
+/// Whether `word` can stand as a command: any token of printable
+/// characters. The grammar only has letters and three-digit numerics, but a
+/// word such as `FOO_BAR` is a command the server does not know (421), not
+/// a line it cannot read; only control characters, or a colon where the
+/// command starts, leave no command to name.
+fn is_command_word(word: &str) -> bool {
+    if word.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return true;
+    }
+    !word.starts_with(':') && !word.chars().any(char::is_control)
+}
+
 fn unescape_tag_value(raw: &str) -> Cow<'_, str> {
     if !raw.contains('\\') {
         return Cow::Borrowed(raw);
@@ -147,7 +159,7 @@ pub fn parse_message(line: &str) -> Result<Message<'_>, ParseError> {
     };
     let (rest, source) = opt(source).parse(rest).map_err(|_| ParseError::Malformed)?;
     let (mut rest, command) = command(rest).map_err(|_| ParseError::NoCommand)?;
-    if !command.bytes().all(|b| b.is_ascii_alphanumeric()) {
+    if !is_command_word(command) {
         return Err(ParseError::Malformed);
     }
 
@@ -225,11 +237,25 @@ mod tests {
     }
 
     #[test]
+    fn any_printable_word_is_a_command() {
+        for word in ["FOO_BAR", "X-Y", "PRIV#MSG", "caf\u{e9}", "@x", "001"] {
+            let line = format!(":n!u@h {word} a :b c");
+            let msg = parse_message(&line).unwrap();
+            assert_eq!(
+                (msg.command, msg.params.as_slice()),
+                (word, &["a", "b c"][..])
+            );
+        }
+    }
+
+    #[test]
     fn rejects_lines_without_a_command() {
         assert_eq!(parse_message(""), Err(ParseError::Empty));
         assert_eq!(parse_message(":source"), Err(ParseError::NoCommand));
         assert_eq!(parse_message("@tags"), Err(ParseError::Malformed));
-        assert_eq!(parse_message("PRIV#MSG x"), Err(ParseError::Malformed));
+        assert_eq!(parse_message("PRIV\x01MSG x"), Err(ParseError::Malformed));
+        assert_eq!(parse_message("PRIV\u{85}MSG x"), Err(ParseError::Malformed));
+        assert_eq!(parse_message(":src :PRIVMSG x"), Err(ParseError::Malformed));
         assert_eq!(
             parse_message("PRIVMSG #x :hi\r:evil PRIVMSG #x :forged"),
             Err(ParseError::ForbiddenCharacter)

@@ -1,5 +1,9 @@
 //! A channel's state: members with their prefixes, modes, lists and topic.
 
+mod saved;
+
+pub use saved::{RestartWait, Returning};
+
 use std::cell::OnceCell;
 
 use super::maps::{HashMap, HashSet};
@@ -10,7 +14,7 @@ use smallvec::SmallVec;
 use super::caps::Cap;
 use super::outbox::{Outbox, Recipient};
 use super::stamped::StampedLine;
-use super::world::{ClientId, Clients};
+use super::world::{line_from, ClientId, Clients};
 use crate::proto::mask::wildcard_match;
 use crate::proto::tags::TagMask;
 
@@ -33,6 +37,34 @@ pub struct Membership {
 }
 
 impl Membership {
+    /// The statuses held in either.
+    pub fn union(self, other: Membership) -> Membership {
+        Membership {
+            op: self.op || other.op,
+            voice: self.voice || other.voice,
+        }
+    }
+
+    /// The MODE by which `source` gives `nick` these statuses on
+    /// `channel`, if there are any.
+    pub fn granted_line(self, source: &str, channel: &str, nick: &str) -> Option<Bytes> {
+        let line = |modes: &str| line_from(source, None, "MODE").param(channel).param(modes);
+        Some(match (self.op, self.voice) {
+            (true, true) => line("+ov").param(nick).last(nick),
+            (true, false) => line("+o").last(nick),
+            (false, true) => line("+v").last(nick),
+            (false, false) => return None,
+        })
+    }
+
+    /// The statuses held here and not in `other`.
+    pub fn beyond(self, other: Membership) -> Membership {
+        Membership {
+            op: self.op && !other.op,
+            voice: self.voice && !other.voice,
+        }
+    }
+
     /// The prefix shown before a nick: the highest one, or all of them for
     /// clients with `multi-prefix`.
     pub fn prefix(self, multi_prefix: bool) -> &'static str {
@@ -67,10 +99,9 @@ impl ChannelModes {
         }
     }
 
-    /// `+ntk key` style: the mode word followed by its parameters. The key
-    /// is only shown to members.
-    pub fn describe(&self, show_key: bool) -> Vec<String> {
-        let mut word = String::from("+");
+    /// The letters of the modes without a parameter that are set, e.g.
+    /// `nt`, in the order they are shown and saved.
+    pub fn flag_letters(&self) -> String {
         let flags = [
             (self.invite_only, 'i'),
             (self.moderated, 'm'),
@@ -79,7 +110,14 @@ impl ChannelModes {
             (self.secret, 's'),
             (self.topic_lock, 't'),
         ];
-        word.extend(flags.iter().filter(|(on, _)| *on).map(|(_, c)| c));
+        flags.iter().filter(|(on, _)| *on).map(|(_, c)| c).collect()
+    }
+
+    /// `+ntk key` style: the mode word followed by its parameters. The key
+    /// is only shown to members.
+    pub fn describe(&self, show_key: bool) -> Vec<String> {
+        let mut word = String::from("+");
+        word.push_str(&self.flag_letters());
         let mut params = Vec::new();
         if let Some(key) = &self.key {
             word.push('k');
@@ -135,6 +173,9 @@ pub struct Channel {
     /// starts at its creation. A registered channel's goes back to the
     /// start (0).
     pub history_after: u64,
+    /// Set on a channel brought back by a restart until its wait ends:
+    /// the members it waits for (see `server/restore.rs`).
+    pub restart_wait: Option<Box<RestartWait>>,
 }
 
 impl Channel {
@@ -150,6 +191,7 @@ impl Channel {
             invex: Vec::new(),
             invited: HashSet::default(),
             history_after: crate::proto::tags::MessageId::latest().0,
+            restart_wait: None,
         }
     }
 

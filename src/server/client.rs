@@ -8,7 +8,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use super::caps::Caps;
 use super::host::address_host;
-use super::maps::{HashSet, SparseSet};
+use super::maps::{HashSet, SparseNames, SparseSet};
 use super::outbox::Outbox;
 use super::world::ClientId;
 use crate::proto::serialize::escape_tag_value_into;
@@ -75,8 +75,9 @@ pub struct Client {
     /// Casefolded names of the channels whose `invited` set holds this
     /// client, so leaving needs no scan of every channel.
     pub invited_to: SparseSet,
-    /// Casefolded nicks the client watches with MONITOR.
-    pub monitoring: SparseSet,
+    /// The nicks the client watches with MONITOR, as it added them, keyed
+    /// casefolded.
+    pub monitoring: SparseNames,
     pub caps: Caps,
     /// The account logged in to, if any: one pointer in the clients that
     /// are not.
@@ -107,7 +108,7 @@ impl Client {
             away: None,
             channels: HashSet::default(),
             invited_to: SparseSet::default(),
-            monitoring: SparseSet::default(),
+            monitoring: SparseNames::default(),
             caps: Caps::default(),
             login: None,
             outbox,

@@ -93,11 +93,7 @@ impl Connection {
         let id = server.next_client_id.fetch_add(1, Ordering::Relaxed);
         let limits = &server.config.limits;
         let mut world = server.world();
-        let from_ip = world
-            .connections_per_ip
-            .get(&peer.ip().to_canonical())
-            .copied()
-            .unwrap_or(0);
+        let from_ip = world.connections_per_ip.count(peer.ip());
         if limits.max_clients_per_ip != 0 && from_ip >= limits.max_clients_per_ip {
             return Err(stream);
         }
@@ -469,5 +465,50 @@ mod tests {
         };
         let size = std::mem::size_of_val(&connection.into_task());
         assert!(size <= 280, "the connection future takes {size} bytes");
+    }
+
+    /// `limits.max_clients_per_ip` counts an IPv6 /64 as one address. The
+    /// sockets are real loopback ones; the peer addresses they are admitted
+    /// under are not, since only `::1` can connect here.
+    #[tokio::test]
+    async fn addresses_of_one_ipv6_prefix_share_the_per_address_limit() {
+        let data_dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(data_dir.path()).await.unwrap();
+        let config = crate::Config::from_toml_str(
+            "[limits]\nmax_clients_per_ip = 2\nipv6_prefix_len = 64\n",
+            "test",
+        )
+        .unwrap();
+        let server = Arc::new(Server::new(config, store).unwrap());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        // Every socket and admitted connection is kept to the end: a
+        // connection dropped leaves, and its count goes with it.
+        let (mut clients, mut admitted) = (Vec::new(), Vec::new());
+        let mut admit = async |peer: &str| {
+            clients.push(
+                TcpStream::connect(listener.local_addr().unwrap())
+                    .await
+                    .unwrap(),
+            );
+            let (stream, _) = listener.accept().await.unwrap();
+            let (slot, _) = ConnectionSlot::take(&server);
+            match Connection::admit(&server, stream, peer.parse().unwrap(), slot) {
+                Ok(connection) => {
+                    admitted.push(connection);
+                    true
+                }
+                Err(_) => false,
+            }
+        };
+        assert!(admit("[2001:db8:1:2::1]:1000").await);
+        assert!(admit("[2001:db8:1:2:aaaa::7]:1001").await);
+        // A third address of the same /64 is one connection too many.
+        assert!(!admit("[2001:db8:1:2:ffff:ffff:ffff:ffff]:1002").await);
+        // Another /64 is another host; IPv4 addresses count alone.
+        assert!(admit("[2001:db8:1:3::1]:1003").await);
+        assert!(admit("192.0.2.1:1004").await);
+        assert!(admit("192.0.2.2:1005").await);
+        assert!(admit("192.0.2.1:1006").await);
+        assert!(!admit("192.0.2.1:1007").await);
     }
 }

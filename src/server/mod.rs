@@ -14,7 +14,9 @@ mod keepalive;
 pub mod labeled;
 pub mod maps;
 pub mod outbox;
+pub mod per_address;
 pub mod persist;
+pub mod restore;
 mod second_writer;
 pub mod stamped;
 pub mod world;
@@ -85,12 +87,15 @@ impl Server {
         let (channel_saver, channel_writer) = persist::channel_saver();
         let (history, history_writer) =
             history::history_log(&config.history, config.server.casemapping);
-        let world = World::new(
+        let mut world = World::new(
             config.server.casemapping,
             config.server.name.clone(),
             config.limits.whowas_entries,
             history,
+            restore::UnsavedChannels::new(config.channels.restart_wait_secs > 0),
         );
+        world.connections_per_ip =
+            per_address::ConnectionsPerAddress::new(config.limits.ipv6_prefix_len);
         Ok(Server {
             name: config.server.name.clone(),
             isupport: isupport::tokens(&config),
@@ -165,6 +170,9 @@ impl ServerHandle {
         {
             let mut world = self.server.world();
             world.shutting_down = true;
+            // Before anyone leaves: the next start brings every channel
+            // back as it is now.
+            restore::save_all(&mut world, &self.server.channel_saver);
             // Connections wait on their outbox, not on the token: a waiter
             // on the token would make every idle connection bigger.
             for client in world.clients.values() {
@@ -217,6 +225,13 @@ pub async fn spawn(config: Config) -> anyhow::Result<ServerHandle> {
     }
     let replay = server.world().history.replay.clone();
     let recent_lines = history::load(store, &replay).await?;
+    let restart_wait = Duration::from_secs(server.config.channels.restart_wait_secs);
+    let saved_channels = if restart_wait.is_zero() {
+        store.clear_channel_snapshots().await?;
+        Vec::new()
+    } else {
+        store.channel_snapshots().await?
+    };
     {
         let mut world = server.world();
         world.recent_lines = recent_lines;
@@ -225,6 +240,13 @@ pub async fn spawn(config: Config) -> anyhow::Result<ServerHandle> {
             .map(|channel| (channel.name_folded.clone(), channel))
             .collect();
         world.registry_accounts.extend(accounts);
+        let brought = world.bring_back(saved_channels, unix_now(), restart_wait.as_secs());
+        if brought > 0 {
+            info!(
+                channels = brought,
+                "channels brought back from the last run"
+            );
+        }
     }
     let channel_writer = server
         .channel_writer
@@ -258,6 +280,11 @@ pub async fn spawn(config: Config) -> anyhow::Result<ServerHandle> {
             history::prune(store, config, forget, server.shutdown.cancelled()).await
         }
     });
+    if !restart_wait.is_zero() {
+        let interval = Duration::from_millis(server.config.history.commit_interval_ms);
+        tracker.spawn(restore::keep_saved(server.clone(), interval));
+        tracker.spawn(restore::end_waits(server.clone()));
+    }
     tracker.spawn(keepalive::run(server.clone()));
     tracker.spawn(crate::commands::run_nick_claims(server.clone()));
     tracker.spawn({

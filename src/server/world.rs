@@ -5,7 +5,6 @@
 //! that channel's events in the same order.
 
 use std::collections::VecDeque;
-use std::net::IpAddr;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -14,6 +13,8 @@ use super::caps::Cap;
 use super::channel::Channel;
 use super::history::{HistoryLog, RecentLines};
 use super::maps::{HashMap, HashSet};
+use super::per_address::ConnectionsPerAddress;
+use super::restore::{remove_member, UnsavedChannels};
 use crate::casemap::CaseMapping;
 use crate::proto::numeric::Response;
 use crate::proto::LineBuilder;
@@ -76,7 +77,8 @@ pub struct World {
     whowas_limit: usize,
     /// Casefolded nick → clients watching it.
     pub monitors: HashMap<String, HashSet<ClientId>>,
-    pub connections_per_ip: HashMap<IpAddr, usize>,
+    /// Connections per address group (IPv6 by prefix).
+    pub connections_per_ip: ConnectionsPerAddress,
     /// Set when the server stops: everyone is leaving, so nobody is told
     /// about anybody else's QUIT (that would be N² lines for nothing).
     pub shutting_down: bool,
@@ -95,6 +97,12 @@ pub struct World {
     /// uid): a login grants channel rights only if it is to that same
     /// account, not to a dropped one of the same name.
     pub registry_accounts: HashMap<String, i64>,
+    /// Channels whose snapshot for a restart is out of date (see
+    /// `restore.rs`).
+    pub unsaved_channels: UnsavedChannels,
+    /// Channels brought back by a restart and still waiting for their
+    /// members (folded names).
+    pub waiting_channels: Vec<String>,
 }
 
 /// A registered nick used by someone not logged in to its account.
@@ -112,6 +120,7 @@ impl World {
         server_name: String,
         whowas_limit: usize,
         history: HistoryLog,
+        unsaved_channels: UnsavedChannels,
     ) -> World {
         World {
             history,
@@ -124,13 +133,15 @@ impl World {
             recent_lines: RecentLines::default(),
             whowas_limit,
             monitors: HashMap::default(),
-            connections_per_ip: HashMap::default(),
+            connections_per_ip: ConnectionsPerAddress::default(),
             peak_users: 0,
             counts: UserCounts::default(),
             shutting_down: false,
             nick_claims: HashMap::default(),
             registered_channels: HashMap::default(),
             registry_accounts: HashMap::default(),
+            unsaved_channels,
+            waiting_channels: Vec::new(),
         }
     }
 
@@ -139,7 +150,7 @@ impl World {
     }
 
     pub fn add_client(&mut self, client: Client) {
-        *self.connections_per_ip.entry(client.ip).or_default() += 1;
+        self.connections_per_ip.add(client.ip);
         self.clients.insert(client.id, Box::new(client));
     }
 
@@ -280,6 +291,8 @@ impl World {
                 self.notify_monitors_offline(old_folded, &old_nick);
             }
             self.notify_monitors_online(id);
+            // Members without an account are remembered by their nick.
+            self.member_changed(id);
         }
     }
 
@@ -387,12 +400,7 @@ impl World {
             self.counts.add(client.modes, -1);
         }
         for name in &client.channels {
-            if let Some(channel) = self.channels.get_mut(name) {
-                channel.members.remove(&id);
-                if channel.members.is_empty() {
-                    self.channels.remove(name);
-                }
-            }
+            remove_member(&mut self.channels, &mut self.unsaved_channels, name, id);
         }
         for name in &client.invited_to {
             if let Some(channel) = self.channels.get_mut(name) {
@@ -402,12 +410,7 @@ impl World {
         for watched in &client.monitoring {
             self.unwatch(watched, id);
         }
-        if let Some(count) = self.connections_per_ip.get_mut(&client.ip) {
-            *count -= 1;
-            if *count == 0 {
-                self.connections_per_ip.remove(&client.ip);
-            }
-        }
+        self.connections_per_ip.remove(client.ip);
         if client.has_nick() {
             let folded = self.fold(&client.nick);
             if self.nicks.get(&folded) == Some(&id) {

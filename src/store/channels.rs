@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use serde::{Deserialize, Serialize};
 use sqlx::{Sqlite, Transaction};
 
 use super::{narrow, Store, StoreError};
@@ -35,7 +36,7 @@ impl AccessLevel {
 
 /// An entry of a channel's ban (`b`), exception (`e`) or invite-exception
 /// (`I`) list.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListEntry {
     pub mode: char,
     pub mask: String,
@@ -44,7 +45,7 @@ pub struct ListEntry {
     pub set_at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Topic {
     pub text: String,
     pub set_by: String,
@@ -53,7 +54,7 @@ pub struct Topic {
 }
 
 /// The part of a channel's state that survives a restart.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChannelState {
     pub topic: Option<Topic>,
     /// Flag modes without arguments, e.g. "imnpst"; stored as given.

@@ -151,20 +151,24 @@ impl Store {
         Ok(rows)
     }
 
-    /// The direct-message conversations `identity` takes part in that
-    /// have a message with an id in `after..before`, each with the time of
-    /// its latest such message.
+    /// The direct-message conversations `identity` takes part in whose
+    /// latest message has an id in `after..before` (exclusive), each with
+    /// that message's time.
     pub async fn direct_targets_of(
         &self,
         identity: &str,
         after: u64,
         before: u64,
     ) -> Result<Vec<(String, u64)>, StoreError> {
+        // Each conversation's latest message is found by walking its key
+        // back from the end, a few rows at most, however far back the
+        // window is.
         let rows = sqlx::query(
-            "SELECT c.target AS target, MAX(h.msgid) AS latest \
-             FROM direct_conversations c JOIN history h ON h.target = c.target \
-             WHERE c.identity = ? AND h.msgid > ? AND h.msgid < ? \
-             AND h.command IN ('PRIVMSG', 'NOTICE') GROUP BY c.target",
+            "SELECT target, latest FROM (SELECT c.target AS target, \
+             (SELECT h.msgid FROM history h WHERE h.target = c.target \
+             AND h.command IN ('PRIVMSG', 'NOTICE') ORDER BY h.msgid DESC LIMIT 1) AS latest \
+             FROM direct_conversations c WHERE c.identity = ?) \
+             WHERE latest > ? AND latest < ?",
         )
         .bind(identity)
         .bind(clamp_id(after))
@@ -189,8 +193,8 @@ impl Store {
         Ok(found.is_some())
     }
 
-    /// Of `targets`, those with a message with an id in `after..before`,
-    /// with the time of their latest such message, oldest first.
+    /// Of `targets`, those whose latest message has an id in
+    /// `after..before` (exclusive), with that message's time, oldest first.
     pub async fn history_targets(
         &self,
         targets: &[String],
@@ -201,21 +205,28 @@ impl Store {
         if targets.is_empty() {
             return Ok(Vec::new());
         }
+        // As in `direct_targets_of`: each target's latest message by a
+        // walk back from the end of its key.
         let mut query: QueryBuilder<'_, Sqlite> =
-            QueryBuilder::new("SELECT target, MAX(msgid) AS latest FROM history WHERE msgid > ");
-        query
-            .push_bind(clamp_id(after))
-            .push(" AND msgid < ")
-            .push_bind(clamp_id(before))
-            .push(" AND command IN ")
-            .push(MESSAGE_COMMANDS)
-            .push(" AND target IN (");
+            QueryBuilder::new("WITH wanted (target) AS (VALUES ");
         let mut separated = query.separated(", ");
         for target in targets {
-            separated.push_bind(target);
+            separated.push("(");
+            separated.push_bind_unseparated(target);
+            separated.push_unseparated(")");
         }
         query
-            .push(") GROUP BY target ORDER BY latest ASC LIMIT ")
+            .push(
+                ") SELECT target, latest FROM (SELECT wanted.target AS target, \
+                 (SELECT h.msgid FROM history h WHERE h.target = wanted.target \
+                 AND h.command IN ",
+            )
+            .push(MESSAGE_COMMANDS)
+            .push(" ORDER BY h.msgid DESC LIMIT 1) AS latest FROM wanted) WHERE latest > ")
+            .push_bind(clamp_id(after))
+            .push(" AND latest < ")
+            .push_bind(clamp_id(before))
+            .push(" ORDER BY latest ASC LIMIT ")
             .push_bind(limit as i64);
         query
             .build()

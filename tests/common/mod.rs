@@ -7,6 +7,9 @@
 
 #![allow(dead_code)]
 
+pub mod process;
+pub mod scram;
+
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -20,6 +23,10 @@ use tokio::net::TcpStream;
 pub const WAIT: Duration = Duration::from_secs(10);
 /// The server name every test server uses.
 pub const SERVER: &str = "irc.test";
+/// Accounts whose Argon2 hashes cost little (the checks are the same), and
+/// no nick protection, so tests can log in and out quickly.
+pub const FAST_ACCOUNTS: &str =
+    "[accounts]\nargon2_memory_kib = 1024\nargon2_iterations = 1\nnick_protection = false\n";
 
 pub struct TestServer {
     handle: Option<ServerHandle>,
@@ -90,6 +97,15 @@ impl TestServer {
         client.send("CAP END").await;
         client.register(nick).await;
         client
+    }
+
+    /// A client registered as `nick` and logged in to a new account of
+    /// that name, password `<nick>-password`.
+    pub async fn account_holder(&self, nick: &str) -> Client {
+        let mut c = self.client(nick).await;
+        let lines = c.exchange(&format!("REGISTER * * {nick}-password")).await;
+        assert!(lines.iter().any(|l| l.contains(" 900 ")), "{lines:?}");
+        c
     }
 
     pub async fn client(&self, nick: &str) -> Client {
@@ -165,7 +181,25 @@ pub struct Client {
 
 impl Client {
     pub async fn connect(addr: SocketAddr) -> Client {
-        let (read, writer) = tcp_connect(addr).await.into_split();
+        Client::over(tcp_connect(addr).await)
+    }
+
+    /// Connects from another loopback address (any of 127.0.0.0/8), as a
+    /// second host would.
+    pub async fn connect_from(addr: SocketAddr, local: std::net::IpAddr) -> Client {
+        let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+        socket
+            .bind(SocketAddr::new(local, 0))
+            .expect("bind a loopback address");
+        let stream = tokio::time::timeout(WAIT, socket.connect(addr))
+            .await
+            .expect("connect in time")
+            .expect("connect");
+        Client::over(stream)
+    }
+
+    fn over(stream: TcpStream) -> Client {
+        let (read, writer) = stream.into_split();
         Client {
             reader: BufReader::new(read),
             writer,

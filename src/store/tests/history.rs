@@ -178,3 +178,56 @@ async fn each_side_finds_its_own_conversations_only() {
         .unwrap()
         .is_empty());
 }
+
+#[tokio::test]
+async fn targets_are_listed_by_their_latest_message_only() {
+    let (_dir, store) = temp_store().await;
+    store
+        .append_history(&[
+            record("#a", at(10), "PRIVMSG"),
+            record("#a", at(30), "NOTICE"),
+            record("#b", at(20), "PRIVMSG"),
+            record("#c", at(40), "PRIVMSG"),
+            record("#c", at(50), "TAGMSG"),
+            record("dm:alice bob", at(10), "PRIVMSG"),
+            record("dm:alice bob", at(30), "PRIVMSG"),
+            record("dm:~carol alice", at(20), "PRIVMSG"),
+        ])
+        .await
+        .unwrap();
+    let channels = ["#a", "#b", "#c"].map(str::to_owned);
+    let targets = |after, before| {
+        let store = &store;
+        let channels = &channels;
+        async move {
+            store
+                .history_targets(channels, after, before, 10)
+                .await
+                .unwrap()
+        }
+    };
+    let owned = |pairs: &[(&str, u64)]| -> Vec<(String, u64)> {
+        pairs.iter().map(|&(t, ms)| (t.to_owned(), ms)).collect()
+    };
+    assert_eq!(
+        targets(at(5), at(45)).await,
+        owned(&[("#b", 20), ("#a", 30), ("#c", 40)])
+    );
+    // #a went on after 25: its latest message is not in the window.
+    assert_eq!(targets(at(5), at(25)).await, owned(&[("#b", 20)]));
+    // The bounds are exclusive: a message at a bound is outside.
+    assert_eq!(targets(at(20), at(40)).await, owned(&[("#a", 30)]));
+    // Only messages count: #c's TAGMSG at 50 is not its latest message.
+    assert_eq!(targets(at(35), u64::MAX).await, owned(&[("#c", 40)]));
+
+    let mut alice = store.direct_targets_of("alice", 0, at(25)).await.unwrap();
+    alice.sort();
+    assert_eq!(alice, owned(&[("dm:~carol alice", 20)]));
+    assert_eq!(
+        store
+            .direct_targets_of("alice", at(20), at(31))
+            .await
+            .unwrap(),
+        owned(&[("dm:alice bob", 30)])
+    );
+}

@@ -1,6 +1,7 @@
 //! Tests against real SQLite files in temporary directories.
 
 mod accounts;
+mod channel_snapshots;
 mod channels;
 mod history;
 
