@@ -7,8 +7,9 @@
 //!   a line means by timing its writes;
 //! - every line the codec hands on is within the limits and holds no line
 //!   ending;
-//! - a parsed message has the shape handlers assume (a command of letters
-//!   and digits, middle parameters that are single non-empty words), and
+//! - a parsed message has the shape handlers assume (a command that is
+//!   one printable word, middle parameters that are single non-empty
+//!   words), and
 //!   what the serializer writes for it parses back to the same message;
 //! - the parameter parsers that read client text (timestamps, msgids,
 //!   masks) never panic, and a timestamp or msgid read back from what the
@@ -122,8 +123,11 @@ fn parts<'m>(message: &'m Message<'_>) -> Parts<'m> {
 }
 
 fn check_shape(message: &Message<'_>) {
-    assert!(!message.command.is_empty());
-    assert!(message.command.bytes().all(|b| b.is_ascii_alphanumeric()));
+    // Any printable word is a command (unknown ones get 421), but never
+    // one that would read as a source, or hold a space or control.
+    let command = message.command;
+    assert!(!command.is_empty() && !command.starts_with(':'));
+    assert!(!command.contains(' ') && !command.chars().any(char::is_control));
     if let Some(source) = message.source {
         assert!(!source.is_empty() && !source.contains(' '));
         let _ = Source::parse(source);
