@@ -62,3 +62,22 @@ fn texts_shown_to_clients_cannot_break_a_line() {
     let config = Config::from_toml_str("[server]\nmotd = \"a\\r\\nb\\n\"\n", "t").unwrap();
     assert_eq!(config.motd_lines().unwrap(), ["a", "b"]);
 }
+
+/// codec_parser: once any printable word could be a command, `@;=Bo @ x`
+/// (tags that all drop, then the word `@`) parsed to a message whose line,
+/// written back, starts with `@` and so reads as a tag section.
+#[test]
+fn a_command_word_cannot_start_like_a_tag_section() {
+    for line in ["@;=Bo @ ;-oo", "@; @x a", ":n!u@h @x a"] {
+        if let Ok(message) = parse_message(line) {
+            let written = serialize_message(&message);
+            let reparsed = parse_message(&written).map(|m| format!("{m:?}"));
+            assert_eq!(
+                reparsed,
+                Ok(format!("{message:?}")),
+                "{line:?} -> {written:?}"
+            );
+            assert!(!message.command.starts_with('@'), "{line:?}: {message:?}");
+        }
+    }
+}
