@@ -88,13 +88,15 @@ fn command(input: &str) -> IResult<&str, &str> {
 /// Whether `word` can stand as a command: any token of printable
 /// characters. The grammar only has letters and three-digit numerics, but a
 /// word such as `FOO_BAR` is a command the server does not know (421), not
-/// a line it cannot read; only control characters, or a colon where the
-/// command starts, leave no command to name.
+/// a line it cannot read; only control characters, or a colon or `@`
+/// where the command starts, leave no command to name. (A line that starts
+/// with `@` has tags, so a command starting with one could not be written
+/// back without a source.)
 fn is_command_word(word: &str) -> bool {
     if word.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return true;
     }
-    !word.starts_with(':') && !word.chars().any(char::is_control)
+    !word.starts_with([':', '@']) && !word.chars().any(char::is_control)
 }
 
 fn unescape_tag_value(raw: &str) -> Cow<'_, str> {
@@ -238,7 +240,7 @@ mod tests {
 
     #[test]
     fn any_printable_word_is_a_command() {
-        for word in ["FOO_BAR", "X-Y", "PRIV#MSG", "caf\u{e9}", "@x", "001"] {
+        for word in ["FOO_BAR", "X-Y", "PRIV#MSG", "caf\u{e9}", "x@", "001"] {
             let line = format!(":n!u@h {word} a :b c");
             let msg = parse_message(&line).unwrap();
             assert_eq!(
@@ -256,6 +258,7 @@ mod tests {
         assert_eq!(parse_message("PRIV\x01MSG x"), Err(ParseError::Malformed));
         assert_eq!(parse_message("PRIV\u{85}MSG x"), Err(ParseError::Malformed));
         assert_eq!(parse_message(":src :PRIVMSG x"), Err(ParseError::Malformed));
+        assert_eq!(parse_message(":src @x y"), Err(ParseError::Malformed));
         assert_eq!(
             parse_message("PRIVMSG #x :hi\r:evil PRIVMSG #x :forged"),
             Err(ParseError::ForbiddenCharacter)
