@@ -83,7 +83,8 @@ fn send_who_line(
             'f' => flags.clone(),
             'd' => "0".to_owned(),
             'l' => target.idle_secs().to_string(),
-            'a' => "0".to_owned(),
+            // The account name; `0` only for a user not logged in.
+            'a' => target.account().unwrap_or("0").to_owned(),
             'o' => "n/a".to_owned(),
             _ => {
                 realname = Some(&target.realname);
