@@ -70,6 +70,10 @@ async fn the_lock_report_counts_every_hold_in_one_bucket() {
     let holds = figure(exclusive, "holds");
     assert!(holds > 0, "{exclusive}");
     assert!(figure(exclusive, "max_ns") > 0, "{exclusive}");
+    // The holding thread's CPU time: the most one hold took, and how many
+    // took over 1 ms (none, in a test).
+    figure(exclusive, "max_cpu_ns");
+    assert_eq!(figure(exclusive, "cpu_over_1ms"), 0, "{exclusive}");
     let in_buckets: u64 = texts
         .iter()
         .filter_map(|t| t.strip_prefix("exclusive buckets "))

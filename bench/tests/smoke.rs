@@ -171,6 +171,7 @@ async fn queries_run_beside_a_conversation_and_the_lock_is_read() {
         assert!(lock["holds"].as_u64().unwrap() > 0, "{json}");
         assert!(lock["max_ns"].as_u64().unwrap() > 0, "{json}");
         assert!(lock["p99_ns"].is_u64(), "{json}");
+        assert!(lock["max_cpu_ns"].is_u64(), "{json}");
     }
     assert!(extra["p99_ratio"].is_number(), "{json}");
     let queries = extra["queries"].as_array().unwrap();

@@ -37,9 +37,10 @@ pub fn stats(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
 }
 
 /// One summary line and the used buckets for each kind of hold:
-/// `exclusive holds=N total_ns=N max_ns=N over_1ms=N`, then
-/// `exclusive buckets FLOOR=COUNT …` (the shortest hold in the bucket, in
-/// ns). The maximum is the longest hold since the previous `STATS L`.
+/// `exclusive holds=N total_ns=N max_ns=N over_1ms=N max_cpu_ns=N
+/// cpu_over_1ms=N`, then `exclusive buckets FLOOR=COUNT …` (the shortest
+/// hold in the bucket, in ns). The maxima (of the hold, and of the CPU
+/// time the holding thread used in it) are since the previous `STATS L`.
 fn send_lock_report(ctx: &Ctx<'_>, nick: &str) {
     let line = |text: &str| {
         ctx.send(
@@ -60,11 +61,14 @@ fn send_lock_report(ctx: &Ctx<'_>, nick: &str) {
             total_ns,
             max_ns,
             long,
+            max_cpu_ns,
+            long_cpu,
             buckets,
         } = stats.read();
+        let ms = LONG_HOLD.as_millis();
         line(&format!(
-            "{kind} holds={holds} total_ns={total_ns} max_ns={max_ns} over_{}ms={long}",
-            LONG_HOLD.as_millis()
+            "{kind} holds={holds} total_ns={total_ns} max_ns={max_ns} over_{ms}ms={long} \
+             max_cpu_ns={max_cpu_ns} cpu_over_{ms}ms={long_cpu}"
         ));
         let pairs: Vec<String> = buckets
             .iter()

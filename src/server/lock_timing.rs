@@ -7,9 +7,13 @@
 //! [`enable`], for a program that embeds the server), every hold is timed
 //! from the moment the lock is taken to the moment it is let go, exclusive
 //! and shared holds apart, into a histogram an operator reads with
-//! `STATS L`. Off (the default) a hold costs one test of a flag; on, two
-//! clock reads and three atomic updates, done while the lock is still held
-//! but after the hold's end was read, so they are not counted in it.
+//! `STATS L`. Each hold's own CPU time is read too (the calling thread's
+//! CPU clock): a hold much longer than its CPU time is one during which
+//! the thread was off its CPU, the machine's doing rather than the
+//! code's. Off (the default) a hold costs one test of a flag; on, two
+//! reads of the clock, two of the thread's CPU clock (a system call each)
+//! and a few atomic updates, done while the lock is still held but after
+//! the hold's end was read, so they are not counted in it.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -71,6 +75,10 @@ pub struct HoldStats {
     max_ns: AtomicU64,
     /// Holds longer than [`LONG_HOLD`].
     long: AtomicU64,
+    /// The most CPU time one hold took since the last read.
+    max_cpu_ns: AtomicU64,
+    /// Holds that took more than [`LONG_HOLD`] of CPU time.
+    long_cpu: AtomicU64,
 }
 
 /// What [`HoldStats::read`] returns.
@@ -82,6 +90,10 @@ pub struct HoldReport {
     pub max_ns: u64,
     /// Holds longer than [`LONG_HOLD`] since the server started.
     pub long: u64,
+    /// The most CPU time one hold took since the previous read.
+    pub max_cpu_ns: u64,
+    /// Holds that took more than [`LONG_HOLD`] of CPU time.
+    pub long_cpu: u64,
     /// (smallest hold in the bucket in ns, holds) for every bucket used,
     /// since the server started.
     pub buckets: Vec<(u64, u64)>,
@@ -94,10 +106,12 @@ impl HoldStats {
             total_ns: AtomicU64::new(0),
             max_ns: AtomicU64::new(0),
             long: AtomicU64::new(0),
+            max_cpu_ns: AtomicU64::new(0),
+            long_cpu: AtomicU64::new(0),
         }
     }
 
-    fn record(&self, held: Duration) {
+    fn record(&self, held: Duration, cpu_ns: u64) {
         let ns = u64::try_from(held.as_nanos()).unwrap_or(u64::MAX);
         self.buckets[bucket_of(ns)].fetch_add(1, Ordering::Relaxed);
         self.total_ns.fetch_add(ns, Ordering::Relaxed);
@@ -108,6 +122,12 @@ impl HoldStats {
         }
         if held > LONG_HOLD {
             self.long.fetch_add(1, Ordering::Relaxed);
+        }
+        if cpu_ns > self.max_cpu_ns.load(Ordering::Relaxed) {
+            self.max_cpu_ns.fetch_max(cpu_ns, Ordering::Relaxed);
+        }
+        if cpu_ns > LONG_HOLD.as_nanos() as u64 {
+            self.long_cpu.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -127,9 +147,47 @@ impl HoldStats {
             total_ns: self.total_ns.load(Ordering::Relaxed),
             max_ns: self.max_ns.swap(0, Ordering::Relaxed),
             long: self.long.load(Ordering::Relaxed),
+            max_cpu_ns: self.max_cpu_ns.swap(0, Ordering::Relaxed),
+            long_cpu: self.long_cpu.load(Ordering::Relaxed),
             buckets,
         }
     }
+}
+
+/// When a hold began: the clock, and the thread's CPU clock.
+#[derive(Clone, Copy)]
+struct Start {
+    at: Instant,
+    cpu_ns: u64,
+}
+
+impl Start {
+    fn now() -> Start {
+        Start {
+            at: Instant::now(),
+            cpu_ns: thread_cpu_ns(),
+        }
+    }
+
+    fn record(self, stats: &HoldStats) {
+        let held = self.at.elapsed();
+        stats.record(held, thread_cpu_ns().saturating_sub(self.cpu_ns));
+    }
+}
+
+/// The CPU time the calling thread has used, in ns (0 if it cannot be read).
+fn thread_cpu_ns() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid timespec for the call to fill in.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) } != 0 {
+        return 0;
+    }
+    (now.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(now.tv_nsec as u64)
 }
 
 #[derive(Debug)]
@@ -179,10 +237,7 @@ impl WorldLock {
         let guard = self.lock.write().unwrap_or_else(|e| e.into_inner());
         WorldWrite {
             guard,
-            timer: self
-                .timing
-                .as_deref()
-                .map(|t| (&t.exclusive, Instant::now())),
+            timer: self.timing.as_deref().map(|t| (&t.exclusive, Start::now())),
         }
     }
 
@@ -190,7 +245,7 @@ impl WorldLock {
         let guard = self.lock.read().unwrap_or_else(|e| e.into_inner());
         WorldRead {
             guard,
-            timer: self.timing.as_deref().map(|t| (&t.shared, Instant::now())),
+            timer: self.timing.as_deref().map(|t| (&t.shared, Start::now())),
         }
     }
 }
@@ -198,14 +253,14 @@ impl WorldLock {
 /// The state, held alone. Never keep it across an `.await`.
 pub struct WorldWrite<'a> {
     guard: RwLockWriteGuard<'a, World>,
-    timer: Option<(&'a HoldStats, Instant)>,
+    timer: Option<(&'a HoldStats, Start)>,
 }
 
 /// The state, held shared with other readers. Never keep it across an
 /// `.await`.
 pub struct WorldRead<'a> {
     guard: RwLockReadGuard<'a, World>,
-    timer: Option<(&'a HoldStats, Instant)>,
+    timer: Option<(&'a HoldStats, Start)>,
 }
 
 impl Deref for WorldWrite<'_> {
@@ -231,16 +286,16 @@ impl Deref for WorldRead<'_> {
 // The guard itself is let go right after `drop` returns.
 impl Drop for WorldWrite<'_> {
     fn drop(&mut self) {
-        if let Some((stats, taken)) = self.timer {
-            stats.record(taken.elapsed());
+        if let Some((stats, start)) = self.timer {
+            start.record(stats);
         }
     }
 }
 
 impl Drop for WorldRead<'_> {
     fn drop(&mut self) {
-        if let Some((stats, taken)) = self.timer {
-            stats.record(taken.elapsed());
+        if let Some((stats, start)) = self.timer {
+            start.record(stats);
         }
     }
 }
@@ -269,23 +324,37 @@ mod tests {
     }
 
     #[test]
+    fn the_thread_cpu_clock_moves_with_work_on_this_thread() {
+        let before = thread_cpu_ns();
+        let mut x = 0u64;
+        for i in 0..2_000_000u64 {
+            x = std::hint::black_box(x.wrapping_add(i));
+        }
+        assert!(thread_cpu_ns() > before);
+    }
+
+    #[test]
     fn a_read_gives_the_counts_so_far_and_the_longest_hold_since_the_last_read() {
         let stats = HoldStats::new();
         for us in [3, 3, 40, 1_500] {
-            stats.record(Duration::from_micros(us));
+            stats.record(Duration::from_micros(us), us * 100);
         }
         let first = stats.read();
         assert_eq!(first.holds, 4);
         assert_eq!(first.total_ns, 1_546_000);
         assert_eq!(first.max_ns, 1_500_000);
         assert_eq!(first.long, 1);
+        assert_eq!(first.max_cpu_ns, 150_000);
+        assert_eq!(first.long_cpu, 0, "0.15 ms of CPU in the longest");
         assert_eq!(first.buckets.len(), 3, "{:?}", first.buckets);
         assert_eq!(first.buckets[0].1, 2);
 
-        stats.record(Duration::from_micros(7));
+        stats.record(Duration::from_micros(7), 2_000_000);
         let second = stats.read();
         assert_eq!(second.holds, 5);
         assert_eq!(second.max_ns, 7_000, "the maximum starts again");
         assert_eq!(second.long, 1);
+        assert_eq!(second.max_cpu_ns, 2_000_000);
+        assert_eq!(second.long_cpu, 1);
     }
 }

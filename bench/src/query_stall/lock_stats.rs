@@ -18,6 +18,10 @@ pub struct Holds {
     pub total_ns: u64,
     pub max_ns: u64,
     pub over_1ms: u64,
+    pub max_cpu_ns: u64,
+    pub cpu_over_1ms: u64,
+    /// The server reported the CPU figures.
+    pub cpu_reported: bool,
     /// Shortest hold of the bucket (ns) → holds in it.
     pub buckets: BTreeMap<u64, u64>,
 }
@@ -39,6 +43,12 @@ pub struct HoldFigures {
     pub max_ns: u64,
     /// Exact: holds longer than 1 ms.
     pub over_1ms: u64,
+    /// The most CPU time the holding thread used in one hold: a hold far
+    /// longer than this waited for a CPU (`null` from a server that does
+    /// not report it).
+    pub max_cpu_ns: Option<u64>,
+    /// Holds in which the holding thread used more than 1 ms of CPU.
+    pub cpu_over_1ms: Option<u64>,
     /// The bucket each quantile falls in, by its shortest hold (the
     /// buckets are a quarter of a power of two wide, so a hold is at most
     /// 25% longer than its bucket's floor).
@@ -81,6 +91,10 @@ impl Holds {
             mean_ns: (holds > 0).then(|| total / holds),
             max_ns: self.max_ns,
             over_1ms: self.over_1ms.saturating_sub(before.over_1ms),
+            max_cpu_ns: self.cpu_reported.then_some(self.max_cpu_ns),
+            cpu_over_1ms: self
+                .cpu_reported
+                .then(|| self.cpu_over_1ms.saturating_sub(before.cpu_over_1ms)),
             p50_ns: quantile(0.5),
             p90_ns: quantile(0.9),
             p99_ns: quantile(0.99),
@@ -92,11 +106,15 @@ impl Holds {
     /// Adds another stretch's figures to this one (the max is the larger).
     pub fn add(into: &mut HoldFigures, more: &HoldFigures) {
         let total = into.mean_ns.unwrap_or(0) * into.holds + more.mean_ns.unwrap_or(0) * more.holds;
+        let cpu_reported = into.max_cpu_ns.is_some() && more.max_cpu_ns.is_some();
         let mut merged = Holds {
             holds: into.holds + more.holds,
             total_ns: total,
             max_ns: into.max_ns.max(more.max_ns),
             over_1ms: into.over_1ms + more.over_1ms,
+            max_cpu_ns: into.max_cpu_ns.max(more.max_cpu_ns).unwrap_or(0),
+            cpu_over_1ms: into.cpu_over_1ms.unwrap_or(0) + more.cpu_over_1ms.unwrap_or(0),
+            cpu_reported,
             buckets: into.buckets.clone(),
         };
         for (&floor, &count) in &more.buckets {
@@ -179,6 +197,11 @@ pub fn parse(texts: &[String]) -> Result<Reading, String> {
                 "total_ns" => holds.total_ns = value,
                 "max_ns" => holds.max_ns = value,
                 "over_1ms" => holds.over_1ms = value,
+                "max_cpu_ns" => {
+                    holds.max_cpu_ns = value;
+                    holds.cpu_reported = true;
+                }
+                "cpu_over_1ms" => holds.cpu_over_1ms = value,
                 _ => {}
             }
         }
@@ -206,7 +229,8 @@ mod tests {
         ]))
         .unwrap();
         let after = parse(&texts(&[
-            "exclusive holds=110 total_ns=110000 max_ns=2000000 over_1ms=3",
+            "exclusive holds=110 total_ns=110000 max_ns=2000000 over_1ms=3 \
+             max_cpu_ns=150000 cpu_over_1ms=0",
             "exclusive buckets 512=4 1024=96",
             "exclusive buckets 1966080=10",
             "shared holds=2 total_ns=2000 max_ns=1000 over_1ms=0",
@@ -219,6 +243,9 @@ mod tests {
         assert_eq!(e.mean_ns, Some(1000));
         assert_eq!(e.max_ns, 2_000_000, "the later reading's maximum");
         assert_eq!(e.over_1ms, 2);
+        assert_eq!(e.max_cpu_ns, Some(150_000));
+        assert_eq!(e.cpu_over_1ms, Some(0));
+        assert_eq!(phase.shared.max_cpu_ns, None, "not reported");
         assert_eq!(e.buckets.get(&512), None, "no new holds there");
         assert_eq!(e.p50_ns, Some(1024));
         assert_eq!(e.p90_ns, Some(1024));

@@ -135,13 +135,16 @@ impl Extra {
                 for (kind, h) in [("exclusive", &lock.exclusive), ("shared", &lock.shared)] {
                     s += &format!(
                         "    lock {kind}: {} holds, longest {} µs, {} over 1 ms; \
-                         p50 {} p99 {} p99.9 {} µs (bucket floors)\n",
+                         p50 {} p99 {} p99.9 {} µs (bucket floors); \
+                         most CPU in one hold {} µs, {} holds over 1 ms of CPU\n",
                         h.holds,
                         us(Some(h.max_ns)),
                         h.over_1ms,
                         us(h.p50_ns),
                         us(h.p99_ns),
-                        us(h.p999_ns)
+                        us(h.p999_ns),
+                        us(h.max_cpu_ns),
+                        opt(h.cpu_over_1ms)
                     );
                 }
             }
