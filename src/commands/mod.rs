@@ -22,6 +22,7 @@ mod registration;
 mod replies;
 mod sasl;
 mod services;
+mod sliced;
 mod stats;
 mod topic;
 
