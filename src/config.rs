@@ -283,7 +283,7 @@ impl Config {
             return Err(("server.password", "may not contain spaces".into()));
         }
         let l = &self.limits;
-        let ranges: [(&'static str, usize, usize, usize); 15] = [
+        let ranges: [(&'static str, usize, usize, usize); 16] = [
             ("limits.max_clients", l.max_clients, 1, 1_000_000),
             ("limits.nick_length", l.nick_length, 9, 64),
             ("limits.channel_length", l.channel_length, 2, 200),
@@ -301,6 +301,8 @@ impl Config {
             ("limits.modes_per_command", l.modes_per_command, 1, 100),
             ("limits.sendq_bytes", l.sendq_bytes, 4096, 1 << 30),
             ("limits.list_entries", l.list_entries, 1, 100_000),
+            // WHOWAS reads its whole list in one hold of the state lock.
+            ("limits.whowas_entries", l.whowas_entries, 0, 20_000),
             (
                 "history.chathistory_max",
                 self.history.chathistory_max,

@@ -76,6 +76,16 @@ fn check_config_names_the_bad_key_and_what_is_allowed() {
             "allowed 9 to 64",
         ),
         (
+            "[limits]\nwhowas_entries = 50000\n",
+            "limits.whowas_entries",
+            "allowed 0 to 20000",
+        ),
+        (
+            "[channels]\nrestart_wait_secs = 9999999\n",
+            "channels.restart_wait_secs",
+            "30 days",
+        ),
+        (
             "[limits]\nsendq_bytes = \"big\"\n",
             "limits.sendq_bytes",
             "invalid type",

@@ -346,6 +346,46 @@ async fn whox_returns_the_requested_fields_in_the_fixed_order() {
     );
 }
 
+#[tokio::test]
+async fn whox_account_field_names_the_account_of_a_logged_in_user() {
+    let server = TestServer::start().await;
+    let mut alice = server.client("alice").await;
+    let mut bob = server.client("bob").await;
+    bob.exchange("REGISTER * * hunter22").await;
+    // The account, not the nick it was registered from.
+    assert_eq!(
+        bob.exchange("NICK robert").await,
+        [":bob!~bob@127.0.0.1 NICK robert"]
+    );
+    assert_eq!(
+        alice.exchange("WHO robert %na").await,
+        [
+            numeric("354", "alice", "robert bob"),
+            end_of_who("alice", "robert")
+        ]
+    );
+    // Among the others, in its place (idle time left out: it ticks).
+    assert_eq!(
+        alice.exchange("WHO robert %tcuihsnfdaor,9").await,
+        [
+            numeric(
+                "354",
+                "alice",
+                &format!("9 * ~bob 127.0.0.1 127.0.0.1 {SERVER} robert H 0 bob n/a :Real bob")
+            ),
+            end_of_who("alice", "robert")
+        ]
+    );
+    // Logged out: 0.
+    assert_eq!(
+        bob.exchange("WHO alice %na").await,
+        [
+            numeric("354", "robert", "alice 0"),
+            end_of_who("robert", "alice")
+        ]
+    );
+}
+
 // ---------------------------------------------------------------- WHOIS
 
 /// Checks a 317 line: `317 viewer nick <idle> <signon> :seconds idle,

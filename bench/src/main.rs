@@ -11,6 +11,7 @@ mod line;
 mod login;
 mod measure;
 mod metrics;
+mod query_stall;
 mod rtt_probe;
 mod seq;
 mod setup;
@@ -40,8 +41,12 @@ cpu_us_per_delivery_with_settle (fanout, dm), bench_cpu_us, latency_of
 and probe_rtt_ms {p50, p99, max} (login only); history adds an
 object extra {ingest_msgs_per_sec, store_wait_ms, latest_latency_us,
 latest_lines, before_timestamp, before_latency_us, before_lines, db_bytes,
-db_bytes_per_message}. null = does not apply or could not be measured (no
---server-pid). deliveries counts distinct messages; duplicates apart.
+db_bytes_per_message}; query-stall adds extra {quiet, querying (each
+{phases, deliveries, losses, latency_us, lock {exclusive, shared: holds,
+mean_ns, max_ns, over_1ms, p50_ns, p90_ns, p99_ns, p999_ns, buckets}}),
+p99_ratio, queries [{name, replies, lines, latency_us}]}. null = does not
+apply or could not be measured (no --server-pid, no --oper).
+deliveries counts distinct messages; duplicates apart.
 
 The measured phase: fanout/dm from the first message sent to the last one
 received (CPU and RSS read right before and at the last expected delivery;
@@ -53,7 +58,9 @@ of each burst of AUTHENTICATEs to its last 903, summed over the rounds
 logins and losses = logins that failed (904, FAIL) or never ran; history
 from the first message sent to the last one the member received (CPU until
 a CHATHISTORY after the fill, which waits for the pending writes, answered),
-with deliveries = messages the member received.
+with deliveries = messages the member received; query-stall from the
+first phase to the end of the last (deliveries are the talkers', latency_us
+that of the query phases).
 
 Paced mode (--rate) ticks on a timerfd (a tokio interval fires up to a
 millisecond late): a sender that falls behind catches up, and latency
@@ -116,6 +123,16 @@ enum Scenario {
         #[command(flatten)]
         args: history::Args,
     },
+    /// N clients, T of them talking in one channel at R messages/s, while
+    /// in alternate phases one more client runs WHO *, WHO *a*, LIST and
+    /// WHOWAS in a loop: the talkers' latency with and without it, and
+    /// the server's lock hold times (Parlor's STATS L).
+    QueryStall {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(flatten)]
+        args: query_stall::Args,
+    },
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -160,6 +177,7 @@ fn main() {
         Scenario::JoinStorm { common, args } => (common, Run::JoinStorm(args)),
         Scenario::Login { common, args } => (common, Run::Login(args)),
         Scenario::History { common, args } => (common, Run::History(args)),
+        Scenario::QueryStall { common, args } => (common, Run::QueryStall(args)),
     };
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(threads) = common.threads {
@@ -194,6 +212,7 @@ enum Run {
     JoinStorm(join_storm::Args),
     Login(login::Args),
     History(history::Args),
+    QueryStall(query_stall::Args),
 }
 
 /// The JSON line: the report, and `extra` for the scenarios that have one.
@@ -202,7 +221,24 @@ struct Output {
     #[serde(flatten)]
     report: Report,
     #[serde(skip_serializing_if = "Option::is_none")]
-    extra: Option<history::Extra>,
+    extra: Option<Extra>,
+}
+
+/// The scenarios' own figures, beyond the report's.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Extra {
+    History(Box<history::Extra>),
+    QueryStall(Box<query_stall::Extra>),
+}
+
+impl Extra {
+    fn summary(&self) -> String {
+        match self {
+            Extra::History(extra) => extra.summary(),
+            Extra::QueryStall(extra) => extra.summary(),
+        }
+    }
 }
 
 fn fail(e: anyhow::Error) -> ! {
@@ -242,7 +278,11 @@ async fn start(args: CommonArgs, run: Run) -> anyhow::Result<Output> {
         Run::Login(a) => (login::run(common, a).await?, None),
         Run::History(a) => {
             let (report, extra) = history::run(common, a).await?;
-            (report, Some(extra))
+            (report, Some(Extra::History(Box::new(extra))))
+        }
+        Run::QueryStall(a) => {
+            let (report, extra) = query_stall::run(common, a).await?;
+            (report, Some(Extra::QueryStall(Box::new(extra))))
         }
     };
     report.errors = metrics::summarize_errors(std::mem::take(&mut report.errors));

@@ -114,7 +114,7 @@ pub async fn register_all(common: &Common, n: usize, buffer: usize) -> Registere
 }
 
 /// Runs `step` on every client, at most `concurrency` at once, and gives
-/// the clients back in order; fails if any step failed.
+/// the clients back in the order they came; fails if any step failed.
 pub async fn for_each<F, Fut>(
     common: &Common,
     conns: Vec<Conn>,
@@ -128,12 +128,12 @@ where
     let n = conns.len();
     let permits = Arc::new(Semaphore::new(common.concurrency.max(1)));
     let mut tasks = JoinSet::new();
-    for conn in conns {
+    for (position, conn) in conns.into_iter().enumerate() {
         let permits = permits.clone();
         let fut = step(conn);
         tasks.spawn(async move {
             let _permit = permits.acquire_owned().await;
-            fut.await
+            (position, fut.await)
         });
     }
     let mut out: Vec<Option<Conn>> = (0..n).map(|_| None).collect();
@@ -142,11 +142,8 @@ where
         match timeout_at(common.deadline + Duration::from_secs(1), tasks.join_next()).await {
             Err(_) => return Err(common.timed_out(what)),
             Ok(None) => break,
-            Ok(Some(Ok(Ok(conn)))) => {
-                let idx = conn.idx;
-                out[idx] = Some(conn);
-            }
-            Ok(Some(Ok(Err(e)))) => errors.push(e),
+            Ok(Some(Ok((position, Ok(conn))))) => out[position] = Some(conn),
+            Ok(Some(Ok((_, Err(e))))) => errors.push(e),
             Ok(Some(Err(e))) => errors.push(format!("task failed: {e}")),
         }
     }

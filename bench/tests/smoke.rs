@@ -8,12 +8,20 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
+/// An `[[oper]]` block: name `oper`, password `password`.
+const OPER: &str = "[[oper]]\nname = \"oper\"\npassword_hash = \"$argon2id$v=19$m=19456,t=2,p=1$\
+                    n4eHqGrW919MBYj1WHAWrA$UdXnbhUtNg65M+NsaIbx/Ts16sPI5wCsaLnW01Y6pMw\"\n";
+
 async fn start_server() -> (parlor::ServerHandle, tempfile::TempDir) {
+    start_server_with("").await
+}
+
+async fn start_server_with(extra: &str) -> (parlor::ServerHandle, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temporary data directory");
     // Every bench client comes from 127.0.0.1 and floods on purpose.
     let toml = format!(
         "[server]\nname = \"irc.test\"\nlisten = [\"127.0.0.1:0\"]\ndata_dir = {:?}\n\
-         [limits]\nmax_clients_per_ip = 0\nflood_lines_per_sec = 0\n",
+         [limits]\nmax_clients_per_ip = 0\nflood_lines_per_sec = 0\n{extra}",
         dir.path().display().to_string()
     );
     let config = parlor::Config::from_toml_str(&toml, "smoke").expect("valid config");
@@ -124,6 +132,61 @@ async fn every_scenario_runs_without_loss() {
     let json = run("join-storm", &addr, &["--clients", "10"]).await;
     check_deliveries(&json, 10 * 11 / 2);
 
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_run_beside_a_conversation_and_the_lock_is_read() {
+    parlor::server::lock_timing::enable();
+    let (server, _dir) = start_server_with(OPER).await;
+    let addr = server.local_addr().to_string();
+    let args = [
+        "--clients",
+        "8",
+        "--talkers",
+        "3",
+        "--rate",
+        "30",
+        "--channels",
+        "2",
+        "--renames",
+        "2",
+        "--phase-secs",
+        "0.5",
+        "--rounds",
+        "1",
+        "--oper",
+        "oper",
+        "--oper-password",
+        "password",
+    ];
+    let json = run("query-stall", &addr, &args).await;
+    // 3 talkers, 5 messages each per phase, two phases.
+    check_deliveries(&json, 2 * 3 * 2 * 5);
+    let extra = &json["extra"];
+    for phase in ["quiet", "querying"] {
+        assert_eq!(extra[phase]["phases"], 1, "{json}");
+        assert!(extra[phase]["latency_us"]["p99"].is_u64(), "{json}");
+        let lock = &extra[phase]["lock"]["exclusive"];
+        assert!(lock["holds"].as_u64().unwrap() > 0, "{json}");
+        assert!(lock["max_ns"].as_u64().unwrap() > 0, "{json}");
+        assert!(lock["p99_ns"].is_u64(), "{json}");
+        assert!(lock["max_cpu_ns"].is_u64(), "{json}");
+    }
+    assert!(extra["p99_ratio"].is_number(), "{json}");
+    let queries = extra["queries"].as_array().unwrap();
+    let names: Vec<&str> = queries
+        .iter()
+        .map(|q| q["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["who_all", "who_mask", "list", "whowas"]);
+    // WHO * lists the 8 clients, the querier and the operator, then 315.
+    assert_eq!(queries[0]["lines"], 11, "{json}");
+    assert!(queries[0]["replies"].as_u64().unwrap() > 0, "{json}");
+    // LIST: 321, the talkers' channel and the 2 others, 323.
+    assert_eq!(queries[2]["lines"], 5, "{json}");
+    // WHOWAS: 314, 312, 369.
+    assert_eq!(queries[3]["lines"], 3, "{json}");
     server.shutdown().await;
 }
 

@@ -1,12 +1,14 @@
 //! Listing channels and their members: NAMES and LIST.
 
+use super::sliced::{self, Budget, Sliced};
 use super::{pack_into_lines, split_list, Ctx, Flow};
 use crate::proto::mask::wildcard_match;
 use crate::proto::numeric::Response;
-use crate::proto::Message;
+use crate::proto::{LineBuilder, Message};
 use crate::server::caps::Cap;
 use crate::server::channel::Channel;
-use crate::server::world::{ClientId, World};
+use crate::server::world::{Client, ClientId, World};
+use crate::server::Server;
 
 /// Bytes of nicks per 353 line, leaving room for the prefix, the server
 /// name, the numeric and the channel name within 512.
@@ -117,39 +119,55 @@ fn parse_filters(world: &World, spec: &str) -> Vec<Filter> {
         .collect()
 }
 
-pub fn list(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
-    let id = ctx.id();
-    let world = ctx.world();
-    let me = &world.clients[&id];
-    // `LIST [channels-or-masks] [conditions]`; clients also put
-    // conditions in the first parameter (`/list >5`), so both are read
-    // the same way.
-    let spec = [msg.param(0), msg.param(1)]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join(",");
-    let filters = parse_filters(&world, &spec);
-    me.send(
-        &ctx.numeric(&me.nick, Response::RPL_LISTSTART)
-            .param("Channel")
-            .trailing("Users  Name"),
-    );
-    let masks: Vec<&Filter> = filters
-        .iter()
-        .filter(|f| matches!(f, Filter::Mask { negate: false, .. }))
-        .collect();
-    for (folded, channel) in &world.channels {
-        if !channel.is_visible_to(id, me.modes.oper) {
-            continue;
+/// The names of the channels there were when LIST came (casefolded), one
+/// string for all of them: a copy of thousands of names is one
+/// allocation, under the hold that takes it.
+struct ChannelNames {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl ChannelNames {
+    fn of(world: &World) -> ChannelNames {
+        let mut names = ChannelNames {
+            text: String::new(),
+            ends: Vec::with_capacity(world.channels.len()),
+        };
+        for folded in world.channels.keys() {
+            names.text.push_str(folded);
+            names.ends.push(names.text.len());
         }
-        let users = channel.members.len();
+        names
+    }
+
+    fn get(&self, index: usize) -> Option<&str> {
+        let end = *self.ends.get(index)?;
+        let start = index.checked_sub(1).map_or(0, |before| self.ends[before]);
+        Some(&self.text[start..end])
+    }
+}
+
+/// LIST, in slices (see `sliced.rs`): each channel as it is when its
+/// slice comes, if it still exists.
+struct ListReply {
+    filters: Vec<Filter>,
+    names: ChannelNames,
+    next: usize,
+}
+
+impl ListReply {
+    /// Whether `channel`, named `folded`, passes the conditions.
+    fn wanted(&self, folded: &str, users: usize) -> bool {
         // Positive masks are alternatives; everything else must hold.
-        let name_ok = masks.is_empty()
+        let mut masks = self
+            .filters
+            .iter()
+            .filter(|f| matches!(f, Filter::Mask { negate: false, .. }))
+            .peekable();
+        let name_ok = masks.peek().is_none()
             || masks
-                .iter()
                 .any(|f| matches!(f, Filter::Mask { folded: m, .. } if wildcard_match(m, folded)));
-        let rest_ok = filters.iter().all(|f| match f {
+        let rest_ok = self.filters.iter().all(|f| match f {
             Filter::Mask {
                 folded: m,
                 negate: true,
@@ -158,24 +176,67 @@ pub fn list(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
             Filter::MoreUsersThan(n) => users > *n,
             Filter::FewerUsersThan(n) => users < *n,
         });
-        if !(name_ok && rest_ok) {
-            continue;
-        }
-        let topic = channel
-            .topic
-            .as_ref()
-            .map(|t| t.text.as_str())
-            .unwrap_or("");
-        me.send(
-            &ctx.numeric(&me.nick, Response::RPL_LIST)
-                .param(&channel.name)
-                .param(&users.to_string())
-                .trailing(topic),
-        );
+        name_ok && rest_ok
     }
+}
+
+impl Sliced for ListReply {
+    fn next_slice(
+        &mut self,
+        server: &Server,
+        world: &World,
+        me: &Client,
+        budget: &mut Budget,
+    ) -> bool {
+        while let Some(folded) = self.names.get(self.next) {
+            self.next += 1;
+            let mut sent = 0;
+            let channel = (world.channels.get(folded))
+                .filter(|channel| channel.is_visible_to(me.id, me.modes.oper));
+            if let Some(channel) = channel {
+                let users = channel.members.len();
+                if self.wanted(folded, users) {
+                    let topic = channel.topic.as_ref().map_or("", |t| t.text.as_str());
+                    let line = LineBuilder::numeric(&server.name, Response::RPL_LIST, &me.nick)
+                        .param(&channel.name)
+                        .param(&users.to_string())
+                        .trailing(topic);
+                    me.send(&line);
+                    sent = line.len();
+                }
+            }
+            if !budget.spend(sent) && self.next < self.names.ends.len() {
+                return false;
+            }
+        }
+        me.send(
+            &LineBuilder::numeric(&server.name, Response::RPL_LISTEND, &me.nick)
+                .trailing("End of /LIST"),
+        );
+        true
+    }
+}
+
+pub fn list(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
+    let world = ctx.server.world_shared();
+    let me = &world.clients[&ctx.id()];
+    // `LIST [channels-or-masks] [conditions]`; clients also put
+    // conditions in the first parameter (`/list >5`), so both are read
+    // the same way.
+    let spec = [msg.param(0), msg.param(1)]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(",");
     me.send(
-        &ctx.numeric(&me.nick, Response::RPL_LISTEND)
-            .trailing("End of /LIST"),
+        &ctx.numeric(&me.nick, Response::RPL_LISTSTART)
+            .param("Channel")
+            .trailing("Users  Name"),
     );
-    Flow::Continue
+    let reply = ListReply {
+        filters: parse_filters(&world, &spec),
+        names: ChannelNames::of(&world),
+        next: 0,
+    };
+    sliced::reply(ctx, &world, reply)
 }

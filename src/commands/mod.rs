@@ -22,6 +22,8 @@ mod registration;
 mod replies;
 mod sasl;
 mod services;
+mod sliced;
+mod stats;
 mod topic;
 
 pub use message::may_run;
@@ -239,6 +241,7 @@ static COMMANDS: &[CommandSpec] = &[
     spec("QUIT", 0, Always, registration::quit),
     spec("REGISTER", 3, Always, account::register),
     spec("SETNAME", 0, Registered, presence::setname),
+    spec("STATS", 1, Registered, stats::stats),
     spec("TAGMSG", 0, Registered, message::tagmsg),
     spec("TIME", 0, Registered, info::time),
     spec("TOPIC", 1, Registered, topic::topic),
@@ -352,7 +355,7 @@ impl Ctx<'_> {
     }
 
     /// The network state, locked for this handler alone.
-    pub fn world(&self) -> std::sync::RwLockWriteGuard<'_, World> {
+    pub fn world(&self) -> crate::server::WorldWrite<'_> {
         self.server.world()
     }
 

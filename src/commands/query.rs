@@ -1,13 +1,17 @@
 //! Looking people up: WHO (with WHOX), WHOIS, WHOWAS, USERHOST.
 
 use super::info::names_this_server;
+use super::sliced::{self, Budget, Sliced};
 use super::{is_channel_name, replies, split_list, Ctx, Flow};
+use crate::casemap::CaseMapping;
 use crate::proto::mask::wildcard_match;
 use crate::proto::numeric::{Extra, Response};
-use crate::proto::Message;
+use crate::proto::{LineBuilder, Message};
 use crate::server::caps::Cap;
 use crate::server::channel::{Channel, Membership};
-use crate::server::world::{Client, ClientId, World};
+use crate::server::world::{Client, ClientId, WhowasEntry, World};
+use crate::server::Server;
+use smallvec::SmallVec;
 
 /// Whether `viewer` may see `target` in WHO without naming a channel:
 /// visible users, people sharing a channel, oneself; opers see everyone.
@@ -44,32 +48,32 @@ fn who_flags(target: &Client, membership: Option<Membership>, multi_prefix: bool
     flags
 }
 
+/// Sends one 352 (or 354) line about `target` to `me`; returns its length.
 fn send_who_line(
-    ctx: &Ctx<'_>,
+    server: &Server,
     me: &Client,
     target: &Client,
     channel: Option<&Channel>,
     whox: Option<&Whox>,
-) {
+) -> usize {
     let channel_name = channel.map(|c| c.name.as_str()).unwrap_or("*");
     let membership = channel.and_then(|c| c.members.get(&target.id).map(|m| m.status));
     let flags = who_flags(target, membership, me.caps.has(Cap::MultiPrefix));
     let Some(whox) = whox else {
-        me.send(
-            &ctx.numeric(&me.nick, Response::RPL_WHOREPLY)
-                .param(channel_name)
-                .param(target.user())
-                .param(target.host())
-                .param(&ctx.server.name)
-                .param(&target.nick)
-                .param(&flags)
-                .trailing(&format!("0 {}", target.realname)),
-        );
-        return;
+        let line = LineBuilder::numeric(&server.name, Response::RPL_WHOREPLY, &me.nick)
+            .param(channel_name)
+            .param(target.user())
+            .param(target.host())
+            .param(&server.name)
+            .param(&target.nick)
+            .param(&flags)
+            .trailing(&format!("0 {}", target.realname));
+        me.send(&line);
+        return line.len();
     };
     // WHOX fields always come back in this order, whatever order they
     // were asked in.
-    let mut builder = ctx.numeric(&me.nick, Extra::RPL_WHOSPCRPL);
+    let mut builder = LineBuilder::numeric(&server.name, Extra::RPL_WHOSPCRPL, &me.nick);
     let mut realname = None;
     for field in "tcuihsnfdlaor".chars().filter(|f| whox.fields.contains(*f)) {
         let value = match field {
@@ -78,12 +82,13 @@ fn send_who_line(
             'u' => target.user().to_string(),
             'i' => target.ip.to_string(),
             'h' => target.host().to_string(),
-            's' => ctx.server.name.clone(),
+            's' => server.name.clone(),
             'n' => target.nick.to_string(),
             'f' => flags.clone(),
             'd' => "0".to_owned(),
             'l' => target.idle_secs().to_string(),
-            'a' => "0".to_owned(),
+            // The account name; `0` only for a user not logged in.
+            'a' => target.account().unwrap_or("0").to_owned(),
             'o' => "n/a".to_owned(),
             _ => {
                 realname = Some(&target.realname);
@@ -92,65 +97,221 @@ fn send_who_line(
         };
         builder = builder.param(if value.is_empty() { "*" } else { &value });
     }
-    me.send(&match realname {
+    let line = match realname {
         Some(realname) => builder.trailing(realname),
         None => builder.finish(),
-    });
+    };
+    me.send(&line);
+    line.len()
 }
 
-pub fn who(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
-    let id = ctx.id();
-    let world = ctx.world();
-    let me = &world.clients[&id];
-    let mask = msg.param(0).filter(|m| !m.is_empty()).unwrap_or("*");
-    let whox = parse_whox(msg.param(1));
-    let opers_only = msg
-        .param(1)
-        .is_some_and(|p| !p.starts_with('%') && p.contains('o'));
-    if is_channel_name(mask) {
-        if let Some(channel) = world.channel(mask) {
-            let member = channel.is_member(id);
-            if channel.is_visible_to(id, me.modes.oper) {
-                for target_id in channel.members.keys() {
-                    let target = &world.clients[target_id];
-                    let shown = member || !target.modes.invisible || me.modes.oper;
-                    if shown && (!opers_only || target.modes.oper) {
-                        send_who_line(ctx, me, target, Some(channel), whox.as_ref());
+/// What a WHO asked for, whatever it lists.
+struct WhoAsk {
+    whox: Option<Whox>,
+    opers_only: bool,
+    /// The mask as sent, for 315.
+    mask: String,
+}
+
+impl WhoAsk {
+    fn end(&self, server: &Server, me: &Client) {
+        me.send(
+            &LineBuilder::numeric(&server.name, Response::RPL_ENDOFWHO, &me.nick)
+                .param(&self.mask)
+                .trailing("End of WHO list"),
+        );
+    }
+}
+
+/// `WHO #channel`: the members it had when asked, each as it is when its
+/// slice comes, if still a member.
+struct ChannelWho {
+    folded: String,
+    members: Vec<ClientId>,
+    next: usize,
+    ask: WhoAsk,
+}
+
+impl Sliced for ChannelWho {
+    fn next_slice(
+        &mut self,
+        server: &Server,
+        world: &World,
+        me: &Client,
+        budget: &mut Budget,
+    ) -> bool {
+        // A channel that went away, or went secret, ends the list.
+        let channel = (world.channels.get(&self.folded))
+            .filter(|channel| channel.is_visible_to(me.id, me.modes.oper));
+        if let Some(channel) = channel {
+            let member = channel.is_member(me.id);
+            while self.next < self.members.len() {
+                let end = self.members.len().min(self.next + READ_AHEAD);
+                let targets = read_ahead(world, &self.members[self.next..end]);
+                for (&id, target) in self.members[self.next..end].iter().zip(targets) {
+                    self.next += 1;
+                    let mut sent = 0;
+                    // Someone who left meanwhile is no longer listed.
+                    if let Some(target) = target.filter(|_| channel.members.contains_key(&id)) {
+                        let shown = member || !target.modes.invisible || me.modes.oper;
+                        if shown && (!self.ask.opers_only || target.modes.oper) {
+                            let whox = self.ask.whox.as_ref();
+                            sent = send_who_line(server, me, target, Some(channel), whox);
+                        }
+                    }
+                    if !budget.spend(sent) && self.next < self.members.len() {
+                        return false;
                     }
                 }
             }
         }
-    } else {
-        let folded_mask = world.fold(if mask == "0" { "*" } else { mask });
-        let exact = world
-            .client_by_nick(mask)
-            .filter(|c| c.registered)
-            .map(|c| c.id);
-        for target in world.clients.values().filter(|c| c.registered) {
-            let matches = Some(target.id) == exact
-                || [
-                    &*target.nick,
-                    target.user(),
-                    target.host(),
-                    &*target.realname,
-                ]
-                .iter()
-                .any(|field| wildcard_match(&folded_mask, &world.fold(field)))
-                || wildcard_match(&folded_mask, &world.fold(target.mask()));
-            let visible = Some(target.id) == exact || is_visible_to(me, target);
-            if matches && visible && (!opers_only || target.modes.oper) {
-                let shared = target.channels.iter().find(|c| me.channels.contains(*c));
-                let channel = shared.and_then(|c| world.channels.get(c));
-                send_who_line(ctx, me, target, channel, whox.as_ref());
+        self.ask.end(server, me);
+        true
+    }
+}
+
+/// `WHO mask`: every client there was when asked, each looked at as it is
+/// when its slice comes.
+struct MaskWho {
+    ids: Vec<ClientId>,
+    next: usize,
+    folded_mask: String,
+    /// The mask is only stars: every field matches, nothing is folded.
+    matches_all: bool,
+    /// The registered user whose nick the mask is, shown even invisible.
+    exact: Option<ClientId>,
+    ask: WhoAsk,
+}
+
+impl MaskWho {
+    fn matches(&self, casemapping: CaseMapping, target: &Client) -> bool {
+        if self.matches_all {
+            return true;
+        }
+        let fields = [
+            &*target.nick,
+            target.user(),
+            target.host(),
+            &*target.realname,
+            target.mask(),
+        ];
+        // Most fields are folded already: then nothing is copied.
+        fields
+            .iter()
+            .any(|field| wildcard_match(&self.folded_mask, &casemapping.fold_cow(field)))
+    }
+}
+
+impl Sliced for MaskWho {
+    fn next_slice(
+        &mut self,
+        server: &Server,
+        world: &World,
+        me: &Client,
+        budget: &mut Budget,
+    ) -> bool {
+        while self.next < self.ids.len() {
+            let end = self.ids.len().min(self.next + READ_AHEAD);
+            let targets = read_ahead(world, &self.ids[self.next..end]);
+            for (&id, target) in self.ids[self.next..end].iter().zip(targets) {
+                self.next += 1;
+                let mut sent = 0;
+                if let Some(target) = target.filter(|c| c.registered) {
+                    let exact = Some(id) == self.exact;
+                    if (!self.ask.opers_only || target.modes.oper)
+                        && (exact || is_visible_to(me, target))
+                        && (exact || self.matches(world.casemapping, target))
+                    {
+                        let channel = shared_channel(world, me, target);
+                        sent = send_who_line(server, me, target, channel, self.ask.whox.as_ref());
+                    }
+                }
+                if !budget.spend(sent) && self.next < self.ids.len() {
+                    return false;
+                }
             }
         }
+        self.ask.end(server, me);
+        true
     }
-    me.send(
-        &ctx.numeric(&me.nick, Response::RPL_ENDOFWHO)
-            .param(mask)
-            .trailing("End of WHO list"),
-    );
-    Flow::Continue
+}
+
+/// A channel `me` and `target` are both in, if any.
+fn shared_channel<'w>(world: &'w World, me: &Client, target: &Client) -> Option<&'w Channel> {
+    if me.channels.is_empty() {
+        return None;
+    }
+    let shared = target.channels.iter().find(|c| me.channels.contains(*c))?;
+    world.channels.get(shared)
+}
+
+/// Clients looked up ahead of their turn in a WHO.
+const READ_AHEAD: usize = 32;
+
+/// The clients of `ids` (`None` for those gone), each read once before
+/// any is answered: on a network too big for the cache each client is a
+/// few cache misses (its record, its nick, its realname, its mask), and
+/// loads alone let the CPU wait for many clients' misses at once, where
+/// answering one by one (each line queued under a lock) waits for them
+/// one after another.
+fn read_ahead<'w>(
+    world: &'w World,
+    ids: &[ClientId],
+) -> SmallVec<[Option<&'w Client>; READ_AHEAD]> {
+    let targets: SmallVec<[Option<&Client>; READ_AHEAD]> = ids
+        .iter()
+        .map(|id| world.clients.get(id).map(|c| &**c))
+        .collect();
+    let mut seen = 0u8;
+    for target in targets.iter().flatten() {
+        for text in [&*target.nick, &*target.realname, target.mask()] {
+            seen ^= text.as_bytes().first().copied().unwrap_or(0);
+        }
+    }
+    std::hint::black_box(seen);
+    targets
+}
+
+/// WHO, in slices (see `sliced.rs`): a mask walks every client, and a
+/// channel may have thousands of members.
+pub fn who(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
+    let id = ctx.id();
+    let world = ctx.server.world_shared();
+    let me = &world.clients[&id];
+    let mask = msg.param(0).filter(|m| !m.is_empty()).unwrap_or("*");
+    let ask = WhoAsk {
+        whox: parse_whox(msg.param(1)),
+        opers_only: msg
+            .param(1)
+            .is_some_and(|p| !p.starts_with('%') && p.contains('o')),
+        mask: mask.to_owned(),
+    };
+    if is_channel_name(mask) {
+        let folded = world.fold(mask);
+        let members = match world.channels.get(&folded) {
+            Some(channel) if channel.is_visible_to(id, me.modes.oper) => {
+                channel.members.keys().copied().collect()
+            }
+            _ => Vec::new(),
+        };
+        let reply = ChannelWho {
+            folded,
+            members,
+            next: 0,
+            ask,
+        };
+        return sliced::reply(ctx, &world, reply);
+    }
+    let folded_mask = world.fold(if mask == "0" { "*" } else { mask });
+    let reply = MaskWho {
+        ids: world.clients.keys().copied().collect(),
+        next: 0,
+        matches_all: folded_mask.bytes().all(|b| b == b'*'),
+        folded_mask,
+        exact: world.registered_by_nick(mask).map(|c| c.id),
+        ask,
+    };
+    sliced::reply(ctx, &world, reply)
 }
 
 /// The channels of `target` that `viewer` may see, with prefixes.
@@ -263,6 +424,9 @@ fn send_whois(ctx: &Ctx<'_>, world: &World, me: &Client, target: &Client) {
     );
 }
 
+/// WHOWAS: the entries are found under one shared hold (the list is as
+/// long as `limits.whowas_entries`, 1,000 by default: tens of µs) and
+/// copied out; the lines are made after it is let go.
 pub fn whowas(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
     let nick_query = msg.params[0];
     let count = msg
@@ -270,34 +434,36 @@ pub fn whowas(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
         .and_then(|c| c.parse::<usize>().ok())
         .filter(|&c| c > 0)
         .unwrap_or(usize::MAX);
-    let id = ctx.id();
-    let world = ctx.world();
-    let me = &world.clients[&id];
-    let folded = world.fold(nick_query);
-    let entries: Vec<_> = world
-        .whowas
-        .iter()
-        .filter(|e| e.folded == folded)
-        .take(count)
-        .collect();
+    let (nick, entries) = {
+        let world = ctx.server.world_shared();
+        let folded = world.fold(nick_query);
+        let entries: Vec<WhowasEntry> = world
+            .whowas
+            .iter()
+            .filter(|e| e.folded == folded)
+            .take(count)
+            .cloned()
+            .collect();
+        (world.clients[&ctx.id()].nick.to_string(), entries)
+    };
     if entries.is_empty() {
-        me.send(
-            &ctx.numeric(&me.nick, Response::ERR_WASNOSUCHNICK)
+        ctx.send(
+            &ctx.numeric(&nick, Response::ERR_WASNOSUCHNICK)
                 .param(nick_query)
                 .trailing("There was no such nickname"),
         );
     }
     for entry in entries {
-        me.send(
-            &ctx.numeric(&me.nick, Response::RPL_WHOWASUSER)
+        ctx.send(
+            &ctx.numeric(&nick, Response::RPL_WHOWASUSER)
                 .param(&entry.nick)
                 .param(&entry.user)
                 .param(&entry.host)
                 .param("*")
                 .trailing(&entry.realname),
         );
-        me.send(
-            &ctx.numeric(&me.nick, Response::RPL_WHOISSERVER)
+        ctx.send(
+            &ctx.numeric(&nick, Response::RPL_WHOISSERVER)
                 .param(&entry.nick)
                 .param(&entry.server)
                 .trailing(&httpdate::fmt_http_date(
@@ -305,8 +471,8 @@ pub fn whowas(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
                 )),
         );
     }
-    me.send(
-        &ctx.numeric(&me.nick, Response::RPL_ENDOFWHOWAS)
+    ctx.send(
+        &ctx.numeric(&nick, Response::RPL_ENDOFWHOWAS)
             .param(nick_query)
             .trailing("End of WHOWAS"),
     );

@@ -10,6 +10,8 @@ pub use irc_proto::Response;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u16)]
 pub enum Extra {
+    /// Free-form figures in a STATS report (as ircd-hybrid and ircu use it).
+    RPL_STATSDEBUG = 249,
     RPL_CREATIONTIME = 329,
     RPL_WHOISACCOUNT = 330,
     /// Modern IRC's RPL_INVITELIST (336): a pending invitation. Renamed

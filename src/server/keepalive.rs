@@ -7,11 +7,14 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::flush::FlushScope;
+use super::world::ClientId;
 use super::Server;
 use crate::proto::LineBuilder;
 
 /// How often the deadlines are checked; each fires at most this much late.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+/// Clients checked under one hold of the state lock.
+const SWEEP_CHUNK: usize = 1024;
 
 /// Milliseconds since the first call, never 0 (0 means "never").
 fn now_ms() -> u64 {
@@ -111,20 +114,26 @@ pub async fn run(server: Arc<Server>) {
             () = server.shutdown.cancelled() => return,
             _ = ticks.tick() => {}
         }
-        // Declared before the state lock, so the PINGs are written after it
-        // is released.
-        let _batch = FlushScope::enter();
-        let world = server.world();
         let now = now_ms();
-        for client in world.clients.values() {
-            let liveness = client.outbox.liveness();
-            match deadlines.judge(liveness, client.registered, now) {
-                Verdict::Fine => {}
-                Verdict::Ping => {
-                    liveness.ping_sent_ms.store(now, Ordering::Relaxed);
-                    client.send(&ping);
+        // The sweep reads the clients and queues lines, which the shared
+        // lock allows, a chunk at a time: 10,000 clients under one hold
+        // kept everyone else waiting 0.3-0.7 ms every second.
+        let ids: Vec<ClientId> = server.world_shared().clients.keys().copied().collect();
+        for chunk in ids.chunks(SWEEP_CHUNK) {
+            // Declared before the state lock, so the PINGs are written
+            // after it is released.
+            let _batch = FlushScope::enter();
+            let world = server.world_shared();
+            for client in chunk.iter().filter_map(|id| world.clients.get(id)) {
+                let liveness = client.outbox.liveness();
+                match deadlines.judge(liveness, client.registered, now) {
+                    Verdict::Fine => {}
+                    Verdict::Ping => {
+                        liveness.ping_sent_ms.store(now, Ordering::Relaxed);
+                        client.send(&ping);
+                    }
+                    Verdict::End(reason) => client.outbox.request_disconnect(reason),
                 }
-                Verdict::End(reason) => client.outbox.request_disconnect(reason),
             }
         }
     }

@@ -16,6 +16,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 
 use super::batch::Batch;
+use super::flush::FlushScope;
 use super::outbox::Outbox;
 use crate::proto::tags;
 use crate::proto::LineBuilder;
@@ -48,6 +49,9 @@ pub struct LabeledReply {
     server_name: String,
     label: String,
     lines: Vec<Bytes>,
+    /// The batch, once a reply that waits for slow work has been found to
+    /// need one and its lines so far were sent (see [`LabeledReply::send_so_far`]).
+    batch: Option<Batch>,
 }
 
 /// Makes the capture inactive again however `run` is left.
@@ -71,6 +75,7 @@ impl LabeledReply {
             server_name: server_name.to_owned(),
             label: label.to_owned(),
             lines: Vec::new(),
+            batch: None,
         }
     }
 
@@ -91,7 +96,14 @@ impl LabeledReply {
     }
 
     /// Queues the reply, labeled.
-    pub fn finish(self) {
+    pub fn finish(mut self) {
+        if self.batch.is_some() {
+            self.send_so_far();
+            if let Some(batch) = &self.batch {
+                self.outbox.send_as_is(batch.end_line());
+            }
+            return;
+        }
         let label = [("label", self.label.as_str())];
         match self.lines.as_slice() {
             [] => {
@@ -105,17 +117,33 @@ impl LabeledReply {
                 let batch = Batch::start(&self.server_name, "labeled-response", &[]);
                 self.outbox
                     .send_as_is(tags::prepend(&batch.start_line(), &label));
-                for line in lines {
-                    // A line of a batch of its own (history) already
-                    // belongs somewhere; only that batch's start is ours.
-                    if has_tag(line, b"batch") {
-                        self.outbox.send_as_is(line.clone());
-                    } else {
-                        self.outbox.send_as_is(batch.wrap(line));
-                    }
-                }
+                send_in(&self.outbox, &batch, lines);
                 self.outbox.send_as_is(batch.end_line());
             }
+        }
+    }
+
+    /// Sends what a reply still waiting for slow work has captured so far,
+    /// once it has two lines or more: it is then sure to be a batch, which
+    /// is started, and its later lines follow as they come. A long reply
+    /// (`WHO *` on a big network, made in slices that wait for the client
+    /// to read) then goes out as it is made, instead of piling up here
+    /// and passing the client's sendq at once when it ends.
+    fn send_so_far(&mut self) {
+        if self.batch.is_none() && self.lines.len() < 2 {
+            return;
+        }
+        // One write for the lot.
+        let _scope = FlushScope::enter();
+        if self.batch.is_none() {
+            let batch = Batch::start(&self.server_name, "labeled-response", &[]);
+            let label = [("label", self.label.as_str())];
+            self.outbox
+                .send_as_is(tags::prepend(&batch.start_line(), &label));
+            self.batch = Some(batch);
+        }
+        if let Some(batch) = &self.batch {
+            send_in(&self.outbox, batch, &std::mem::take(&mut self.lines));
         }
     }
 
@@ -151,8 +179,23 @@ impl<F: Future> Future for Labeled<F> {
             if let Some(reply) = this.reply.take() {
                 reply.finish();
             }
+        } else {
+            reply.send_so_far();
         }
         poll
+    }
+}
+
+/// Queues `lines` in `batch`.
+fn send_in(outbox: &Outbox, batch: &Batch, lines: &[Bytes]) {
+    for line in lines {
+        // A line of a batch of its own (history) already belongs
+        // somewhere; only that batch's start is ours.
+        if has_tag(line, b"batch") {
+            outbox.send_as_is(line.clone());
+        } else {
+            outbox.send_as_is(batch.wrap(line));
+        }
     }
 }
 
@@ -165,4 +208,96 @@ fn has_tag(line: &[u8], key: &[u8]) -> bool {
         let key_end = memchr::memchr(b'=', tag).unwrap_or(tag.len());
         &tag[..key_end] == key
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::task::Poll;
+    use std::time::Duration;
+
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    use tokio::net::{TcpListener, TcpStream};
+
+    use super::*;
+
+    async fn connected() -> (Outbox, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        (Outbox::new(1 << 20, server), client)
+    }
+
+    fn line(text: &'static str) -> Bytes {
+        Bytes::from_static(text.as_bytes())
+    }
+
+    #[tokio::test]
+    async fn a_reply_still_waiting_goes_out_once_it_is_sure_to_be_a_batch() {
+        let (outbox, peer) = connected().await;
+        let mut peer = BufReader::new(peer).lines();
+        let mut next = async || {
+            tokio::time::timeout(Duration::from_secs(10), peer.next_line())
+                .await
+                .expect("a line in time")
+                .unwrap()
+                .unwrap()
+        };
+        let sender = outbox.clone();
+        let mut polls = 0;
+        // Two lines, then a wait, then one more and the end.
+        let work = std::future::poll_fn(move |cx| {
+            polls += 1;
+            if polls == 1 {
+                sender.send(&line(":s 352 me one\r\n"));
+                sender.send(&line(":s 352 me two\r\n"));
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            sender.send(&line(":s 315 me :End\r\n"));
+            Poll::Ready(())
+        });
+        let mut labeled = Box::pin(LabeledReply::new(outbox, "s", "L").around(work));
+        let first = std::future::poll_fn(|cx| Poll::Ready(labeled.as_mut().poll(cx))).await;
+        assert!(first.is_pending());
+
+        // Out before the work is done.
+        let start = next().await;
+        let reference = start
+            .strip_prefix("@label=L :s BATCH +")
+            .and_then(|rest| rest.strip_suffix(" labeled-response"))
+            .unwrap_or_else(|| panic!("{start}"))
+            .to_owned();
+        assert_eq!(next().await, format!("@batch={reference} :s 352 me one"));
+        assert_eq!(next().await, format!("@batch={reference} :s 352 me two"));
+
+        labeled.await;
+        assert_eq!(next().await, format!("@batch={reference} :s 315 me :End"));
+        assert_eq!(next().await, format!(":s BATCH -{reference}"));
+    }
+
+    #[tokio::test]
+    async fn a_reply_of_one_line_after_a_wait_is_that_line_labeled() {
+        let (outbox, peer) = connected().await;
+        let mut peer = BufReader::new(peer).lines();
+        let sender = outbox.clone();
+        let mut polls = 0;
+        let work = std::future::poll_fn(move |cx| {
+            polls += 1;
+            if polls == 1 {
+                sender.send(&line(":s 381 me :You are now an IRC operator\r\n"));
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            Poll::Ready(())
+        });
+        LabeledReply::new(outbox, "s", "L").around(work).await;
+        let line = tokio::time::timeout(Duration::from_secs(10), peer.next_line())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(line, "@label=L :s 381 me :You are now an IRC operator");
+    }
 }

@@ -12,6 +12,7 @@ pub mod host;
 pub mod isupport;
 mod keepalive;
 pub mod labeled;
+pub mod lock_timing;
 pub mod maps;
 pub mod outbox;
 pub mod per_address;
@@ -23,7 +24,7 @@ pub mod world;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
@@ -37,6 +38,8 @@ use crate::config::Config;
 use crate::password::PasswordChecker;
 use crate::store::Store;
 use flush::DelayedWrites;
+use lock_timing::WorldLock;
+pub use lock_timing::{WorldRead, WorldWrite};
 use world::World;
 
 /// How long a shutdown waits for clients to take their last lines.
@@ -58,7 +61,8 @@ pub struct Server {
     // tool. Whatever changes the state or fans out to a channel holds it
     // alone, which gives every channel one order of events; private
     // messages only read it, and share it (see `commands/message.rs`).
-    world: RwLock<World>,
+    // Each hold can be timed (see `lock_timing.rs`).
+    world: WorldLock,
     pub isupport: Vec<String>,
     pub motd: Vec<String>,
     pub created: SystemTime,
@@ -100,7 +104,7 @@ impl Server {
             name: config.server.name.clone(),
             isupport: isupport::tokens(&config),
             motd,
-            world: RwLock::new(world),
+            world: WorldLock::new(world),
             created: SystemTime::now(),
             version: concat!("parlor-", env!("CARGO_PKG_VERSION")),
             passwords: PasswordChecker::new(config.oper.first().map(|o| o.password_hash.as_str())),
@@ -128,17 +132,19 @@ impl Server {
     }
 
     /// Locks the network state. Never hold the guard across an `.await`.
-    pub fn world(&self) -> RwLockWriteGuard<'_, World> {
-        // Handlers keep the state consistent at every step that can panic,
-        // so the state behind a poisoned lock is still usable; refusing it
-        // would take the whole server down with one bad command.
-        self.world.write().unwrap_or_else(|e| e.into_inner())
+    pub fn world(&self) -> WorldWrite<'_> {
+        self.world.write()
     }
 
     /// Locks the network state for reading only: for work that changes
     /// nothing in it and needs no order with other readers.
-    pub fn world_shared(&self) -> RwLockReadGuard<'_, World> {
-        self.world.read().unwrap_or_else(|e| e.into_inner())
+    pub fn world_shared(&self) -> WorldRead<'_> {
+        self.world.read()
+    }
+
+    /// How long the state lock has been held, if timing is on.
+    pub fn lock_timing(&self) -> Option<&lock_timing::Timing> {
+        self.world.timing()
     }
 }
 

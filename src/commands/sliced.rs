@@ -1,0 +1,258 @@
+//! Replies too long to make under one hold of the state lock (`WHO *` on
+//! a network of 10,000 users, `LIST` of thousands of channels) are made
+//! in slices: each slice holds the lock shared for at most
+//! [`SLICE_TIME`] (or [`SLICE_ENTRIES`] entries), then lets it go, and
+//! the thread turns to other clients before the next slice. After
+//! [`BURST`] of slices a reply pauses until the runtime's next timer tick
+//! (1–2 ms), so it takes at most about a fifth of a command thread: a
+//! thread kept busy without a pause is the one the OS shares out among
+//! the machine's busy processes a few milliseconds at a time, holding the
+//! lock or not, while other clients' messages wait for it (see the
+//! README's architecture section for the figures).
+//!
+//! A reply walks a list of ids or names taken when the command came;
+//! each slice looks its entries up again, so every line shows an entry
+//! as it was at one moment, under one hold. An entry that went away
+//! meanwhile is left out, one that came meanwhile is not listed: the
+//! reply is what an answer made at some moment during it would show for
+//! each entry, and lists nobody twice.
+//!
+//! The client's later commands wait until its reply is complete
+//! ([`Flow::Wait`]), so they keep their order. The reply goes no faster
+//! than the client reads it: a slice is only made while at most an
+//! eighth of the client's sendq is waiting, and stops at a quarter, so a
+//! reply longer than the sendq (10,000 `WHO` lines are about
+//! 800 KB) reaches a client that reads instead of cutting it off with
+//! "SendQ exceeded". A client that stops reading leaves its reply waiting
+//! until the keepalive gives up on it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{Ctx, Flow};
+use crate::server::flush::{self, FlushScope};
+use crate::server::outbox::Outbox;
+use crate::server::world::{Client, ClientId, World};
+use crate::server::Server;
+
+/// The longest a slice holds the lock, unless one entry takes longer.
+const SLICE_TIME: Duration = Duration::from_micros(100);
+/// The most entries a slice looks at, however fast they go.
+const SLICE_ENTRIES: usize = 512;
+/// The longest line a slice sends (a numeric has no tags).
+const MAX_LINE: usize = 512;
+/// Entries between two looks at the clock.
+const CLOCK_EVERY: usize = 16;
+/// Work a reply does in slices, back to back (other clients' work runs
+/// between them), before it pauses.
+const BURST: Duration = Duration::from_micros(250);
+/// The pause after a burst: tokio's timer rounds it up to its next
+/// millisecond tick.
+const PAUSE: Duration = Duration::from_millis(1);
+/// How often a reply waiting for the client to read checks again.
+const ROOM_POLL: Duration = Duration::from_millis(1);
+
+/// What one slice may still spend: time, entries and bytes of output.
+pub struct Budget {
+    started: Instant,
+    entries: usize,
+    bytes_left: usize,
+}
+
+impl Budget {
+    /// A slice's budget, from now; its output at most `bytes`.
+    fn new(bytes: usize) -> Budget {
+        Budget {
+            started: Instant::now(),
+            entries: 0,
+            bytes_left: bytes,
+        }
+    }
+
+    /// Counts one entry, looked at, and the bytes of the lines sent for it;
+    /// `false` once the slice has spent its share and must end.
+    pub fn spend(&mut self, bytes: usize) -> bool {
+        self.entries += 1;
+        self.bytes_left = self.bytes_left.saturating_sub(bytes);
+        // The next line could pass the room left.
+        if self.bytes_left < MAX_LINE || self.entries >= SLICE_ENTRIES {
+            return false;
+        }
+        self.entries % CLOCK_EVERY != 0 || self.started.elapsed() < SLICE_TIME
+    }
+}
+
+/// A reply made in slices.
+pub trait Sliced: Send + 'static {
+    /// Sends the next part of the reply to `me` (the client who asked),
+    /// within `budget`; `true` once it has sent its last line.
+    fn next_slice(
+        &mut self,
+        server: &Server,
+        world: &World,
+        me: &Client,
+        budget: &mut Budget,
+    ) -> bool;
+}
+
+/// Sends `reply`: its first slice now, under `world` (held by the
+/// handler), and the rest, if any, as slow work the connection awaits
+/// before the client's next command.
+pub fn reply(ctx: &Ctx<'_>, world: &World, mut reply: impl Sliced) -> Flow {
+    let server = ctx.server;
+    let me = &world.clients[&ctx.id()];
+    let room = room_mark(server);
+    let outbox = &ctx.session.outbox;
+    if reply.next_slice(server, world, me, &mut Budget::new(room_left(outbox, room))) {
+        return Flow::Continue;
+    }
+    let server: Arc<Server> = server.clone();
+    let (id, outbox) = (ctx.id(), ctx.session.outbox.clone());
+    Flow::Wait(Box::pin(async move {
+        // Bounded: each slice moves the reply on by at least one entry,
+        // and the connection drops this when it must end.
+        let mut worked = Duration::ZERO;
+        loop {
+            if wait_for_room(&outbox, room / 2).await {
+                // The client read what waited: it is alive, though its
+                // input (a PONG) is not read until the reply is done.
+                outbox.liveness().record_read(Instant::now());
+                worked = Duration::ZERO;
+            }
+            // Lines other clients' commands queued on this thread are
+            // written before it turns to them (see `flush::write_held`).
+            flush::write_held();
+            if worked >= BURST {
+                tokio::time::sleep(PAUSE).await;
+                worked = Duration::ZERO;
+            } else {
+                tokio::task::yield_now().await;
+            }
+            let started = Instant::now();
+            if next_slice(&server, id, &mut reply, room_left(&outbox, room)) {
+                return None;
+            }
+            worked += started.elapsed();
+        }
+    }))
+}
+
+/// One slice, under its own hold; `true` when the reply is complete (or
+/// its client gone).
+fn next_slice(server: &Server, id: ClientId, reply: &mut impl Sliced, bytes: usize) -> bool {
+    // Declared before the lock, so the slice's lines are written after it
+    // is let go, in one write.
+    let _scope = FlushScope::enter();
+    let world = server.world_shared();
+    let Some(me) = world.clients.get(&id) else {
+        return true;
+    };
+    reply.next_slice(server, &world, me, &mut Budget::new(bytes))
+}
+
+/// A quarter of the sendq: what a slice fills the client's queue up to.
+/// Beyond it the outbox writes each line as it is queued (see
+/// `Outbox::is_pressing`), which a slice would then do under the lock;
+/// below it the slice's lines are written once it has let the lock go.
+/// The next slice waits until half of that has been read, and the queue
+/// stays far from the sendq, with room for what others send meanwhile.
+fn room_mark(server: &Server) -> usize {
+    (server.config.limits.sendq_bytes / 4).max(2)
+}
+
+/// What a slice may add to `outbox` before it holds `room`.
+fn room_left(outbox: &Outbox, room: usize) -> usize {
+    room.saturating_sub(outbox.queued_bytes())
+}
+
+/// Waits until no more than `room` bytes wait to be written to the
+/// client; `true` if it had to wait. The connection task polls this
+/// future after it has written what a drained socket took, and a timer
+/// checks again meanwhile, as lines another thread writes give no
+/// wake-up of their own.
+async fn wait_for_room(outbox: &Outbox, room: usize) -> bool {
+    let mut waited = false;
+    while outbox.queued_bytes() > room && !outbox.is_ended() {
+        tokio::time::sleep(ROOM_POLL).await;
+        waited = true;
+    }
+    waited
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use tokio::io::AsyncReadExt;
+    use tokio::net::{TcpListener, TcpStream};
+
+    /// An outbox whose socket takes little, and the peer that reads it.
+    async fn connected(limit: usize) -> (Outbox, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        socket2::SockRef::from(&server)
+            .set_send_buffer_size(8192)
+            .unwrap();
+        (Outbox::new(limit, server), client)
+    }
+
+    #[tokio::test]
+    async fn the_next_slice_waits_until_the_client_has_read_enough() {
+        let (outbox, mut peer) = connected(4 << 20).await;
+        let line = Bytes::from(format!("{}\r\n", "x".repeat(998)));
+        for _ in 0..1024 {
+            assert!(outbox.send(&line));
+        }
+        // What the socket could not take waits for the connection's task.
+        let serving = tokio::spawn({
+            let outbox = outbox.clone();
+            async move { outbox.serve_until_ended().await }
+        });
+        let room = 64 * 1024;
+        assert!(outbox.queued_bytes() > room);
+        let waited = tokio::time::timeout(Duration::from_millis(50), wait_for_room(&outbox, room));
+        assert!(waited.await.is_err(), "room while nothing was read");
+
+        let reading = tokio::spawn(async move {
+            let mut buffer = vec![0; 1 << 20];
+            let mut read = 0;
+            while read < 1024 * 1000 {
+                read += peer.read(&mut buffer).await.unwrap();
+            }
+        });
+        let waited = tokio::time::timeout(Duration::from_secs(10), wait_for_room(&outbox, room));
+        assert!(waited.await.expect("room once the client reads"));
+        assert!(outbox.queued_bytes() <= room);
+        reading.await.unwrap();
+        serving.abort();
+    }
+
+    #[test]
+    fn a_slice_ends_when_it_has_spent_its_entries_or_its_room() {
+        let mut budget = Budget::new(usize::MAX);
+        let looked_at = (0..10 * SLICE_ENTRIES)
+            .take_while(|_| budget.spend(0))
+            .count();
+        assert!(looked_at < SLICE_ENTRIES, "{looked_at} entries");
+
+        let mut budget = Budget::new(2000);
+        assert!(budget.spend(400));
+        assert!(budget.spend(1000));
+        assert!(!budget.spend(100), "no room left for a line of 512 bytes");
+    }
+
+    #[test]
+    fn a_slice_ends_when_its_time_is_up() {
+        let mut budget = Budget::new(usize::MAX);
+        budget.started -= SLICE_TIME;
+        let looked_at = (0..SLICE_ENTRIES).take_while(|_| budget.spend(0)).count();
+        assert_eq!(
+            looked_at,
+            CLOCK_EVERY - 1,
+            "the first look at the clock ends it"
+        );
+    }
+}
