@@ -24,9 +24,13 @@
 //! reply longer than the sendq (10,000 `WHO` lines are about
 //! 800 KB) reaches a client that reads instead of cutting it off with
 //! "SendQ exceeded". A client that stops reading leaves its reply waiting
-//! until the keepalive gives up on it.
+//! until the keepalive gives up on it, and the wait costs nothing: no
+//! timer, no wake-up until its socket drains (see [`wait_for_room`]).
 
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use super::{Ctx, Flow};
@@ -49,7 +53,8 @@ const BURST: Duration = Duration::from_micros(250);
 /// The pause after a burst: tokio's timer rounds it up to its next
 /// millisecond tick.
 const PAUSE: Duration = Duration::from_millis(1);
-/// How often a reply waiting for the client to read checks again.
+/// How often a reply whose lines another task is writing checks again
+/// (see [`wait_for_room`]).
 const ROOM_POLL: Duration = Duration::from_millis(1);
 
 /// What one slice may still spend: time, entries and bytes of output.
@@ -166,23 +171,52 @@ fn room_left(outbox: &Outbox, room: usize) -> usize {
 }
 
 /// Waits until no more than `room` bytes wait to be written to the
-/// client; `true` if it had to wait. The connection task polls this
-/// future after it has written what a drained socket took, and a timer
-/// checks again meanwhile, as lines another thread writes give no
-/// wake-up of their own.
-async fn wait_for_room(outbox: &Outbox, room: usize) -> bool {
+/// client; `true` if it had to wait.
+///
+/// Only the connection task polls this (a [`Flow::Wait`] future), and
+/// always right after [`Outbox::poll_serve_until_ended`], in the same
+/// poll. When the outbox is blocked (the socket was full), that call
+/// registered the task for the socket's writability and will write when
+/// it drains, then this is polled again: it waits without a timer, so a
+/// client that stops reading costs nothing until the keepalive drops it.
+/// No wake-up is lost between that call and the check here. That call
+/// first stored the task's waker in the outbox, then polled the socket
+/// if it found the outbox blocked. A queue blocked then stays blocked
+/// until this task writes (nothing else leaves that state), and the
+/// socket's readiness wakes it. A queue not blocked then but blocked here
+/// became so on another thread, which woke the stored waker. Any other
+/// change (a line queued, a sendq passed, a KILL) either wakes the task
+/// through the outbox or leaves a state checked again below.
+///
+/// Otherwise lines wait for another task: one writing them now, a
+/// `FlushScope` that writes them when it ends, or the delayed writer.
+/// None of those wakes this task when it is done, so a short timer checks
+/// again; they last microseconds, or at most `DELAYED_WRITE_WINDOW`.
+fn wait_for_room(outbox: &Outbox, room: usize) -> impl Future<Output = bool> + Send + '_ {
     let mut waited = false;
-    while outbox.queued_bytes() > room && !outbox.is_ended() {
-        tokio::time::sleep(ROOM_POLL).await;
+    let mut timer: Option<Pin<Box<tokio::time::Sleep>>> = None;
+    poll_fn(move |cx| loop {
+        if outbox.queued_bytes() <= room || outbox.is_ended() {
+            return Poll::Ready(waited);
+        }
         waited = true;
-    }
-    waited
+        if outbox.is_blocked() {
+            timer = None;
+            return Poll::Pending;
+        }
+        let sleep = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(ROOM_POLL)));
+        match sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => timer = None,
+            Poll::Pending => return Poll::Pending,
+        }
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use bytes::Bytes;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use tokio::io::AsyncReadExt;
     use tokio::net::{TcpListener, TcpStream};
 
@@ -199,22 +233,57 @@ mod tests {
         (Outbox::new(limit, server), client)
     }
 
+    /// Polls `work` as the connection task polls a reply: each time right
+    /// after the outbox's own poll, which writes what a drained socket
+    /// takes. Counts the polls of `work` in `polls`.
+    async fn as_the_connection_does<F: Future>(
+        outbox: &Outbox,
+        work: F,
+        polls: &AtomicUsize,
+    ) -> F::Output {
+        let mut work = std::pin::pin!(work);
+        poll_fn(|cx| {
+            if let Poll::Ready(reason) = outbox.poll_serve_until_ended(cx) {
+                panic!("the connection ended: {reason}");
+            }
+            polls.fetch_add(1, Ordering::Relaxed);
+            work.as_mut().poll(cx)
+        })
+        .await
+    }
+
     #[tokio::test]
-    async fn the_next_slice_waits_until_the_client_has_read_enough() {
+    async fn a_stalled_reply_waits_without_a_timer_and_goes_on_when_the_client_reads() {
         let (outbox, mut peer) = connected(4 << 20).await;
         let line = Bytes::from(format!("{}\r\n", "x".repeat(998)));
         for _ in 0..1024 {
             assert!(outbox.send(&line));
         }
-        // What the socket could not take waits for the connection's task.
-        let serving = tokio::spawn({
-            let outbox = outbox.clone();
-            async move { outbox.serve_until_ended().await }
-        });
+        // The socket took what it could; the rest waits for it to drain.
+        assert!(outbox.is_blocked());
         let room = 64 * 1024;
         assert!(outbox.queued_bytes() > room);
-        let waited = tokio::time::timeout(Duration::from_millis(50), wait_for_room(&outbox, room));
-        assert!(waited.await.is_err(), "room while nothing was read");
+
+        let polls = Arc::new(AtomicUsize::new(0));
+        let waiting = tokio::spawn({
+            let (outbox, polls) = (outbox.clone(), polls.clone());
+            async move {
+                let wait = wait_for_room(&outbox, room);
+                as_the_connection_does(&outbox, wait, &polls).await
+            }
+        });
+        // The peer's kernel takes what it has room for, a few writes as its
+        // window opens; then nothing moves.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let settled = polls.load(Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let idle = polls.load(Ordering::Relaxed) - settled;
+        // A timer would have polled it every millisecond.
+        assert!(
+            idle <= 1,
+            "polled {idle} times in 200 ms while nothing was read"
+        );
+        assert!(!waiting.is_finished(), "room while nothing was read");
 
         let reading = tokio::spawn(async move {
             let mut buffer = vec![0; 1 << 20];
@@ -223,11 +292,10 @@ mod tests {
                 read += peer.read(&mut buffer).await.unwrap();
             }
         });
-        let waited = tokio::time::timeout(Duration::from_secs(10), wait_for_room(&outbox, room));
-        assert!(waited.await.expect("room once the client reads"));
+        let waited = tokio::time::timeout(Duration::from_secs(10), waiting).await;
+        assert!(waited.expect("room once the client reads").unwrap());
         assert!(outbox.queued_bytes() <= room);
         reading.await.unwrap();
-        serving.abort();
     }
 
     #[test]

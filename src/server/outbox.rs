@@ -323,6 +323,14 @@ impl Outbox {
         self.lock().bytes
     }
 
+    /// Whether the queue waits for a full socket to drain. Only the
+    /// connection task leaves this state, from
+    /// [`Outbox::poll_serve_until_ended`], which meanwhile waits for the
+    /// socket to take more; any task that enters it wakes that task.
+    pub fn is_blocked(&self) -> bool {
+        self.lock().writer == Writer::Blocked
+    }
+
     /// Queues a line nobody waits for (another member's JOIN, PART or
     /// QUIT): inside a [`FlushScope`](super::flush::FlushScope) that hands its delayed lines to a
     /// [`DelayedWrites`](super::flush::DelayedWrites), it is written with the client's next urgent line
