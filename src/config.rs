@@ -85,6 +85,9 @@ pub struct Limits {
     pub monitor_entries: usize,
     pub whowas_entries: usize,
     pub sendq_bytes: usize,
+    /// The kernel's send buffer for each client socket (`SO_SNDBUF`);
+    /// 0 leaves it to the kernel.
+    pub send_buffer_bytes: usize,
     pub registration_timeout_secs: u64,
     pub ping_interval_secs: u64,
     pub ping_timeout_secs: u64,
@@ -133,6 +136,10 @@ pub struct ChannelsConfig {
     /// (0: channels do not outlive a restart).
     pub restart_wait_secs: u64,
 }
+
+/// Largest `limits.send_buffer_bytes`: 16 MiB, more than any kernel
+/// grants without raising its own cap.
+const MAX_SEND_BUFFER: usize = 16 << 20;
 
 /// Longest `channels.restart_wait_secs`: thirty days.
 const MAX_RESTART_WAIT_SECS: u64 = 30 * 86_400;
@@ -348,6 +355,15 @@ impl Config {
                 ),
             ));
         }
+        if l.send_buffer_bytes != 0 && !(2048..=MAX_SEND_BUFFER).contains(&l.send_buffer_bytes) {
+            return Err((
+                "limits.send_buffer_bytes",
+                format!(
+                    "{} is out of range: allowed 0 (the kernel's choice) or 2048 to {MAX_SEND_BUFFER} bytes",
+                    l.send_buffer_bytes
+                ),
+            ));
+        }
         if !(1..=128).contains(&l.ipv6_prefix_len) {
             return Err((
                 "limits.ipv6_prefix_len",
@@ -557,6 +573,24 @@ mod tests {
             let err = Config::from_toml_str(&text, "t").unwrap_err().to_string();
             assert!(
                 err.contains("limits.ipv6_prefix_len") && err.contains("allowed 1 to 128"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_send_buffer_is_the_kernels_unless_set() {
+        assert_eq!(Config::embedded().limits.send_buffer_bytes, 0);
+        for good in [0, 2048, 65536, 16 << 20] {
+            let text = format!("[limits]\nsend_buffer_bytes = {good}\n");
+            let config = Config::from_toml_str(&text, "t").unwrap();
+            assert_eq!(config.limits.send_buffer_bytes, good);
+        }
+        for bad in [1, 2047, (16 << 20) + 1] {
+            let text = format!("[limits]\nsend_buffer_bytes = {bad}\n");
+            let err = Config::from_toml_str(&text, "t").unwrap_err().to_string();
+            assert!(
+                err.contains("limits.send_buffer_bytes") && err.contains("or 2048 to 16777216"),
                 "{err}"
             );
         }

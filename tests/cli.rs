@@ -81,6 +81,11 @@ fn check_config_names_the_bad_key_and_what_is_allowed() {
             "allowed 0 to 20000",
         ),
         (
+            "[limits]\nsend_buffer_bytes = 100\n",
+            "limits.send_buffer_bytes",
+            "or 2048 to 16777216",
+        ),
+        (
             "[channels]\nrestart_wait_secs = 9999999\n",
             "channels.restart_wait_secs",
             "30 days",

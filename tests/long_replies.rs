@@ -14,8 +14,17 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::net::tcp::OwnedReadHalf;
 
-/// More clients than a slice holds in a debug build.
+/// Ten times what a slice looks at here.
 const CROWD: usize = 300;
+/// Entries per slice (`set_slice_entries`), so that a reply takes several
+/// slices in a release build as well.
+const SLICE: usize = 30;
+
+/// A server with `extra` TOML, whose slices are of [`SLICE`] entries.
+async fn start_with(extra: &str) -> TestServer {
+    parlor::commands::set_slice_entries(SLICE);
+    TestServer::start_with(extra).await
+}
 
 async fn crowd(server: &TestServer, prefix: &str) -> Vec<Client> {
     let mut clients = Vec::with_capacity(CROWD);
@@ -41,7 +50,7 @@ fn nicks(prefix: &str, range: impl Iterator<Item = usize>) -> BTreeSet<String> {
 
 #[tokio::test]
 async fn who_and_list_over_a_crowd_are_complete_and_end_last() {
-    let server = TestServer::start().await;
+    let server = start_with("").await;
     let mut crowd = crowd(&server, "u").await;
     for (i, c) in crowd.iter_mut().enumerate().take(100) {
         c.exchange(&format!("JOIN #c{i}")).await;
@@ -93,7 +102,7 @@ async fn who_and_list_over_a_crowd_are_complete_and_end_last() {
 
 #[tokio::test]
 async fn who_on_a_big_channel_lists_every_member_once() {
-    let server = TestServer::start().await;
+    let server = start_with("").await;
     let mut crowd = crowd(&server, "m").await;
     for c in &mut crowd {
         c.send("JOIN #big").await;
@@ -119,7 +128,7 @@ async fn who_on_a_big_channel_lists_every_member_once() {
 
 #[tokio::test]
 async fn a_labeled_who_is_one_batch_however_many_slices_it_takes() {
-    let server = TestServer::start().await;
+    let server = start_with("").await;
     let _crowd = crowd(&server, "u").await;
     let mut alice = server
         .client_with_caps("alice", "batch labeled-response")
@@ -143,7 +152,7 @@ async fn a_labeled_who_is_one_batch_however_many_slices_it_takes() {
 
 #[tokio::test]
 async fn clients_coming_and_going_during_a_who_are_listed_at_most_once() {
-    let server = TestServer::start().await;
+    let server = start_with("").await;
     let mut crowd = crowd(&server, "u").await;
     let mut alice = server.client("alice").await;
     alice.send("WHO *").await;
@@ -185,15 +194,29 @@ async fn next(lines: &mut Lines<BufReader<OwnedReadHalf>>) -> String {
         .expect("still connected")
 }
 
-/// A reply of about 30 KB to a client whose sendq is 4 KB and whose
-/// socket takes little: it reads nothing for a while, then everything.
-/// (Linux lets a loopback socket buffer megabytes, so most of the reply
-/// can wait there; `sliced.rs` tests that the slices wait for room.)
+/// The sendq and the server's socket buffer for [`read_late`]: with the
+/// client's receive buffer, the kernel holds about 20 KB of a reply, and
+/// the queue 8 KB more before the client is cut off.
+const SMALL_BUFFERS: &str = "[limits]\nsendq_bytes = 8192\nsend_buffer_bytes = 4096\n";
+
+/// A reply of about 60 KB to a client that reads nothing for a while,
+/// then everything. The socket buffers are small on both ends (loopback
+/// otherwise takes megabytes), so most of the reply must wait for the
+/// client: sent at once, it would pass the sendq and cut the client off.
 async fn read_late(labeled: bool) {
-    let server = TestServer::start_with("[limits]\nsendq_bytes = 4096\n").await;
-    let _crowd = crowd(&server, "u").await;
+    let server = start_with(SMALL_BUFFERS).await;
+    // Long realnames, for a long reply from a few hundred clients.
+    let mut crowd = Vec::with_capacity(CROWD);
+    for i in 0..CROWD {
+        let mut client = server.connect().await;
+        client.send(&format!("NICK u{i}")).await;
+        client.send(&format!("USER u{i} 0 * :{i:0>100}")).await;
+        client.expect_numeric("376").await;
+        crowd.push(client);
+    }
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(2048).unwrap();
+    let in_kernel = 2 * 4096 + socket.recv_buffer_size().unwrap() as usize;
     let stream = tokio::time::timeout(WAIT, socket.connect(server.addr))
         .await
         .expect("connect in time")
@@ -218,12 +241,16 @@ async fn read_late(labeled: bool) {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut received = 0;
     if labeled {
-        assert!(next(&mut lines).await.starts_with("@label=w "));
+        let start = next(&mut lines).await;
+        assert!(start.starts_with("@label=w "), "{start}");
+        received += start.len() + 2;
     }
     let mut replies = 0;
     loop {
         let line = next(&mut lines).await;
+        received += line.len() + 2;
         let line = untagged(&line);
         if line.contains(" 354 slow 123 ") {
             replies += 1;
@@ -236,9 +263,15 @@ async fn read_late(labeled: bool) {
     if labeled {
         assert!(next(&mut lines).await.contains(" BATCH -"));
     }
+    // Still connected: no ERROR, and the next command is answered.
     assert_eq!(
         next(&mut lines).await,
         format!(":{SERVER} PONG {SERVER} :after")
+    );
+    // Otherwise this would not test the pacing.
+    assert!(
+        received > 2 * (in_kernel + 8192),
+        "{received} bytes fit in the buffers"
     );
 }
 

@@ -31,6 +31,7 @@ pub use missed::remember_departure;
 pub use nick_claims::{run as run_nick_claims, NickChecks};
 pub use registration::is_valid_nick;
 pub use sasl::plain_fields;
+pub use sliced::set_slice_entries;
 
 use std::future::Future;
 use std::pin::Pin;

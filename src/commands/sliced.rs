@@ -29,6 +29,7 @@
 
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -43,6 +44,8 @@ use crate::server::Server;
 const SLICE_TIME: Duration = Duration::from_micros(100);
 /// The most entries a slice looks at, however fast they go.
 const SLICE_ENTRIES: usize = 512;
+/// [`SLICE_ENTRIES`], unless a test asked for fewer.
+static MAX_ENTRIES: AtomicUsize = AtomicUsize::new(SLICE_ENTRIES);
 /// The longest line a slice sends (a numeric has no tags).
 const MAX_LINE: usize = 512;
 /// Entries between two looks at the clock.
@@ -57,10 +60,19 @@ const PAUSE: Duration = Duration::from_millis(1);
 /// (see [`wait_for_room`]).
 const ROOM_POLL: Duration = Duration::from_millis(1);
 
+/// For tests: slices of at most `entries` entries (1 to 512) from now on,
+/// in every server of this process, so that a test's crowd of a few
+/// hundred clients is answered in several slices however fast the build.
+#[doc(hidden)]
+pub fn set_slice_entries(entries: usize) {
+    MAX_ENTRIES.store(entries.clamp(1, SLICE_ENTRIES), Ordering::Relaxed);
+}
+
 /// What one slice may still spend: time, entries and bytes of output.
 pub struct Budget {
     started: Instant,
     entries: usize,
+    max_entries: usize,
     bytes_left: usize,
 }
 
@@ -70,6 +82,7 @@ impl Budget {
         Budget {
             started: Instant::now(),
             entries: 0,
+            max_entries: MAX_ENTRIES.load(Ordering::Relaxed),
             bytes_left: bytes,
         }
     }
@@ -80,7 +93,7 @@ impl Budget {
         self.entries += 1;
         self.bytes_left = self.bytes_left.saturating_sub(bytes);
         // The next line could pass the room left.
-        if self.bytes_left < MAX_LINE || self.entries >= SLICE_ENTRIES {
+        if self.bytes_left < MAX_LINE || self.entries >= self.max_entries {
             return false;
         }
         self.entries % CLOCK_EVERY != 0 || self.started.elapsed() < SLICE_TIME

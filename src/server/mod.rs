@@ -299,7 +299,8 @@ pub async fn spawn(config: Config) -> anyhow::Result<ServerHandle> {
     });
     let mut addrs = Vec::new();
     for addr in server.config.listen_addrs() {
-        let listener = bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
+        let listener = bind(addr, server.config.limits.send_buffer_bytes)
+            .with_context(|| format!("cannot listen on {addr}"))?;
         let local = listener.local_addr()?;
         info!(address = %local, "listening for IRC");
         addrs.push(local);
@@ -321,7 +322,8 @@ const LISTEN_BACKLOG: i32 = 4096;
 
 /// Binds one listen address. IPv6 sockets are IPv6-only, so that
 /// `0.0.0.0:6667` and `[::]:6667` can both be listened on, as admins expect.
-fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+/// `send_buffer` is `limits.send_buffer_bytes` (0: the kernel's choice).
+fn bind(addr: SocketAddr, send_buffer: usize) -> std::io::Result<TcpListener> {
     use socket2::{Domain, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     if addr.is_ipv6() {
@@ -331,6 +333,11 @@ fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     // Linux hands the listener's TCP_NODELAY down to every socket it
     // accepts: set once here, it saves each connection a `setsockopt`.
     socket.set_tcp_nodelay(true)?;
+    // Handed down the same way; set only when asked for, since a fixed
+    // size stops the kernel from growing the buffer as a connection needs.
+    if send_buffer != 0 {
+        socket.set_send_buffer_size(send_buffer)?;
+    }
     socket.bind(&addr.into())?;
     socket.listen(LISTEN_BACKLOG)?;
     socket.set_nonblocking(true)?;
@@ -354,7 +361,13 @@ async fn accept_loop(server: Arc<Server>, listener: TcpListener, tracker: TaskTr
         };
         // Elsewhere an accepted socket may not inherit it (see `bind`).
         #[cfg(not(target_os = "linux"))]
-        let _ = stream.set_nodelay(true);
+        {
+            let _ = stream.set_nodelay(true);
+            let send_buffer = server.config.limits.send_buffer_bytes;
+            if send_buffer != 0 {
+                let _ = socket2::SockRef::from(&stream).set_send_buffer_size(send_buffer);
+            }
+        }
         connection::start(&server, stream, peer, &tracker);
         flush::write_held();
     }
@@ -413,11 +426,34 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 mod tests {
     #[tokio::test]
     async fn accepted_connections_do_not_wait_to_fill_a_segment() {
-        let listener = super::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = super::bind("127.0.0.1:0".parse().unwrap(), 0).unwrap();
         let addr = listener.local_addr().unwrap();
         let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
         let (accepted, _) = listener.accept().await.unwrap();
         // Checked on the accepted socket, as the accept loop leaves it.
         assert!(accepted.nodelay().unwrap(), "Nagle's algorithm is off");
+    }
+
+    /// `limits.send_buffer_bytes` reaches every accepted socket through
+    /// the listener (elsewhere the accept loop sets it on each); 0 leaves
+    /// the kernel's size, which it may grow.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn accepted_connections_get_the_send_buffer_asked_for() {
+        let size_of = async |send_buffer| {
+            let listener = super::bind("127.0.0.1:0".parse().unwrap(), send_buffer).unwrap();
+            let _client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+                .await
+                .unwrap();
+            let (accepted, _) = listener.accept().await.unwrap();
+            socket2::SockRef::from(&accepted)
+                .send_buffer_size()
+                .unwrap()
+        };
+        let kernels = size_of(0).await;
+        let small = size_of(4096).await;
+        // Linux reports twice what was asked (its bookkeeping is counted).
+        assert!((4096..=8192).contains(&small), "{small} bytes");
+        assert!(kernels > small, "the kernel's default is {kernels} bytes");
     }
 }
