@@ -308,7 +308,7 @@ impl Config {
             ("limits.modes_per_command", l.modes_per_command, 1, 100),
             ("limits.sendq_bytes", l.sendq_bytes, 4096, 1 << 30),
             ("limits.list_entries", l.list_entries, 1, 100_000),
-            // WHOWAS reads its whole list in one hold of the state lock.
+            // A few hundred bytes an entry.
             ("limits.whowas_entries", l.whowas_entries, 0, 20_000),
             (
                 "history.chathistory_max",

@@ -9,7 +9,7 @@ use crate::proto::numeric::{Extra, Response};
 use crate::proto::{LineBuilder, Message};
 use crate::server::caps::Cap;
 use crate::server::channel::{Channel, Membership};
-use crate::server::world::{Client, ClientId, WhowasEntry, World};
+use crate::server::world::{Client, ClientId, World};
 use crate::server::Server;
 use smallvec::SmallVec;
 
@@ -424,26 +424,26 @@ fn send_whois(ctx: &Ctx<'_>, world: &World, me: &Client, target: &Client) {
     );
 }
 
-/// WHOWAS: the entries are found under one shared hold (the list is as
-/// long as `limits.whowas_entries`, 1,000 by default: tens of µs) and
-/// copied out; the lines are made after it is let go.
+/// The most entries one WHOWAS returns, whatever count it asks for: a
+/// nick can fill the whole list (up to 20,000 entries, two lines each),
+/// which would pass the sendq at once.
+const WHOWAS_MAX: usize = 100;
+
+/// WHOWAS: the nick's newest entries, found by nick and shared out of one
+/// shared hold (see `server/whowas.rs`); the lines are made after it.
 pub fn whowas(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
     let nick_query = msg.params[0];
+    // "If given, <count> SHOULD be a positive number. Otherwise, a full
+    // search is done": a full search, like a larger count, gives the most
+    // one reply holds.
     let count = msg
         .param(1)
         .and_then(|c| c.parse::<usize>().ok())
         .filter(|&c| c > 0)
-        .unwrap_or(usize::MAX);
+        .map_or(WHOWAS_MAX, |c| c.min(WHOWAS_MAX));
     let (nick, entries) = {
         let world = ctx.server.world_shared();
-        let folded = world.fold(nick_query);
-        let entries: Vec<WhowasEntry> = world
-            .whowas
-            .iter()
-            .filter(|e| e.folded == folded)
-            .take(count)
-            .cloned()
-            .collect();
+        let entries = world.whowas.find(&world.fold(nick_query), count);
         (world.clients[&ctx.id()].nick.to_string(), entries)
     };
     if entries.is_empty() {

@@ -20,6 +20,7 @@ pub mod persist;
 pub mod restore;
 mod second_writer;
 pub mod stamped;
+pub mod whowas;
 pub mod world;
 
 use std::net::SocketAddr;

@@ -4,7 +4,6 @@
 //! because each fan-out happens under it, every member of a channel sees
 //! that channel's events in the same order.
 
-use std::collections::VecDeque;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -15,6 +14,7 @@ use super::history::{HistoryLog, RecentLines};
 use super::maps::{HashMap, HashSet};
 use super::per_address::ConnectionsPerAddress;
 use super::restore::{remove_member, UnsavedChannels};
+pub use super::whowas::{Whowas, WhowasEntry};
 use crate::casemap::CaseMapping;
 use crate::proto::numeric::Response;
 use crate::proto::LineBuilder;
@@ -49,17 +49,6 @@ impl UserCounts {
     }
 }
 
-#[derive(Debug, Clone)]
-pub struct WhowasEntry {
-    pub folded: String,
-    pub nick: String,
-    pub user: String,
-    pub host: String,
-    pub realname: String,
-    pub server: String,
-    pub left_at: u64,
-}
-
 #[derive(Debug)]
 pub struct World {
     pub casemapping: CaseMapping,
@@ -69,12 +58,11 @@ pub struct World {
     pub nicks: HashMap<String, ClientId>,
     /// Casefolded name → channel.
     pub channels: HashMap<String, Channel>,
-    pub whowas: VecDeque<WhowasEntry>,
+    pub whowas: Whowas,
     /// Stores channel lines in the background.
     pub history: HistoryLog,
     /// Each channel's last lines, replayed on join.
     pub recent_lines: RecentLines,
-    whowas_limit: usize,
     /// Casefolded nick → clients watching it.
     pub monitors: HashMap<String, HashSet<ClientId>>,
     /// Connections per address group (IPv6 by prefix).
@@ -129,9 +117,8 @@ impl World {
             clients: HashMap::default(),
             nicks: HashMap::default(),
             channels: HashMap::default(),
-            whowas: VecDeque::new(),
+            whowas: Whowas::new(whowas_limit),
             recent_lines: RecentLines::default(),
-            whowas_limit,
             monitors: HashMap::default(),
             connections_per_ip: ConnectionsPerAddress::default(),
             peak_users: 0,
@@ -287,7 +274,7 @@ impl World {
         self.nicks.insert(folded_new.clone(), id);
         if registered && old_folded.as_deref() != Some(folded_new.as_str()) {
             if let Some(old_folded) = &old_folded {
-                self.remember_whowas(id, &old_nick, old_folded.clone());
+                self.remember_whowas(id, &old_nick, old_folded);
                 self.notify_monitors_offline(old_folded, &old_nick);
             }
             self.notify_monitors_online(id);
@@ -297,12 +284,11 @@ impl World {
     }
 
     /// Records a nick that is going away for WHOWAS.
-    fn remember_whowas(&mut self, id: ClientId, nick: &str, folded: String) {
+    fn remember_whowas(&mut self, id: ClientId, nick: &str, folded: &str) {
         let Some(client) = self.clients.get(&id) else {
             return;
         };
         let entry = WhowasEntry {
-            folded,
             nick: nick.to_owned(),
             user: client.user().to_string(),
             host: client.host().to_string(),
@@ -310,13 +296,7 @@ impl World {
             server: self.server_name.clone(),
             left_at: super::unix_now(),
         };
-        if self.whowas_limit == 0 {
-            return;
-        }
-        if self.whowas.len() >= self.whowas_limit {
-            self.whowas.pop_back();
-        }
-        self.whowas.push_front(entry);
+        self.whowas.remember(folded, entry);
     }
 
     /// Stops `watcher` watching the casefolded nick (the other half,
@@ -385,7 +365,7 @@ impl World {
                     client.outbox.send_delayed(&quit);
                 }
             }
-            self.remember_whowas(id, &nick, folded.clone());
+            self.remember_whowas(id, &nick, &folded);
             self.notify_monitors_offline(&folded, &nick);
         }
         // Closed after the peers were told, so that by the time the quitter
