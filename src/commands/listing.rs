@@ -215,6 +215,11 @@ impl Sliced for ListReply {
         );
         true
     }
+
+    /// Masks are matched against every channel's name.
+    fn slow_entries(&self) -> bool {
+        (self.filters.iter()).any(|filter| matches!(filter, Filter::Mask { .. }))
+    }
 }
 
 pub fn list(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {

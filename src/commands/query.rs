@@ -145,24 +145,25 @@ impl Sliced for ChannelWho {
             .filter(|channel| channel.is_visible_to(me.id, me.modes.oper));
         if let Some(channel) = channel {
             let member = channel.is_member(me.id);
-            while self.next < self.members.len() {
-                let end = self.members.len().min(self.next + READ_AHEAD);
-                let targets = read_ahead(world, &self.members[self.next..end]);
-                for (&id, target) in self.members[self.next..end].iter().zip(targets) {
-                    self.next += 1;
-                    let mut sent = 0;
+            let ask = &self.ask;
+            let done = walk(
+                world,
+                &self.members,
+                &mut self.next,
+                budget,
+                |id, target| {
                     // Someone who left meanwhile is no longer listed.
-                    if let Some(target) = target.filter(|_| channel.members.contains_key(&id)) {
-                        let shown = member || !target.modes.invisible || me.modes.oper;
-                        if shown && (!self.ask.opers_only || target.modes.oper) {
-                            let whox = self.ask.whox.as_ref();
-                            sent = send_who_line(server, me, target, Some(channel), whox);
-                        }
+                    let target = target.filter(|_| channel.members.contains_key(&id));
+                    let Some(target) = target else { return 0 };
+                    let shown = member || !target.modes.invisible || me.modes.oper;
+                    if !shown || (ask.opers_only && !target.modes.oper) {
+                        return 0;
                     }
-                    if !budget.spend(sent) && self.next < self.members.len() {
-                        return false;
-                    }
-                }
+                    send_who_line(server, me, target, Some(channel), ask.whox.as_ref())
+                },
+            );
+            if !done {
+                return false;
             }
         }
         self.ask.end(server, me);
@@ -175,15 +176,27 @@ impl Sliced for ChannelWho {
 struct MaskWho {
     ids: Vec<ClientId>,
     next: usize,
-    folded_mask: String,
-    /// The mask is only stars: every field matches, nothing is folded.
-    matches_all: bool,
+    mask: WhoMask,
     /// The registered user whose nick the mask is, shown even invisible.
     exact: Option<ClientId>,
     ask: WhoAsk,
 }
 
-impl MaskWho {
+/// The mask of a `WHO mask`, folded.
+struct WhoMask {
+    folded: String,
+    /// The mask is only stars: every field matches, nothing is folded.
+    matches_all: bool,
+}
+
+impl WhoMask {
+    fn new(folded: String) -> WhoMask {
+        WhoMask {
+            matches_all: folded.bytes().all(|b| b == b'*'),
+            folded,
+        }
+    }
+
     fn matches(&self, casemapping: CaseMapping, target: &Client) -> bool {
         if self.matches_all {
             return true;
@@ -198,7 +211,7 @@ impl MaskWho {
         // Most fields are folded already: then nothing is copied.
         fields
             .iter()
-            .any(|field| wildcard_match(&self.folded_mask, &casemapping.fold_cow(field)))
+            .any(|field| wildcard_match(&self.folded, &casemapping.fold_cow(field)))
     }
 }
 
@@ -210,29 +223,28 @@ impl Sliced for MaskWho {
         me: &Client,
         budget: &mut Budget,
     ) -> bool {
-        while self.next < self.ids.len() {
-            let end = self.ids.len().min(self.next + READ_AHEAD);
-            let targets = read_ahead(world, &self.ids[self.next..end]);
-            for (&id, target) in self.ids[self.next..end].iter().zip(targets) {
-                self.next += 1;
-                let mut sent = 0;
-                if let Some(target) = target.filter(|c| c.registered) {
-                    let exact = Some(id) == self.exact;
-                    if (!self.ask.opers_only || target.modes.oper)
-                        && (exact || is_visible_to(me, target))
-                        && (exact || self.matches(world.casemapping, target))
-                    {
-                        let channel = shared_channel(world, me, target);
-                        sent = send_who_line(server, me, target, channel, self.ask.whox.as_ref());
-                    }
-                }
-                if !budget.spend(sent) && self.next < self.ids.len() {
-                    return false;
-                }
+        let done = walk(world, &self.ids, &mut self.next, budget, |id, target| {
+            let Some(target) = target.filter(|c| c.registered) else {
+                return 0;
+            };
+            let exact = Some(id) == self.exact;
+            if (self.ask.opers_only && !target.modes.oper)
+                || !(exact || is_visible_to(me, target))
+                || !(exact || self.mask.matches(world.casemapping, target))
+            {
+                return 0;
             }
+            let channel = shared_channel(world, me, target);
+            send_who_line(server, me, target, channel, self.ask.whox.as_ref())
+        });
+        if done {
+            self.ask.end(server, me);
         }
-        self.ask.end(server, me);
-        true
+        done
+    }
+
+    fn slow_entries(&self) -> bool {
+        !self.mask.matches_all
     }
 }
 
@@ -247,6 +259,31 @@ fn shared_channel<'w>(world: &'w World, me: &Client, target: &Client) -> Option<
 
 /// Clients looked up ahead of their turn in a WHO.
 const READ_AHEAD: usize = 32;
+
+/// Answers the clients of `ids` from `*next` on, in turn, within `budget`:
+/// `answer` gets each id with its client (`None` if gone) and returns the
+/// bytes it sent. `true` once every client was answered, `false` when the
+/// slice must end first.
+fn walk<'w>(
+    world: &'w World,
+    ids: &[ClientId],
+    next: &mut usize,
+    budget: &mut Budget,
+    mut answer: impl FnMut(ClientId, Option<&'w Client>) -> usize,
+) -> bool {
+    while *next < ids.len() {
+        let end = ids.len().min(*next + READ_AHEAD);
+        let targets = read_ahead(world, &ids[*next..end]);
+        for (&id, target) in ids[*next..end].iter().zip(targets) {
+            *next += 1;
+            let sent = answer(id, target);
+            if !budget.spend(sent) && *next < ids.len() {
+                return false;
+            }
+        }
+    }
+    true
+}
 
 /// The clients of `ids` (`None` for those gone), each read once before
 /// any is answered: on a network too big for the cache each client is a
@@ -306,8 +343,7 @@ pub fn who(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
     let reply = MaskWho {
         ids: world.clients.keys().copied().collect(),
         next: 0,
-        matches_all: folded_mask.bytes().all(|b| b == b'*'),
-        folded_mask,
+        mask: WhoMask::new(folded_mask),
         exact: world.registered_by_nick(mask).map(|c| c.id),
         ask,
     };

@@ -48,7 +48,8 @@ const SLICE_ENTRIES: usize = 512;
 static MAX_ENTRIES: AtomicUsize = AtomicUsize::new(SLICE_ENTRIES);
 /// The longest line a slice sends (a numeric has no tags).
 const MAX_LINE: usize = 512;
-/// Entries between two looks at the clock.
+/// Entries between two looks at the clock, when each takes about as long
+/// (a few hundred ns); see [`Sliced::slow_entries`] for those that do not.
 const CLOCK_EVERY: usize = 16;
 /// Work a reply does in slices, back to back (other clients' work runs
 /// between them), before it pauses.
@@ -73,16 +74,20 @@ pub struct Budget {
     started: Instant,
     entries: usize,
     max_entries: usize,
+    /// Entries between two looks at the clock.
+    clock_every: usize,
     bytes_left: usize,
 }
 
 impl Budget {
-    /// A slice's budget, from now; its output at most `bytes`.
-    fn new(bytes: usize) -> Budget {
+    /// A slice's budget, from now; its output at most `bytes`. A slice of
+    /// `slow` entries looks at the clock after every one.
+    fn new(bytes: usize, slow: bool) -> Budget {
         Budget {
             started: Instant::now(),
             entries: 0,
             max_entries: MAX_ENTRIES.load(Ordering::Relaxed),
+            clock_every: if slow { 1 } else { CLOCK_EVERY },
             bytes_left: bytes,
         }
     }
@@ -96,7 +101,7 @@ impl Budget {
         if self.bytes_left < MAX_LINE || self.entries >= self.max_entries {
             return false;
         }
-        self.entries % CLOCK_EVERY != 0 || self.started.elapsed() < SLICE_TIME
+        self.entries % self.clock_every != 0 || self.started.elapsed() < SLICE_TIME
     }
 }
 
@@ -111,6 +116,15 @@ pub trait Sliced: Send + 'static {
         me: &Client,
         budget: &mut Budget,
     ) -> bool;
+
+    /// Whether one entry may take long: a wildcard mask matched against
+    /// it costs the mask's length times the text's in the worst case (a
+    /// mask of 64 `?` between stars, tens of µs a client), so the
+    /// slice looks at the clock after every entry (about 25 ns a look)
+    /// instead of every [`CLOCK_EVERY`]th.
+    fn slow_entries(&self) -> bool {
+        false
+    }
 }
 
 /// Sends `reply`: its first slice now, under `world` (held by the
@@ -121,7 +135,12 @@ pub fn reply(ctx: &Ctx<'_>, world: &World, mut reply: impl Sliced) -> Flow {
     let me = &world.clients[&ctx.id()];
     let room = room_mark(server);
     let outbox = &ctx.session.outbox;
-    if reply.next_slice(server, world, me, &mut Budget::new(room_left(outbox, room))) {
+    if reply.next_slice(
+        server,
+        world,
+        me,
+        &mut Budget::new(room_left(outbox, room), reply.slow_entries()),
+    ) {
         return Flow::Continue;
     }
     let server: Arc<Server> = server.clone();
@@ -165,7 +184,8 @@ fn next_slice(server: &Server, id: ClientId, reply: &mut impl Sliced, bytes: usi
     let Some(me) = world.clients.get(&id) else {
         return true;
     };
-    reply.next_slice(server, &world, me, &mut Budget::new(bytes))
+    let mut budget = Budget::new(bytes, reply.slow_entries());
+    reply.next_slice(server, &world, me, &mut budget)
 }
 
 /// A quarter of the sendq: what a slice fills the client's queue up to.
@@ -313,13 +333,13 @@ mod tests {
 
     #[test]
     fn a_slice_ends_when_it_has_spent_its_entries_or_its_room() {
-        let mut budget = Budget::new(usize::MAX);
+        let mut budget = Budget::new(usize::MAX, false);
         let looked_at = (0..10 * SLICE_ENTRIES)
             .take_while(|_| budget.spend(0))
             .count();
         assert!(looked_at < SLICE_ENTRIES, "{looked_at} entries");
 
-        let mut budget = Budget::new(2000);
+        let mut budget = Budget::new(2000, false);
         assert!(budget.spend(400));
         assert!(budget.spend(1000));
         assert!(!budget.spend(100), "no room left for a line of 512 bytes");
@@ -327,7 +347,7 @@ mod tests {
 
     #[test]
     fn a_slice_ends_when_its_time_is_up() {
-        let mut budget = Budget::new(usize::MAX);
+        let mut budget = Budget::new(usize::MAX, false);
         budget.started -= SLICE_TIME;
         let looked_at = (0..SLICE_ENTRIES).take_while(|_| budget.spend(0)).count();
         assert_eq!(
@@ -335,5 +355,13 @@ mod tests {
             CLOCK_EVERY - 1,
             "the first look at the clock ends it"
         );
+    }
+
+    #[test]
+    fn a_slice_of_slow_entries_looks_at_the_clock_after_each() {
+        let mut budget = Budget::new(usize::MAX, true);
+        assert!(budget.spend(0), "time left");
+        budget.started -= SLICE_TIME;
+        assert!(!budget.spend(0), "the next entry ends it");
     }
 }
