@@ -1,5 +1,5 @@
-//! Replies made in slices, a short hold of the state lock each (WHO, LIST;
-//! see `commands/sliced.rs`): complete, ended last, answered before the
+//! Replies made in slices, a short hold of the state lock each (WHO, LIST,
+//! NAMES; see `commands/sliced.rs`): complete, ended last, answered before the
 //! client's next command, labeled as one batch, made while clients come
 //! and go without listing anyone twice, and paced by the client's reading,
 //! so a reply longer than the sendq reaches a client that reads instead of
@@ -124,6 +124,46 @@ async fn who_on_a_big_channel_lists_every_member_once() {
     let unique: BTreeSet<String> = listed.iter().map(|n| n.to_string()).collect();
     assert_eq!(listed.len(), CROWD);
     assert_eq!(unique, nicks("m", 0..CROWD));
+}
+
+/// NAMES of a big channel named three times, and of one that does not
+/// exist: the big one once, in full, in lines that fit, then each end.
+#[tokio::test]
+async fn names_answers_each_channel_once_in_full_however_often_it_is_named() {
+    let server = start_with("").await;
+    let mut crowd = crowd(&server, "member_with_a_long_nick_").await;
+    for c in &mut crowd {
+        c.send("JOIN #big").await;
+    }
+    for c in &mut crowd {
+        c.sync().await;
+    }
+    let mut alice = server.client("alice").await;
+    let lines = alice.exchange("NAMES #big,#BIG,#nowhere,#big").await;
+    let (names, ends) = lines.split_at(lines.len() - 2);
+    assert_eq!(
+        ends,
+        [
+            numeric("366", "alice", "#big :End of /NAMES list"),
+            numeric("366", "alice", "#nowhere :End of /NAMES list"),
+        ]
+    );
+    let prefix = numeric("353", "alice", "= #big :");
+    let mut listed = Vec::new();
+    for line in names {
+        assert!(line.len() + 2 <= 512, "too long: {line}");
+        let rest = line
+            .strip_prefix(&prefix)
+            .unwrap_or_else(|| panic!("{line}"));
+        listed.extend(
+            rest.split(' ')
+                .map(|n| n.trim_start_matches('@').to_owned()),
+        );
+    }
+    assert!(names.len() > 10, "{} lines", names.len());
+    let unique: BTreeSet<String> = listed.iter().cloned().collect();
+    assert_eq!(unique.len(), listed.len(), "someone listed twice");
+    assert_eq!(unique, nicks("member_with_a_long_nick_", 0..CROWD));
 }
 
 #[tokio::test]

@@ -6,82 +6,219 @@ use crate::proto::mask::wildcard_match;
 use crate::proto::numeric::Response;
 use crate::proto::{LineBuilder, Message};
 use crate::server::caps::Cap;
-use crate::server::channel::Channel;
+use crate::server::channel::{Channel, Membership};
+use crate::server::maps::HashSet;
 use crate::server::world::{Client, ClientId, World};
 use crate::server::Server;
+use bytes::Bytes;
 
 /// Bytes of nicks per 353 line, leaving room for the prefix, the server
 /// name, the numeric and the channel name within 512.
 const NAMES_LINE_BUDGET: usize = 350;
 
+/// The symbol a 353 line gives `channel`: secret, private or public.
+fn names_symbol(channel: &Channel) -> &'static str {
+    if channel.modes.secret {
+        "@"
+    } else if channel.modes.private {
+        "*"
+    } else {
+        "="
+    }
+}
+
+/// How `me` sees `member` in a NAMES of `channel` (where it has `status`):
+/// its prefix and its nick (or whole mask, for `userhost-in-names`), or
+/// `None` when outsiders may not see it.
+fn names_entry<'c>(
+    me: &Client,
+    me_is_member: bool,
+    member: &'c Client,
+    status: Membership,
+) -> Option<(&'static str, &'c str)> {
+    if !me_is_member && member.modes.invisible && !me.modes.oper {
+        return None;
+    }
+    let name = if me.caps.has(Cap::UserhostInNames) {
+        member.mask()
+    } else {
+        &*member.nick
+    };
+    Some((status.prefix(me.caps.has(Cap::MultiPrefix)), name))
+}
+
+fn end_of_names(server: &Server, me: &Client, name: &str) -> Bytes {
+    LineBuilder::numeric(&server.name, Response::RPL_ENDOFNAMES, &me.nick)
+        .param(name)
+        .trailing("End of /NAMES list")
+}
+
 /// 353 lines (split to fit) and 366 for one channel, as `viewer` may see
-/// them: outsiders see no secret channel and no invisible members.
+/// them: outsiders see no secret channel and no invisible members. Sent
+/// on JOIN, in the JOIN's hold of the lock; the NAMES command answers in
+/// slices instead ([`NamesReply`]).
 pub fn send_names(ctx: &Ctx<'_>, world: &World, channel: &Channel, viewer: ClientId) {
     let me = &world.clients[&viewer];
     let is_member = channel.is_member(viewer);
     if channel.is_visible_to(viewer, me.modes.oper) {
-        let multi_prefix = me.caps.has(Cap::MultiPrefix);
-        let with_host = me.caps.has(Cap::UserhostInNames);
-        let symbol = if channel.modes.secret {
-            "@"
-        } else if channel.modes.private {
-            "*"
-        } else {
-            "="
-        };
         let entries = channel.members.iter().filter_map(|(id, membership)| {
-            let member = world.clients.get(id)?;
-            if !is_member && member.modes.invisible && !me.modes.oper {
-                return None;
-            }
-            let name = if with_host {
-                member.mask()
-            } else {
-                &*member.nick
-            };
-            Some((membership.status.prefix(multi_prefix), name))
+            names_entry(me, is_member, world.clients.get(id)?, membership.status)
         });
         for line in pack_into_lines(entries, ' ', NAMES_LINE_BUDGET) {
             me.send(
                 &ctx.numeric(&me.nick, Response::RPL_NAMREPLY)
-                    .param(symbol)
+                    .param(names_symbol(channel))
                     .param(&channel.name)
                     .trailing(&line),
             );
         }
     }
-    me.send(
-        &ctx.numeric(&me.nick, Response::RPL_ENDOFNAMES)
-            .param(&channel.name)
-            .trailing("End of /NAMES list"),
-    );
+    me.send(&end_of_names(ctx.server, me, &channel.name));
 }
 
 pub fn names(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
-    let id = ctx.id();
-    let world = ctx.world();
-    let me = &world.clients[&id];
+    let world = ctx.server.world_shared();
+    let me = &world.clients[&ctx.id()];
     let Some(targets) = msg.param(0).filter(|t| !t.is_empty()) else {
         // Listing every channel would be a flood on a big network; Modern
         // allows answering only the end.
-        me.send(
-            &ctx.numeric(&me.nick, Response::RPL_ENDOFNAMES)
-                .param("*")
-                .trailing("End of /NAMES list"),
-        );
+        me.send(&end_of_names(ctx.server, me, "*"));
         return Flow::Continue;
     };
-    for name in split_list(targets) {
-        match world.channel(name) {
-            Some(channel) => send_names(ctx, &world, channel, id),
-            None => me.send(
-                &ctx.numeric(&me.nick, Response::RPL_ENDOFNAMES)
-                    .param(name)
-                    .trailing("End of /NAMES list"),
-            ),
+    // A channel named twice is answered once: `NAMES #big,#big,…` would
+    // otherwise list a big channel as often as a line holds its name.
+    let mut seen = HashSet::default();
+    let targets = split_list(targets)
+        .filter(|name| seen.insert(world.fold(name)))
+        .map(str::to_owned)
+        .collect();
+    let reply = NamesReply {
+        targets,
+        next_target: 0,
+        current: None,
+    };
+    sliced::reply(ctx, &world, reply)
+}
+
+/// NAMES, in slices (see `sliced.rs`): the channels in the order asked,
+/// each with its members as they are when their slice comes.
+struct NamesReply {
+    /// The names as given, each channel once.
+    targets: Vec<String>,
+    next_target: usize,
+    /// The channel being listed.
+    current: Option<NamesOf>,
+}
+
+impl Sliced for NamesReply {
+    fn next_slice(
+        &mut self,
+        server: &Server,
+        world: &World,
+        me: &Client,
+        budget: &mut Budget,
+    ) -> bool {
+        loop {
+            if let Some(names) = &mut self.current {
+                if !names.next_part(server, world, me, budget) {
+                    return false;
+                }
+                self.current = None;
+            }
+            let Some(name) = self.targets.get(self.next_target) else {
+                return true;
+            };
+            if budget.is_spent() {
+                return false;
+            }
+            self.next_target += 1;
+            match world.channel(name) {
+                Some(channel) if channel.is_visible_to(me.id, me.modes.oper) => {
+                    self.current = Some(NamesOf {
+                        folded: world.fold(name),
+                        name: channel.name.clone(),
+                        members: channel.members.keys().copied().collect(),
+                        next: 0,
+                        line: String::new(),
+                    });
+                }
+                // Only the end, with the name as the channel spells it.
+                channel => {
+                    let line = end_of_names(server, me, channel.map_or(name, |c| &c.name));
+                    me.send(&line);
+                    budget.spend(line.len());
+                }
+            }
         }
     }
-    Flow::Continue
+}
+
+/// One channel's NAMES, part way through.
+struct NamesOf {
+    folded: String,
+    /// As the channel spells it.
+    name: String,
+    /// Its members when its turn came.
+    members: Vec<ClientId>,
+    next: usize,
+    /// Entries of the next 353, not sent yet.
+    line: String,
+}
+
+impl NamesOf {
+    /// Sends the channel's next lines within `budget`; `true` once its
+    /// 366 is sent. A member who left meanwhile is left out; a channel
+    /// that went away, or went secret, ends its list.
+    fn next_part(
+        &mut self,
+        server: &Server,
+        world: &World,
+        me: &Client,
+        budget: &mut Budget,
+    ) -> bool {
+        let channel = (world.channels.get(&self.folded))
+            .filter(|channel| channel.is_visible_to(me.id, me.modes.oper));
+        if let Some(channel) = channel {
+            let is_member = channel.is_member(me.id);
+            while let Some(&id) = self.members.get(self.next) {
+                self.next += 1;
+                let mut sent = 0;
+                let entry = (world.clients.get(&id))
+                    .zip(channel.members.get(&id))
+                    .and_then(|(member, m)| names_entry(me, is_member, member, m.status));
+                if let Some((prefix, name)) = entry {
+                    let len = prefix.len() + name.len();
+                    if !self.line.is_empty() && self.line.len() + 1 + len > NAMES_LINE_BUDGET {
+                        sent = self.send_line(server, me, channel);
+                    }
+                    if !self.line.is_empty() {
+                        self.line.push(' ');
+                    }
+                    self.line.push_str(prefix);
+                    self.line.push_str(name);
+                }
+                if !budget.spend(sent) && self.next < self.members.len() {
+                    return false;
+                }
+            }
+            self.send_line(server, me, channel);
+        }
+        me.send(&end_of_names(server, me, &self.name));
+        true
+    }
+
+    /// Sends the entries gathered as one 353; returns its length.
+    fn send_line(&mut self, server: &Server, me: &Client, channel: &Channel) -> usize {
+        if self.line.is_empty() {
+            return 0;
+        }
+        let line = LineBuilder::numeric(&server.name, Response::RPL_NAMREPLY, &me.nick)
+            .param(names_symbol(channel))
+            .param(&channel.name)
+            .trailing(&std::mem::take(&mut self.line));
+        me.send(&line);
+        line.len()
+    }
 }
 
 /// One LIST condition (ELIST=MNU).

@@ -77,6 +77,8 @@ pub struct Budget {
     /// Entries between two looks at the clock.
     clock_every: usize,
     bytes_left: usize,
+    /// The slice has spent its share: it stays spent.
+    spent: bool,
 }
 
 impl Budget {
@@ -89,6 +91,7 @@ impl Budget {
             max_entries: MAX_ENTRIES.load(Ordering::Relaxed),
             clock_every: if slow { 1 } else { CLOCK_EVERY },
             bytes_left: bytes,
+            spent: false,
         }
     }
 
@@ -98,10 +101,16 @@ impl Budget {
         self.entries += 1;
         self.bytes_left = self.bytes_left.saturating_sub(bytes);
         // The next line could pass the room left.
-        if self.bytes_left < MAX_LINE || self.entries >= self.max_entries {
-            return false;
-        }
-        self.entries % self.clock_every != 0 || self.started.elapsed() < SLICE_TIME
+        self.spent = self.spent
+            || self.bytes_left < MAX_LINE
+            || self.entries >= self.max_entries
+            || (self.entries % self.clock_every == 0 && self.started.elapsed() >= SLICE_TIME);
+        !self.spent
+    }
+
+    /// Whether the slice has spent its share (see [`Budget::spend`]).
+    pub fn is_spent(&self) -> bool {
+        self.spent
     }
 }
 
@@ -355,6 +364,7 @@ mod tests {
             CLOCK_EVERY - 1,
             "the first look at the clock ends it"
         );
+        assert!(!budget.spend(0) && budget.is_spent(), "and it stays ended");
     }
 
     #[test]
