@@ -226,6 +226,35 @@ async fn clients_coming_and_going_during_a_who_are_listed_at_most_once() {
     }
 }
 
+/// A client that asks for a long reply and quits, then closes without
+/// reading: the reply meets a closed socket, yet its peers see the reason
+/// it gave, whether the QUIT came in the same write or was still in the
+/// socket, unread, when the reply failed.
+#[tokio::test]
+async fn a_quit_sent_behind_a_long_reply_is_the_reason_peers_see() {
+    let server = start_with("").await;
+    let _crowd = crowd(&server, "u").await;
+    let mut alice = server.client("alice").await;
+    let mut quitter = server.client("quitter").await;
+    let mut later = server.client("later").await;
+    setup_channel("#c", &mut [&mut alice, &mut quitter, &mut later]).await;
+
+    quitter.send_raw(b"WHO *\r\nQUIT :bye\r\n").await;
+    drop(quitter);
+    alice
+        .expect_line(":quitter!~quitter@127.0.0.1 QUIT :Quit: bye")
+        .await;
+
+    later.send("WHO *").await;
+    // The reply has begun: the server reads nothing more until it ends.
+    later.expect_numeric("352").await;
+    later.send("QUIT :see you").await;
+    drop(later);
+    alice
+        .expect_line(":later!~later@127.0.0.1 QUIT :Quit: see you")
+        .await;
+}
+
 async fn next(lines: &mut Lines<BufReader<OwnedReadHalf>>) -> String {
     tokio::time::timeout(WAIT, lines.next_line())
         .await

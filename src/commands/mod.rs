@@ -29,7 +29,7 @@ mod topic;
 pub use message::may_run;
 pub use missed::remember_departure;
 pub use nick_claims::{run as run_nick_claims, NickChecks};
-pub use registration::is_valid_nick;
+pub use registration::{is_valid_nick, quit_reason};
 pub use sasl::plain_fields;
 pub use sliced::set_slice_entries;
 

@@ -225,12 +225,16 @@ pub fn pong(_ctx: &mut Ctx<'_>, _msg: &Message<'_>) -> Flow {
 }
 
 pub fn quit(_ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
-    let reason = match msg.param(0).filter(|r| !r.is_empty()) {
+    Flow::Quit(quit_reason(msg))
+}
+
+/// The reason others are shown for the QUIT `msg`.
+pub fn quit_reason(msg: &Message<'_>) -> String {
+    match msg.param(0).filter(|r| !r.is_empty()) {
         Some(reason) => format!("Quit: {reason}"),
         // Modern IRC: with no reason given, the reason is just "Quit: ".
         None => "Quit: ".to_owned(),
-    };
-    Flow::Quit(reason)
+    }
 }
 
 #[cfg(test)]

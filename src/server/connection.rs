@@ -136,8 +136,12 @@ impl Connection {
 
     async fn serve(&mut self) {
         let account = {
-            let reason = poll_fn(|cx| self.poll_read_loop(cx)).await;
+            let mut reason = poll_fn(|cx| self.poll_read_loop(cx)).await;
             self.waiting = Waiting::Nothing;
+            if self.session.outbox.is_broken() {
+                let socket = self.session.outbox.socket();
+                reason = self.input.quit_left_behind(socket).unwrap_or(reason);
+            }
             let account = self.leave(&reason);
             // The peer's address is in the "connected" line with the same id.
             info!(client = self.session.id, reason, "disconnected");

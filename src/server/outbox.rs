@@ -318,6 +318,11 @@ impl Outbox {
         self.lock().must_end()
     }
 
+    /// Whether a write failed: the peer is gone.
+    pub fn is_broken(&self) -> bool {
+        self.lock().state == State::Broken
+    }
+
     /// Bytes waiting to be written.
     pub fn queued_bytes(&self) -> usize {
         self.lock().bytes

@@ -7,15 +7,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
+use tokio::net::TcpStream;
 use tokio_util::codec::Decoder;
 
 use super::handle_frame;
 use super::message_run::{After, Gathered};
-use crate::commands::{Flow, Session, SessionUpdate};
+use crate::commands::{self, Flow, Session, SessionUpdate};
 use crate::proto::codec::{Frame, LineCodec};
+use crate::proto::parse_message;
 use crate::server::flood::FloodControl;
 use crate::server::flush::FlushScope;
 use crate::server::Server;
+
+/// Reads of [`super::READ_CHUNK`] bytes made for a QUIT left behind.
+const LEFT_BEHIND_READS: usize = 4;
 
 /// What stopped the handling of buffered input.
 pub(super) enum Pause {
@@ -113,6 +118,41 @@ impl Input {
                         update
                     })));
                 }
+            }
+        }
+    }
+
+    /// The reason of a QUIT the client sent that was never handled. A
+    /// client may send a command with a long reply and QUIT at once, then
+    /// close its connection: the reply meets the closed socket before the
+    /// QUIT's turn comes, and the client would be shown leaving with a
+    /// write error instead of its reason. So when a write fails, what the
+    /// socket still holds is read (the kernel keeps it after a reset) and
+    /// the lines not yet handled are searched for a QUIT. The other lines
+    /// are dropped, as they always were with a failed socket: their
+    /// replies could not be delivered.
+    pub(super) fn quit_left_behind(&mut self, socket: &TcpStream) -> Option<String> {
+        // Bounded: at most what a client may send in a few reads.
+        for _ in 0..LEFT_BEHIND_READS {
+            if !matches!(super::read_available(socket, &mut self.buffer), Ok(1..)) {
+                break;
+            }
+        }
+        self.at_eof = true;
+        let mut next = self.held_line.take().map(|frame| *frame);
+        loop {
+            let frame = match next.take() {
+                Some(frame) => frame,
+                None => self.next_frame().ok()??,
+            };
+            let Frame::Line(line) = frame else {
+                continue;
+            };
+            let Ok(Ok(message)) = std::str::from_utf8(&line).map(parse_message) else {
+                continue;
+            };
+            if message.command.eq_ignore_ascii_case("QUIT") {
+                return Some(commands::quit_reason(&message));
             }
         }
     }
