@@ -71,9 +71,17 @@ async fn the_lock_report_counts_every_hold_in_one_bucket() {
     assert!(holds > 0, "{exclusive}");
     assert!(figure(exclusive, "max_ns") > 0, "{exclusive}");
     // The holding thread's CPU time: the most one hold took, and how many
-    // took over 1 ms (none, in a test).
-    figure(exclusive, "max_cpu_ns");
-    assert_eq!(figure(exclusive, "cpu_over_1ms"), 0, "{exclusive}");
+    // took over 1 ms. A loaded machine may stretch any hold, so neither is
+    // bounded here, but a hold cannot use more CPU than it lasts (its CPU
+    // time is read after the lock is let go: a few µs of slack).
+    assert!(
+        figure(exclusive, "max_cpu_ns") <= figure(exclusive, "max_ns") + 10_000,
+        "{exclusive}"
+    );
+    assert!(
+        figure(exclusive, "cpu_over_1ms") <= figure(exclusive, "over_1ms"),
+        "{exclusive}"
+    );
     let in_buckets: u64 = texts
         .iter()
         .filter_map(|t| t.strip_prefix("exclusive buckets "))

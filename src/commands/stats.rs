@@ -13,7 +13,7 @@ const BUCKET_LINE_BUDGET: usize = 300;
 pub fn stats(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
     let query = msg.params[0];
     let (nick, oper) = {
-        let world = ctx.world();
+        let world = ctx.server.world_shared();
         let me = &world.clients[&ctx.id()];
         (me.nick.to_string(), me.modes.oper)
     };

@@ -12,9 +12,12 @@
 //! the thread was off its CPU, the machine's doing rather than the
 //! code's. Off (the default) a hold costs one test of a flag; on, two
 //! reads of the clock, two of the thread's CPU clock (a system call each)
-//! and a few atomic updates, done while the lock is still held but after
-//! the hold's end was read, so they are not counted in it.
+//! and a few atomic updates. Only the first clock reads fall inside the
+//! hold: its end is read before the lock is let go, and its CPU time and
+//! the updates after, so that nobody waits for them (the CPU time then
+//! includes the letting go, tens of ns).
 
+use std::mem::ManuallyDrop;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -169,8 +172,10 @@ impl Start {
         }
     }
 
-    fn record(self, stats: &HoldStats) {
-        let held = self.at.elapsed();
+    /// Records a hold that lasted until `end`; called once the lock is
+    /// let go.
+    fn record(self, stats: &HoldStats, end: Instant) {
+        let held = end.saturating_duration_since(self.at);
         stats.record(held, thread_cpu_ns().saturating_sub(self.cpu_ns));
     }
 }
@@ -236,7 +241,7 @@ impl WorldLock {
         // would take the whole server down with one bad command.
         let guard = self.lock.write().unwrap_or_else(|e| e.into_inner());
         WorldWrite {
-            guard,
+            guard: ManuallyDrop::new(guard),
             timer: self.timing.as_deref().map(|t| (&t.exclusive, Start::now())),
         }
     }
@@ -244,7 +249,7 @@ impl WorldLock {
     pub fn read(&self) -> WorldRead<'_> {
         let guard = self.lock.read().unwrap_or_else(|e| e.into_inner());
         WorldRead {
-            guard,
+            guard: ManuallyDrop::new(guard),
             timer: self.timing.as_deref().map(|t| (&t.shared, Start::now())),
         }
     }
@@ -252,14 +257,16 @@ impl WorldLock {
 
 /// The state, held alone. Never keep it across an `.await`.
 pub struct WorldWrite<'a> {
-    guard: RwLockWriteGuard<'a, World>,
+    /// Let go by hand in `drop`, before the hold is recorded.
+    guard: ManuallyDrop<RwLockWriteGuard<'a, World>>,
     timer: Option<(&'a HoldStats, Start)>,
 }
 
 /// The state, held shared with other readers. Never keep it across an
 /// `.await`.
 pub struct WorldRead<'a> {
-    guard: RwLockReadGuard<'a, World>,
+    /// Let go by hand in `drop`, before the hold is recorded.
+    guard: ManuallyDrop<RwLockReadGuard<'a, World>>,
     timer: Option<(&'a HoldStats, Start)>,
 }
 
@@ -283,19 +290,24 @@ impl Deref for WorldRead<'_> {
     }
 }
 
-// The guard itself is let go right after `drop` returns.
 impl Drop for WorldWrite<'_> {
     fn drop(&mut self) {
-        if let Some((stats, start)) = self.timer {
-            start.record(stats);
+        let end = self.timer.map(|_| Instant::now());
+        // SAFETY: the guard is dropped once, here, and never used after.
+        unsafe { ManuallyDrop::drop(&mut self.guard) };
+        if let (Some((stats, start)), Some(end)) = (self.timer, end) {
+            start.record(stats, end);
         }
     }
 }
 
 impl Drop for WorldRead<'_> {
     fn drop(&mut self) {
-        if let Some((stats, start)) = self.timer {
-            start.record(stats);
+        let end = self.timer.map(|_| Instant::now());
+        // SAFETY: the guard is dropped once, here, and never used after.
+        unsafe { ManuallyDrop::drop(&mut self.guard) };
+        if let (Some((stats, start)), Some(end)) = (self.timer, end) {
+            start.record(stats, end);
         }
     }
 }
