@@ -328,10 +328,8 @@ impl Outbox {
         self.lock().bytes
     }
 
-    /// Whether the queue waits for a full socket to drain. Only the
-    /// connection task leaves this state, from
-    /// [`Outbox::poll_serve_until_ended`], which meanwhile waits for the
-    /// socket to take more; any task that enters it wakes that task.
+    /// Whether the queue waits for a full socket to drain: only the
+    /// connection task leaves that state (see `poll_serve_until_ended`).
     pub fn is_blocked(&self) -> bool {
         self.lock().writer == Writer::Blocked
     }
