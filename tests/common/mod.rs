@@ -339,6 +339,24 @@ impl Client {
     }
 }
 
+/// The 322 lines of a LIST reply, sorted, after checking 321 and 323 around them.
+pub fn list_entries(lines: &[String], nick: &str) -> Vec<String> {
+    assert!(lines.len() >= 2, "{lines:?}");
+    assert_eq!(lines[0], numeric("321", nick, "Channel :Users  Name"));
+    assert_eq!(
+        lines[lines.len() - 1],
+        numeric("323", nick, ":End of /LIST")
+    );
+    let mut entries = lines[1..lines.len() - 1].to_vec();
+    entries.sort();
+    entries
+}
+
+/// The 366 that ends a NAMES reply.
+pub fn end_of_names(nick: &str, channel: &str) -> String {
+    numeric("366", nick, &format!("{channel} :End of /NAMES list"))
+}
+
 /// `:irc.test CODE nick rest` — a numeric as a test expects it.
 pub fn numeric(code: &str, nick: &str, rest: &str) -> String {
     format!(":{SERVER} {code} {nick} {rest}")
