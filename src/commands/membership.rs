@@ -9,8 +9,7 @@ use crate::proto::tags::Stamp;
 use crate::proto::Message;
 use crate::server::batch::Batch;
 use crate::server::caps::Cap;
-use crate::server::channel::{Channel, Member, Membership};
-use crate::server::restore;
+use crate::server::channel::{self, Channel, Member, Membership};
 use crate::server::unix_now;
 use crate::server::world::{line_from, ClientId, World};
 
@@ -288,7 +287,7 @@ fn part_one(world: &mut World, id: ClientId, folded: &str, reason: Option<&str>)
     me.channels.remove(folded);
     channel.broadcast_membership(clients, &line, id);
     history.record_event([&folded.to_owned()], "PART", &line);
-    restore::remove_member(channels, unsaved_channels, folded, id);
+    channel::remove_member(channels, unsaved_channels, folded, id);
 }
 
 pub fn part(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
@@ -407,7 +406,7 @@ fn kick_from(ctx: &Ctx<'_>, world: &mut World, name: &str, users: &[&str], reaso
         if let Some(kicked) = clients.get_mut(&target_id) {
             kicked.channels.remove(&folded);
         }
-        if restore::remove_member(channels, unsaved_channels, &folded, target_id) {
+        if channel::remove_member(channels, unsaved_channels, &folded, target_id) {
             break;
         }
     }

@@ -7,6 +7,7 @@ pub use saved::{RestartWait, Returning};
 use std::cell::OnceCell;
 
 use super::maps::{HashMap, HashSet};
+use super::unsaved::UnsavedChannels;
 
 use bytes::Bytes;
 use smallvec::SmallVec;
@@ -346,4 +347,29 @@ impl Channel {
             }
         }
     }
+}
+
+/// Takes client `id` out of channel `folded`. The channel goes when its
+/// last member does, unless it is waiting after a restart. Marks it for
+/// saving if it is gone or remembered the member. Returns whether the
+/// channel is gone.
+pub fn remove_member(
+    channels: &mut HashMap<String, Channel>,
+    unsaved: &mut UnsavedChannels,
+    folded: &str,
+    id: ClientId,
+) -> bool {
+    let Some(channel) = channels.get_mut(folded) else {
+        return false;
+    };
+    let status = channel.members.remove(&id).map(|m| m.status);
+    if channel.members.is_empty() && channel.restart_wait.is_none() {
+        channels.remove(folded);
+        unsaved.mark(folded);
+        return true;
+    }
+    if channel.members.is_empty() || status.is_some_and(|s| channel.remembers(s)) {
+        unsaved.mark(folded);
+    }
+    false
 }

@@ -20,6 +20,7 @@ pub mod persist;
 pub mod restore;
 mod second_writer;
 pub mod stamped;
+pub mod unsaved;
 pub mod whowas;
 pub mod world;
 
@@ -97,7 +98,7 @@ impl Server {
             config.server.name.clone(),
             config.limits.whowas_entries,
             history,
-            restore::UnsavedChannels::new(config.channels.restart_wait_secs > 0),
+            unsaved::UnsavedChannels::new(config.channels.restart_wait_secs > 0),
         );
         world.connections_per_ip =
             per_address::ConnectionsPerAddress::new(config.limits.ipv6_prefix_len);

@@ -24,10 +24,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Notify;
-
 use super::channel::{Channel, Membership, RestartWait, Returning};
-use super::maps::{HashMap, HashSet};
 use super::persist::ChannelSaver;
 use super::world::{ClientId, World};
 use super::{unix_now, Server};
@@ -37,37 +34,6 @@ use crate::store::{ChannelSnapshot, MemberKey};
 /// one, and each member it saves one more, so a burst of changes or one
 /// huge channel never holds up the network for long.
 const SAVE_WORK_PER_HOLD: usize = 2_048;
-
-/// The channels whose saved snapshot is out of date, by folded name.
-#[derive(Debug)]
-pub struct UnsavedChannels {
-    names: HashSet<String>,
-    /// Wakes the task that saves them when the first is marked.
-    due: Arc<Notify>,
-    /// Off when channels do not outlive a restart, and once the server is
-    /// stopping (every channel was saved then).
-    tracking: bool,
-}
-
-impl UnsavedChannels {
-    pub fn new(tracking: bool) -> UnsavedChannels {
-        UnsavedChannels {
-            names: HashSet::default(),
-            due: Arc::default(),
-            tracking,
-        }
-    }
-
-    pub fn mark(&mut self, folded: &str) {
-        if !self.tracking || self.names.contains(folded) {
-            return;
-        }
-        if self.names.is_empty() {
-            self.due.notify_one();
-        }
-        self.names.insert(folded.to_owned());
-    }
-}
 
 impl World {
     /// Marks channel `folded` for saving: its state or its remembered
@@ -224,31 +190,6 @@ impl World {
         self.unsaved_channels.mark(folded);
         Some(returning.status)
     }
-}
-
-/// Takes client `id` out of channel `folded`. The channel goes when its
-/// last member does, unless it is waiting after a restart. Marks it for
-/// saving if it is gone or remembered the member. Returns whether the
-/// channel is gone.
-pub fn remove_member(
-    channels: &mut HashMap<String, Channel>,
-    unsaved: &mut UnsavedChannels,
-    folded: &str,
-    id: ClientId,
-) -> bool {
-    let Some(channel) = channels.get_mut(folded) else {
-        return false;
-    };
-    let status = channel.members.remove(&id).map(|m| m.status);
-    if channel.members.is_empty() && channel.restart_wait.is_none() {
-        channels.remove(folded);
-        unsaved.mark(folded);
-        return true;
-    }
-    if channel.members.is_empty() || status.is_some_and(|s| channel.remembers(s)) {
-        unsaved.mark(folded);
-    }
-    false
 }
 
 /// Gives client `id`, which just logged in, its status back in the

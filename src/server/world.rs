@@ -9,11 +9,12 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::caps::Cap;
+use super::channel::remove_member;
 use super::channel::Channel;
 use super::history::{HistoryLog, RecentLines};
 use super::maps::{HashMap, HashSet};
 use super::per_address::ConnectionsPerAddress;
-use super::restore::{remove_member, UnsavedChannels};
+use super::unsaved::UnsavedChannels;
 pub use super::whowas::{Whowas, WhowasEntry};
 use crate::casemap::CaseMapping;
 use crate::proto::numeric::Response;
@@ -24,6 +25,7 @@ use crate::store::RegisteredChannel;
 pub use super::client::{line_from, Client, LoggedIn, UserModes};
 
 pub type ClientId = u64;
+
 // Boxed: a growing map then moves 16-byte entries, not whole clients, and
 // its spare capacity costs 16 bytes per slot instead of a `Client`.
 pub type Clients = HashMap<ClientId, Box<Client>>;
