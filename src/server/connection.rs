@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
-use tokio::io::Interest;
+
 use tokio::net::TcpStream;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info};
@@ -33,10 +33,6 @@ use self::input::{Input, Pause};
 
 mod input;
 mod message_run;
-
-/// Room made in the read buffer before each read. Lines cut at its end wait
-/// in the buffer for the rest; a burst fills several reads.
-const READ_CHUNK: usize = 4096;
 
 pub(super) const SHUTDOWN_REASON: &str = "Server shutting down";
 
@@ -139,8 +135,8 @@ impl Connection {
             let mut reason = poll_fn(|cx| self.poll_read_loop(cx)).await;
             self.waiting = Waiting::Nothing;
             if self.session.outbox.is_broken() {
-                let socket = self.session.outbox.socket();
-                reason = self.input.quit_left_behind(socket).unwrap_or(reason);
+                let wire = self.session.outbox.wire();
+                reason = self.input.quit_left_behind(wire).unwrap_or(reason);
             }
             let account = self.leave(&reason);
             // The peer's address is in the "connected" line with the same id.
@@ -260,10 +256,10 @@ impl Connection {
                     };
                 }
                 Waiting::Input => {
-                    if let Err(e) = ready!(session.outbox.socket().poll_read_ready(cx)) {
+                    if let Err(e) = ready!(session.outbox.wire().poll_read_ready(cx)) {
                         return Poll::Ready(format!("Read error: {e}"));
                     }
-                    match read_available(session.outbox.socket(), &mut input.buffer) {
+                    match session.outbox.wire().read_available(&mut input.buffer) {
                         Ok(0) => input.at_eof = true,
                         Ok(_) => {}
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
@@ -303,35 +299,6 @@ enum Waiting {
     Flood(Pin<Box<tokio::time::Sleep>>),
     /// A command's slow work, before the next line.
     Work(Pin<Box<dyn Future<Output = Option<SessionUpdate>> + Send>>),
-}
-
-/// Reads what the socket holds (up to [`READ_CHUNK`] more bytes); `Ok(0)`
-/// at end of input.
-///
-/// A read that leaves room in the buffer has drained the socket, so its
-/// readiness is cleared then and there, as tokio's own `poll_read` does on
-/// epoll: the next wait then sleeps until new input comes, instead of
-/// waking at once for one more read that finds nothing (one syscall in
-/// three for a client that sends a line at a time). The readiness cleared
-/// is the one seen before the read, so input that arrives during it is
-/// never missed; end of input is never cleared.
-fn read_available(socket: &TcpStream, buffer: &mut BytesMut) -> std::io::Result<usize> {
-    buffer.reserve(READ_CHUNK);
-    let room = buffer.capacity() - buffer.len();
-    let mut read = 0;
-    let result = socket.try_io(Interest::READABLE, || {
-        read = socket.try_read_buf(buffer)?;
-        if read > 0 && read < room {
-            // Not an error: it makes `try_io` clear the readiness.
-            Err(std::io::ErrorKind::WouldBlock.into())
-        } else {
-            Ok(read)
-        }
-    });
-    match result {
-        Err(_) if read > 0 => Ok(read),
-        result => result,
-    }
 }
 
 /// The reply to collect if `message` is labeled and its sender enabled

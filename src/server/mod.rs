@@ -22,6 +22,7 @@ mod second_writer;
 pub mod stamped;
 pub mod unsaved;
 pub mod whowas;
+pub mod wire;
 pub mod world;
 
 use std::net::SocketAddr;

@@ -20,13 +20,12 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use self::gather::write_some;
 use super::flush::defer_to_scope;
 use super::keepalive::Liveness;
 use super::labeled;
+use super::wire::Wire;
 use crate::proto::tags::{self, TagMask};
 
 /// How long an ended connection may take to receive its last lines.
@@ -110,7 +109,7 @@ struct Shared {
     /// built once with all their tags; each client gets the view its
     /// capabilities allow (see [`tags::view`]).
     tag_mask: AtomicU8,
-    socket: TcpStream,
+    wire: Wire,
     // Kept here, in the one allocation a connection shares with the
     // network state, rather than in one more of its own.
     liveness: Liveness,
@@ -123,7 +122,7 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    pub fn new(limit: usize, socket: TcpStream) -> Outbox {
+    pub fn new(limit: usize, wire: impl Into<Wire>) -> Outbox {
         Outbox {
             shared: Arc::new(Shared {
                 capturing: AtomicBool::new(false),
@@ -137,15 +136,15 @@ impl Outbox {
                     connection_task: None,
                 }),
                 tag_mask: AtomicU8::new(TagMask::NONE.bits()),
-                socket,
+                wire: wire.into(),
                 liveness: Liveness::default(),
             }),
         }
     }
 
-    /// The client's socket, for its connection task to read from.
-    pub fn socket(&self) -> &TcpStream {
-        &self.shared.socket
+    /// The client's connection, for its connection task to read from.
+    pub fn wire(&self) -> &Wire {
+        &self.shared.wire
     }
 
     /// When the client was last heard from, for the keepalive sweep.
@@ -409,7 +408,7 @@ impl Outbox {
             // wait for a push, never for the socket.
             let mut lines = std::mem::take(&mut queue.lines);
             drop(queue);
-            let result = write_some(&self.shared.socket, &mut lines);
+            let result = self.shared.wire.write_some(&mut lines);
             queue = self.lock();
             if matches!(queue.state, State::Open | State::Closing) {
                 // Lines queued meanwhile go after what is left of these.
@@ -472,7 +471,7 @@ impl Outbox {
                 return Poll::Pending;
             }
             drop(queue);
-            match self.shared.socket.poll_write_ready(cx) {
+            match self.shared.wire.poll_write_ready(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Ok(())) => {
                     // A write that still finds the socket full clears its
@@ -534,17 +533,17 @@ impl Outbox {
                 break;
             }
         }
-        let _ = socket2::SockRef::from(&self.shared.socket).shutdown(std::net::Shutdown::Write);
+        self.shared.wire.shutdown();
     }
 
     async fn send_overflow_notice(&self) {
         // The leading CRLF ends any line cut short by the overflow.
-        let mut notice: &[u8] = b"\r\nERROR :SendQ exceeded\r\n";
+        let notice = Bytes::from_static(b"\r\nERROR :SendQ exceeded\r\n");
+        let mut lines = VecDeque::from([notice]);
         let give_up = Instant::now() + OVERFLOW_NOTICE_LIMIT;
-        while !notice.is_empty() {
-            match self.shared.socket.try_write(notice) {
-                Ok(0) => return,
-                Ok(n) => notice = &notice[n..],
+        while !lines.is_empty() {
+            match self.shared.wire.write_some(&mut lines) {
+                Ok(_) => {}
                 Err(error) if error.kind() == ErrorKind::WouldBlock => {
                     if !self.writable_before(give_up).await {
                         return;
@@ -562,7 +561,7 @@ impl Outbox {
         // and an unboxed one would make every connection's task bigger for
         // its whole life.
         let mut timer = Box::pin(tokio::time::sleep_until(deadline));
-        poll_fn(|cx| match self.shared.socket.poll_write_ready(cx) {
+        poll_fn(|cx| match self.shared.wire.poll_write_ready(cx) {
             Poll::Ready(result) => Poll::Ready(result.is_ok()),
             Poll::Pending => timer.as_mut().poll(cx).map(|()| false),
         })
@@ -599,7 +598,6 @@ fn wake_connection_task(mut queue: MutexGuard<'_, Queue>) {
 }
 
 mod burst;
-mod gather;
 mod recipient;
 
 pub use self::burst::Burst;

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::net::TcpStream;
 use tokio_util::codec::Decoder;
 
 use super::handle_frame;
@@ -17,9 +16,10 @@ use crate::proto::codec::{Frame, LineCodec};
 use crate::proto::parse_message;
 use crate::server::flood::FloodControl;
 use crate::server::flush::FlushScope;
+use crate::server::wire::Wire;
 use crate::server::Server;
 
-/// Reads of [`super::READ_CHUNK`] bytes made for a QUIT left behind.
+/// Reads of [`crate::server::wire::READ_CHUNK`] bytes made for a QUIT left behind.
 const LEFT_BEHIND_READS: usize = 4;
 
 /// What stopped the handling of buffered input.
@@ -131,10 +131,10 @@ impl Input {
     /// the lines not yet handled are searched for a QUIT. The other lines
     /// are dropped, as they always were with a failed socket: their
     /// replies could not be delivered.
-    pub(super) fn quit_left_behind(&mut self, socket: &TcpStream) -> Option<String> {
+    pub(super) fn quit_left_behind(&mut self, wire: &Wire) -> Option<String> {
         // Bounded: at most what a client may send in a few reads.
         for _ in 0..LEFT_BEHIND_READS {
-            if !matches!(super::read_available(socket, &mut self.buffer), Ok(1..)) {
+            if !matches!(wire.read_available(&mut self.buffer), Ok(1..)) {
                 break;
             }
         }

@@ -3,7 +3,7 @@
 use super::*;
 use crate::server::flush::{flush_on_park, write_held, DelayedWrites, FlushScope, MAX_HELD_SCOPES};
 use tokio::io::AsyncReadExt;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
 /// An outbox on one end of a loopback connection, and the other end.
 async fn connected(limit: usize) -> (Outbox, TcpStream) {
