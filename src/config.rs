@@ -8,6 +8,9 @@ use serde::Deserialize;
 
 use crate::casemap::CaseMapping;
 
+mod tls;
+pub use self::tls::{PlaintextPasswords, TlsConfig};
+
 /// The defaults, compiled in so the server runs with no file at all.
 pub const DEFAULT_CONFIG: &str = include_str!("../conf/default.toml");
 
@@ -20,6 +23,7 @@ pub struct Config {
     pub accounts: AccountsConfig,
     pub history: HistoryConfig,
     pub channels: ChannelsConfig,
+    pub tls: TlsConfig,
     #[serde(default)]
     pub oper: Vec<OperConfig>,
 }
@@ -238,6 +242,18 @@ impl Config {
         Ok(text.lines().map(str::to_owned).collect())
     }
 
+    /// Checks a config changed after it was read (command-line
+    /// overrides), with the same rules and messages as a file.
+    pub fn checked(self, origin: &str) -> Result<Config, ConfigError> {
+        self.validate()
+            .map_err(|(key, message)| ConfigError::Invalid {
+                origin: origin.to_owned(),
+                key: key.to_owned(),
+                message,
+            })?;
+        Ok(self)
+    }
+
     fn validate(&self) -> Result<(), (&'static str, String)> {
         let s = &self.server;
         if !is_valid_server_name(&s.name) {
@@ -277,6 +293,7 @@ impl Config {
                 ));
             }
         }
+        self.tls.validate()?;
         if s.threads > MAX_THREADS {
             return Err((
                 "server.threads",

@@ -16,6 +16,7 @@ pub mod proto;
 pub mod scram;
 pub mod server;
 pub mod store;
+pub mod tls;
 
 pub use config::Config;
 pub use server::{run, spawn, ServerHandle};

@@ -18,6 +18,10 @@ struct Cli {
     /// server.listen.
     #[arg(long, global = true)]
     listen: Vec<String>,
+    /// Address to listen on for IRC over TLS (IP:PORT); repeat for
+    /// several. Replaces tls.listen.
+    #[arg(long, global = true)]
+    tls_listen: Vec<String>,
     /// Data directory. Replaces server.data_dir.
     #[arg(long, global = true)]
     data_dir: Option<PathBuf>,
@@ -39,6 +43,21 @@ enum Command {
     Account {
         #[command(subcommand)]
         action: AccountCommand,
+    },
+    /// Write a self-signed certificate and key for trying TLS, and say how
+    /// to trust it.
+    Mkcert {
+        /// A name or address the certificate is for; repeat for several.
+        /// Default: localhost, 127.0.0.1 and ::1.
+        #[arg(long = "host")]
+        hosts: Vec<String>,
+        /// Where to write cert.pem and key.pem. Default: the data
+        /// directory.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Replace files that exist.
+        #[arg(long)]
+        force: bool,
     },
     /// Read the stored history (the server may be running).
     Logs {
@@ -106,6 +125,11 @@ fn main() -> ExitCode {
         Some(Command::Mkpasswd) => mkpasswd(),
         Some(Command::Account { ref action }) => account(&cli, action),
         Some(Command::Logs { ref action }) => logs(&cli, action),
+        Some(Command::Mkcert {
+            ref hosts,
+            ref out,
+            force,
+        }) => mkcert(&cli, hosts, out.as_deref(), force),
         Some(Command::Serve) | None => serve(cli),
     }
 }
@@ -127,6 +151,10 @@ fn load_config(cli: &Cli) -> Result<Config, String> {
         Config::from_toml_str(&format!("[server]\nlisten = [{overrides}]\n"), "--listen")
             .map_err(|e| e.to_string())?;
         config.server.listen = cli.listen.clone();
+    }
+    if !cli.tls_listen.is_empty() {
+        config.tls.listen = cli.tls_listen.clone();
+        config = config.checked("--tls-listen").map_err(|e| e.to_string())?;
     }
     if let Some(dir) = &cli.data_dir {
         config.server.data_dir = dir.clone();
@@ -309,3 +337,35 @@ fn logs(cli: &Cli, command: &LogsCommand) -> ExitCode {
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn mkcert(cli: &Cli, hosts: &[String], out: Option<&std::path::Path>, force: bool) -> ExitCode {
+    let hosts = if hosts.is_empty() {
+        vec![
+            "localhost".to_owned(),
+            "127.0.0.1".to_owned(),
+            "::1".to_owned(),
+        ]
+    } else {
+        hosts.to_vec()
+    };
+    let dir = match out {
+        Some(dir) => dir.to_owned(),
+        None => match load_config(cli) {
+            Ok(config) => config.server.data_dir,
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    match parlor::tls::mkcert::write(&dir, &hosts, force) {
+        Ok(written) => {
+            print!("{}", written.instructions());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("parlor mkcert: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -28,7 +28,7 @@ async fn welcome_burst_is_complete_and_in_order() {
     c.expect_line(&numeric(
         "004",
         "alice",
-        &format!("{SERVER} parlor-0.1.0 iow beIiklmnopstv beIklov"),
+        &format!("{SERVER} parlor-0.1.0 iowZ beIiklmnopstv beIklov"),
     ))
     .await;
     let mut tokens = Vec::new();

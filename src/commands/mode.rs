@@ -1,4 +1,4 @@
-//! MODE for channels (`+beIiklmnopstv`) and for users (`+iow`).
+//! MODE for channels (`+beIiklmnopstv`) and for users (`+iowZ`).
 
 use super::{existing_channel, is_channel_name, replies, Ctx, Flow};
 use crate::proto::mask::normalize_ban_mask;
@@ -430,6 +430,8 @@ fn user_mode(ctx: &Ctx<'_>, msg: &Message<'_>) -> Flow {
             // Operator status is gained with OPER only; it can be dropped.
             'o' if !adding => &mut modes.oper,
             'o' => continue,
+            // The connection decides it, not the user; asking is no error.
+            'Z' => continue,
             _ => {
                 unknown = true;
                 continue;

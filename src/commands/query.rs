@@ -432,6 +432,23 @@ fn send_whois(ctx: &Ctx<'_>, world: &World, me: &Client, target: &Client) {
                 .trailing("is an IRC operator"),
         );
     }
+    if target.modes.secure {
+        me.send(
+            &ctx.numeric(&me.nick, Extra::RPL_WHOISSECURE)
+                .param(nick)
+                .trailing("is using a secure connection"),
+        );
+    }
+    if let Some(certfp) = target.outbox.wire().certfp() {
+        // Like the actual host: the user's own business, and the operators'.
+        if me.id == target.id || me.modes.oper {
+            me.send(
+                &reply(Response::RPL_WHOISCERTFP)
+                    .param(nick)
+                    .trailing(&format!("has client certificate fingerprint {certfp}")),
+            );
+        }
+    }
     if let Some(account) = target.account() {
         me.send(
             &ctx.numeric(&me.nick, Extra::RPL_WHOISACCOUNT)

@@ -23,6 +23,8 @@ pub enum Extra {
     RPL_WHOSPCRPL = 354,
     ERR_INVALIDCAPCMD = 410,
     ERR_INPUTTOOLONG = 417,
+    /// The connection is encrypted (Modern IRC's RPL_WHOISSECURE).
+    RPL_WHOISSECURE = 671,
     ERR_INVALIDMODEPARAM = 696,
 }
 

@@ -20,12 +20,21 @@ pub struct UserModes {
     pub invisible: bool,
     pub oper: bool,
     pub wallops: bool,
+    /// `+Z`: the connection is encrypted. Set by the server, never by the
+    /// user.
+    pub secure: bool,
 }
 
 impl UserModes {
     pub fn describe(self) -> String {
         let mut out = String::from("+");
-        for (on, c) in [(self.invisible, 'i'), (self.oper, 'o'), (self.wallops, 'w')] {
+        let modes = [
+            (self.invisible, 'i'),
+            (self.oper, 'o'),
+            (self.wallops, 'w'),
+            (self.secure, 'Z'),
+        ];
+        for (on, c) in modes {
             if on {
                 out.push(c);
             }
@@ -104,7 +113,10 @@ impl Client {
             host_at: 0,
             ip,
             registered: false,
-            modes: UserModes::default(),
+            modes: UserModes {
+                secure: outbox.wire().is_secure(),
+                ..UserModes::default()
+            },
             away: None,
             channels: HashSet::default(),
             invited_to: SparseSet::default(),

@@ -10,10 +10,7 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
-use tokio::io::AsyncWriteExt;
-
-use tokio::net::TcpStream;
+use bytes::{Bytes, BytesMut};
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info};
 
@@ -22,6 +19,7 @@ use super::flood::FloodControl;
 use super::flush::FlushScope;
 use super::labeled::LabeledReply;
 use super::outbox::Outbox;
+use super::wire::Wire;
 use super::world::Client;
 use super::{unix_now, ConnectionSlot, Server};
 use crate::commands::{self, Flow, Session, SessionUpdate};
@@ -37,30 +35,24 @@ mod message_run;
 pub(super) const SHUTDOWN_REASON: &str = "Server shutting down";
 
 /// Tells a connection it cannot be served, then closes it.
-pub(super) async fn refuse(mut stream: TcpStream, reason: &str) {
+pub(super) async fn refuse(wire: Wire, reason: &str) {
     info!(reason, "connection refused");
-    let line = format!("ERROR :{reason}\r\n");
-    let _ = tokio::time::timeout(Duration::from_secs(2), stream.write_all(line.as_bytes())).await;
-    let _ = stream.shutdown().await;
+    let line = Bytes::from(format!("ERROR :{reason}\r\n"));
+    wire.send_and_close(line, Duration::from_secs(2)).await;
 }
 
 /// Serves a new connection on a task of its own, or tells it why it
 /// cannot be served.
-pub(super) fn start(
-    server: &Arc<Server>,
-    stream: TcpStream,
-    peer: SocketAddr,
-    tracker: &TaskTracker,
-) {
+pub(super) fn start(server: &Arc<Server>, wire: Wire, peer: SocketAddr, tracker: &TaskTracker) {
     let (slot, count) = ConnectionSlot::take(server);
     if count > server.config.limits.max_clients {
         drop(slot);
-        tracker.spawn(refuse(stream, "Server is full"));
+        tracker.spawn(refuse(wire, "Server is full"));
         return;
     }
-    match Connection::admit(server, stream, peer, slot) {
+    match Connection::admit(server, wire, peer, slot) {
         Ok(connection) => tracker.spawn(connection.into_task()),
-        Err(stream) => tracker.spawn(refuse(stream, "Too many connections from your address")),
+        Err(wire) => tracker.spawn(refuse(wire, "Too many connections from your address")),
     };
 }
 
@@ -82,25 +74,26 @@ impl Connection {
     /// connections already.
     fn admit(
         server: &Arc<Server>,
-        stream: TcpStream,
+        wire: Wire,
         peer: SocketAddr,
         slot: ConnectionSlot,
-    ) -> Result<Connection, TcpStream> {
+    ) -> Result<Connection, Wire> {
         let id = server.next_client_id.fetch_add(1, Ordering::Relaxed);
         let limits = &server.config.limits;
         let mut world = server.world();
         let from_ip = world.connections_per_ip.count(peer.ip());
         if limits.max_clients_per_ip != 0 && from_ip >= limits.max_clients_per_ip {
-            return Err(stream);
+            return Err(wire);
         }
-        let outbox = Outbox::new(limits.sendq_bytes, stream);
+        let secure = wire.is_secure();
+        let outbox = Outbox::new(limits.sendq_bytes, wire);
         world.add_client(Client::new(id, peer.ip(), outbox.clone(), unix_now()));
         if world.shutting_down {
             // Added after the shutdown told every client: told here.
             outbox.request_disconnect(SHUTDOWN_REASON.to_owned());
         }
         drop(world);
-        info!(client = id, %peer, "connected");
+        info!(client = id, %peer, secure, "connected");
         Ok(Connection {
             server: server.clone(),
             session: Session::new(id, outbox),
@@ -259,7 +252,9 @@ impl Connection {
                     if let Err(e) = ready!(session.outbox.wire().poll_read_ready(cx)) {
                         return Poll::Ready(format!("Read error: {e}"));
                     }
-                    match session.outbox.wire().read_available(&mut input.buffer) {
+                    let read = session.outbox.wire().read_available(&mut input.buffer);
+                    session.outbox.flush_wire();
+                    match read {
                         Ok(0) => input.at_eof = true,
                         Ok(_) => {}
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
@@ -413,6 +408,7 @@ fn handle_frame(server: &Arc<Server>, session: &mut Session, frame: Frame) -> Fl
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::net::TcpStream;
 
     /// Every idle client holds one of these futures, so its size is a
     /// large part of what an idle client costs: 1,128 bytes with `select!`
@@ -431,7 +427,7 @@ mod tests {
             .unwrap();
         let (stream, peer) = listener.accept().await.unwrap();
         let (slot, _) = ConnectionSlot::take(&server);
-        let Ok(connection) = Connection::admit(&server, stream, peer, slot) else {
+        let Ok(connection) = Connection::admit(&server, Wire::plain(stream), peer, slot) else {
             panic!("the connection was refused");
         };
         let size = std::mem::size_of_val(&connection.into_task());
@@ -463,7 +459,7 @@ mod tests {
             );
             let (stream, _) = listener.accept().await.unwrap();
             let (slot, _) = ConnectionSlot::take(&server);
-            match Connection::admit(&server, stream, peer.parse().unwrap(), slot) {
+            match Connection::admit(&server, Wire::plain(stream), peer.parse().unwrap(), slot) {
                 Ok(connection) => {
                     admitted.push(connection);
                     true

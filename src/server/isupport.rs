@@ -5,7 +5,7 @@ use crate::config::Config;
 /// Channel modes by CHANMODES class: lists, always-parameter,
 /// parameter-when-set, flags.
 pub const CHANMODES: &str = "beI,k,l,imnpst";
-pub const USER_MODES: &str = "iow";
+pub const USER_MODES: &str = "iowZ";
 pub const CHANNEL_MODES: &str = "beIiklmnopstv";
 /// Characters that start a channel name.
 pub const CHANTYPES: &str = "#&";

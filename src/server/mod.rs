@@ -17,6 +17,7 @@ pub mod maps;
 pub mod outbox;
 pub mod per_address;
 pub mod persist;
+mod reload;
 pub mod restore;
 mod second_writer;
 pub mod stamped;
@@ -72,6 +73,8 @@ pub struct Server {
     pub version: &'static str,
     pub passwords: PasswordChecker,
     pub accounts: Accounts,
+    /// The certificate TLS listeners serve, when any listen.
+    pub tls: Option<crate::tls::Acceptor>,
     /// Writes registered channels' state in the background.
     pub channel_saver: persist::ChannelSaver,
     channel_writer: Mutex<Option<persist::ChannelWriter>>,
@@ -91,6 +94,15 @@ impl Server {
         let motd = config.motd_lines().with_context(|| {
             format!("cannot read server.motd_file {:?}", config.server.motd_file)
         })?;
+        let tls = if config.tls.enabled() {
+            let files = crate::tls::CertFiles {
+                cert: config.tls.cert_file.clone(),
+                key: config.tls.key_file.clone(),
+            };
+            Some(crate::tls::Acceptor::load(files).context("cannot serve TLS")?)
+        } else {
+            None
+        };
         let (channel_saver, channel_writer) = persist::channel_saver();
         let (history, history_writer) =
             history::history_log(&config.history, config.server.casemapping);
@@ -112,6 +124,7 @@ impl Server {
             version: concat!("parlor-", env!("CARGO_PKG_VERSION")),
             passwords: PasswordChecker::new(config.oper.first().map(|o| o.password_hash.as_str())),
             accounts: Accounts::new(store, &config),
+            tls,
             channel_saver,
             channel_writer: Mutex::new(Some(channel_writer)),
             history_writer: Mutex::new(Some(history_writer)),
@@ -155,6 +168,7 @@ impl Server {
 pub struct ServerHandle {
     server: Arc<Server>,
     addrs: Vec<SocketAddr>,
+    tls_addrs: Vec<SocketAddr>,
     tracker: TaskTracker,
     writer_stop: CancellationToken,
     channel_writer: Option<tokio::task::JoinHandle<()>>,
@@ -169,6 +183,16 @@ impl ServerHandle {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.addrs[0]
+    }
+
+    /// The TLS addresses actually bound (port 0 resolved).
+    pub fn tls_addrs(&self) -> &[SocketAddr] {
+        &self.tls_addrs
+    }
+
+    /// The running server, for tests and admin commands in this process.
+    pub fn server(&self) -> &Arc<Server> {
+        &self.server
     }
 
     /// Stops accepting, tells every client `ERROR`, and waits (bounded) for
@@ -300,18 +324,36 @@ pub async fn spawn(config: Config) -> anyhow::Result<ServerHandle> {
         let server = server.clone();
         async move { server.delayed_writes.run(server.shutdown.cancelled()).await }
     });
+    if server.tls.is_some() && server.config.tls.reload_check_secs > 0 {
+        tracker.spawn(reload::watch_certificate(server.clone()));
+    }
     let mut addrs = Vec::new();
-    for addr in server.config.listen_addrs() {
+    let mut tls_addrs = Vec::new();
+    let listeners = (server.config.listen_addrs().into_iter().map(|a| (a, false))).chain(
+        server
+            .config
+            .tls
+            .listen_addrs()
+            .into_iter()
+            .map(|a| (a, true)),
+    );
+    for (addr, tls) in listeners {
         let listener = bind(addr, server.config.limits.send_buffer_bytes)
             .with_context(|| format!("cannot listen on {addr}"))?;
         let local = listener.local_addr()?;
-        info!(address = %local, "listening for IRC");
-        addrs.push(local);
-        tracker.spawn(accept_loop(server.clone(), listener, tracker.clone()));
+        if tls {
+            info!(address = %local, "listening for IRC over TLS");
+            tls_addrs.push(local);
+        } else {
+            info!(address = %local, "listening for IRC");
+            addrs.push(local);
+        }
+        tracker.spawn(accept_loop(server.clone(), listener, tls, tracker.clone()));
     }
     Ok(ServerHandle {
         server,
         addrs,
+        tls_addrs,
         tracker,
         writer_stop,
         channel_writer,
@@ -347,7 +389,7 @@ fn bind(addr: SocketAddr, send_buffer: usize) -> std::io::Result<TcpListener> {
     TcpListener::from_std(socket.into())
 }
 
-async fn accept_loop(server: Arc<Server>, listener: TcpListener, tracker: TaskTracker) {
+async fn accept_loop(server: Arc<Server>, listener: TcpListener, tls: bool, tracker: TaskTracker) {
     loop {
         let accepted = tokio::select! {
             () = server.shutdown.cancelled() => return,
@@ -371,8 +413,42 @@ async fn accept_loop(server: Arc<Server>, listener: TcpListener, tracker: TaskTr
                 let _ = socket2::SockRef::from(&stream).set_send_buffer_size(send_buffer);
             }
         }
-        connection::start(&server, stream, peer, &tracker);
+        if tls {
+            // Off the accept loop: a slow handshake must not hold up the
+            // next client.
+            tracker.spawn(start_after_handshake(
+                server.clone(),
+                stream,
+                peer,
+                tracker.clone(),
+            ));
+        } else {
+            connection::start(&server, wire::Wire::plain(stream), peer, &tracker);
+        }
         flush::write_held();
+    }
+}
+
+async fn start_after_handshake(
+    server: Arc<Server>,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    tracker: TaskTracker,
+) {
+    let Some(acceptor) = &server.tls else {
+        return;
+    };
+    let handshake = tokio::select! {
+        () = server.shutdown.cancelled() => return,
+        handshake = acceptor.handshake(stream) => handshake,
+    };
+    match handshake {
+        Ok((socket, session)) => {
+            connection::start(&server, wire::Wire::tls(socket, session), peer, &tracker);
+            flush::write_held();
+        }
+        // Scanners and clients that distrust the certificate end here.
+        Err(error) => info!(%peer, %error, "TLS handshake failed"),
     }
 }
 

@@ -403,7 +403,11 @@ impl Outbox {
             return;
         }
         queue.writer = Writer::Writing;
-        while !queue.lines.is_empty() && matches!(queue.state, State::Open | State::Closing) {
+        // Bytes the wire took but could not send yet (sealed TLS records)
+        // are the writer's too: nobody else would send them.
+        while (!queue.lines.is_empty() || self.shared.wire.has_pending_output())
+            && matches!(queue.state, State::Open | State::Closing)
+        {
             // The lines are taken out for the syscall, so that senders only
             // wait for a push, never for the socket.
             let mut lines = std::mem::take(&mut queue.lines);
@@ -504,7 +508,11 @@ impl Outbox {
                 }
                 let queue = self.lock();
                 let writable = matches!(queue.state, State::Open | State::Closing);
-                if writable && queue.lines.is_empty() && queue.writer != Writer::Writing {
+                if writable
+                    && queue.lines.is_empty()
+                    && queue.writer != Writer::Writing
+                    && !self.shared.wire.has_pending_output()
+                {
                     break;
                 }
                 (queue.state, queue.writer)
@@ -566,6 +574,14 @@ impl Outbox {
             Poll::Pending => timer.as_mut().poll(cx).map(|()| false),
         })
         .await
+    }
+
+    /// Sends what the wire made on its own while reading (a TLS alert or
+    /// key update), unless a writer is already at work and will.
+    pub fn flush_wire(&self) {
+        if self.shared.wire.has_pending_output() {
+            self.flush_if(Writer::Idle);
+        }
     }
 
     /// Writes the lines a [`FlushScope`](super::flush::FlushScope) put off, before the scope ends.

@@ -9,14 +9,14 @@
 
 pub mod process;
 pub mod scram;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use parlor::{Config, ServerHandle};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 /// How long any single expectation waits before failing.
@@ -171,8 +171,8 @@ pub fn free_port() -> u16 {
 }
 
 pub struct Client {
-    reader: BufReader<OwnedReadHalf>,
-    writer: OwnedWriteHalf,
+    reader: BufReader<Box<dyn AsyncRead + Unpin + Send>>,
+    writer: Box<dyn AsyncWrite + Unpin + Send>,
     pub nick: String,
     /// Every line received so far, for failure messages.
     pub log: Vec<String>,
@@ -200,6 +200,19 @@ impl Client {
 
     fn over(stream: TcpStream) -> Client {
         let (read, writer) = stream.into_split();
+        Client::over_halves(Box::new(read), Box::new(writer))
+    }
+
+    /// A client over any byte stream (TLS, for one).
+    pub fn over_stream(stream: impl AsyncRead + AsyncWrite + Unpin + Send + 'static) -> Client {
+        let (read, writer) = tokio::io::split(stream);
+        Client::over_halves(Box::new(read), Box::new(writer))
+    }
+
+    fn over_halves(
+        read: Box<dyn AsyncRead + Unpin + Send>,
+        writer: Box<dyn AsyncWrite + Unpin + Send>,
+    ) -> Client {
         Client {
             reader: BufReader::new(read),
             writer,

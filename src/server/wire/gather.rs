@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::io::ErrorKind;
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use tokio::net::TcpStream;
 
 /// Bytes copied into one buffer for one write. The kernel copies a
@@ -48,15 +48,7 @@ pub(super) fn write_some(
             Err(error) => Err(error),
         }?;
         total += written;
-        let mut left = written;
-        while let Some(first) = lines.front_mut() {
-            if first.len() > left {
-                first.advance(left);
-                break;
-            }
-            left -= first.len();
-            lines.pop_front();
-        }
+        super::drop_front(lines, written);
     }
     Ok(total)
 }
