@@ -122,7 +122,7 @@ async fn cap_negotiation_holds_registration_until_end() {
     c.send("CAP LS 302").await;
     c.expect_line(&format!(
         ":{SERVER} CAP * LS :account-notify account-tag away-notify batch cap-notify chghost draft/account-registration=before-connect \
-         draft/chathistory draft/event-playback echo-message extended-join invite-notify labeled-response message-tags multi-prefix sasl=PLAIN,SCRAM-SHA-256 \
+         draft/chathistory draft/event-playback echo-message extended-join invite-notify labeled-response message-tags multi-prefix sasl=EXTERNAL,PLAIN,SCRAM-SHA-256 \
          server-time setname standard-replies userhost-in-names znc.in/playback znc.in/self-message"
     ))
     .await;

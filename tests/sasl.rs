@@ -52,7 +52,7 @@ async fn negotiating(server: &TestServer, nick: &str) -> Client {
         ls,
         format!(
             ":{SERVER} CAP * LS :account-notify account-tag away-notify batch cap-notify chghost draft/account-registration=before-connect \
-             draft/chathistory draft/event-playback echo-message extended-join invite-notify labeled-response message-tags multi-prefix sasl=PLAIN,SCRAM-SHA-256 \
+             draft/chathistory draft/event-playback echo-message extended-join invite-notify labeled-response message-tags multi-prefix sasl=EXTERNAL,PLAIN,SCRAM-SHA-256 \
          server-time setname standard-replies userhost-in-names znc.in/playback znc.in/self-message"
         )
     );
@@ -163,7 +163,7 @@ async fn failures_are_answered_with_the_standard_numerics() {
             numeric(
                 "908",
                 "carol",
-                "PLAIN,SCRAM-SHA-256 :are available SASL mechanisms"
+                "EXTERNAL,PLAIN,SCRAM-SHA-256 :are available SASL mechanisms"
             ),
             fail.clone(),
         ]

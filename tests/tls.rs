@@ -6,34 +6,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::tls::{self, Pem};
+use common::tls::{self, tls_addr, tls_server, tls_server_with};
 use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// A server listening for plain IRC and for TLS, serving `pem`, with
-/// `extra` laid over the test defaults and `tls_keys` added to `[tls]`.
-/// The directory holds the files.
-async fn tls_server_with(
-    pem: &Pem,
-    extra: &str,
-    tls_keys: &str,
-) -> (TestServer, tempfile::TempDir) {
-    let files = tempfile::tempdir().expect("directory for the certificate");
-    let keys = tls::write_cert(files.path(), pem);
-    let server = TestServer::start_with(&format!(
-        "{extra}\n[tls]\nlisten = [\"127.0.0.1:0\"]\n{keys}{tls_keys}"
-    ))
-    .await;
-    (server, files)
-}
-
-async fn tls_server(pem: &Pem, extra: &str) -> (TestServer, tempfile::TempDir) {
-    tls_server_with(pem, extra, "").await
-}
-
-fn tls_addr(server: &TestServer) -> std::net::SocketAddr {
-    server.handle().tls_addrs()[0]
-}
 
 #[tokio::test]
 async fn a_client_registers_over_tls_with_a_development_certificate() {

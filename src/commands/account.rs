@@ -188,6 +188,14 @@ pub fn register(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
         );
         return Flow::Continue;
     }
+    if let Some(refusal) = super::plaintext::password_refusal(ctx) {
+        return register_fail(
+            ctx,
+            "UNACCEPTABLE_PASSWORD",
+            requested,
+            &format!("Passwords are {refusal}"),
+        );
+    }
     let has_nick = &*nick != "*";
     // A client without a nick that sent NICK (refused) has asked for an
     // account all the same: it is answered about it.

@@ -16,13 +16,20 @@ pub fn cap(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
                 .and_then(|v| v.parse::<u32>().ok())
                 .is_some_and(|v| v >= 302);
             // Values are for clients that asked for them with `LS 302`.
-            let offered: Vec<String> = Cap::ALL
+            let mut offered: Vec<String> = Cap::ALL
                 .iter()
                 .map(|&cap| match value(ctx, cap) {
                     Some(value) if version_302 => format!("{}={value}", cap.name()),
                     _ => cap.name().to_owned(),
                 })
                 .collect();
+            // Listed, never requested: a client acts on its value alone.
+            if let Some(policy) = sts_policy(ctx) {
+                offered.push(match version_302 {
+                    true => format!("sts={policy}"),
+                    false => "sts".to_owned(),
+                });
+            }
             send_cap(ctx, "LS", &offered.join(" "));
             if version_302 {
                 // CAP LS 302 implies cap-notify.
@@ -100,6 +107,24 @@ fn value(ctx: &Ctx<'_>, cap: Cap) -> Option<String> {
         }
         _ => None,
     }
+}
+
+/// The `sts` value this connection is told (IRCv3 STS): where to find TLS
+/// on a plaintext connection, how long to keep to it on a TLS one.
+fn sts_policy(ctx: &Ctx<'_>) -> Option<String> {
+    let tls = &ctx.server.config.tls;
+    if !tls.sts || !tls.enabled() {
+        return None;
+    }
+    if !ctx.session.outbox.wire().is_secure() {
+        let port = ctx.server.sts_port()?;
+        return Some(format!("port={port}"));
+    }
+    let mut policy = format!("duration={}", tls.sts_duration_secs);
+    if tls.sts_preload {
+        policy.push_str(",preload");
+    }
+    Some(policy)
 }
 
 fn begin_negotiation(ctx: &mut Ctx<'_>) {

@@ -15,6 +15,7 @@ mod mode;
 mod nick_claims;
 mod nickserv;
 mod oper;
+mod plaintext;
 mod playback;
 mod presence;
 mod query;

@@ -1,7 +1,9 @@
 //! NickServ, the service pseudo-user that people and older clients expect:
 //! `/msg NickServ REGISTER`, `IDENTIFY`, `LOGOUT`, `INFO`, `SET PASSWORD`,
-//! `DROP`, `GHOST`, `RECOVER` and `HELP`. It answers with NOTICEs. Also
-//! reachable as `/NICKSERV` and `/NS`.
+//! `DROP`, `GHOST`, `RECOVER`, `CERT` and `HELP`. It answers with NOTICEs.
+//! Also reachable as `/NICKSERV` and `/NS`.
+
+mod cert;
 
 use std::sync::Arc;
 
@@ -33,6 +35,7 @@ const HELP: &[&str] = &[
     "  DROP <password>                delete your account",
     "  GHOST <nick> [password]        disconnect someone using a nick of yours",
     "  RECOVER <nick> [password]      disconnect them and take the nick",
+    "  CERT LIST|ADD [fp]|DEL <fp>    client certificates that log in (SASL EXTERNAL)",
     "  HELP                           this text",
 ];
 
@@ -47,8 +50,21 @@ pub fn handle(ctx: &mut Ctx<'_>, text: &str) -> Flow {
     let Some((&verb, args)) = words.split_first() else {
         return reply(ctx, "Tell me what to do: /msg NickServ HELP");
     };
-    match (verb.to_ascii_uppercase().as_str(), args) {
+    let verb = verb.to_ascii_uppercase();
+    let carries_password = match verb.as_str() {
+        "REGISTER" | "IDENTIFY" | "DROP" => true,
+        "SET" => args.len() == 3,
+        "GHOST" | "RECOVER" => args.len() == 2,
+        _ => false,
+    };
+    if carries_password {
+        if let Some(refusal) = super::plaintext::password_refusal(ctx) {
+            return reply(ctx, &format!("Passwords are {refusal}"));
+        }
+    }
+    match (verb.as_str(), args) {
         ("HELP", _) => SERVICE.send_help(ctx),
+        ("CERT", args) if !args.is_empty() => cert::cert(ctx, args),
         ("REGISTER", [password]) => register(ctx, password, None),
         ("REGISTER", [password, email]) => register(ctx, password, Some(*email)),
         ("IDENTIFY", [password]) => {

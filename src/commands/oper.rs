@@ -21,6 +21,11 @@ pub fn oper(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
         });
         return Flow::Continue;
     }
+    if let Some(refusal) = super::plaintext::password_refusal(ctx) {
+        let text = format!("Passwords are {refusal}");
+        ctx.reply(Response::ERR_PASSWDMISMATCH, |b| b.trailing(&text));
+        return Flow::Continue;
+    }
     if ctx.session.oper_attempts >= MAX_OPER_ATTEMPTS {
         ctx.reply(Response::ERR_PASSWDMISMATCH, |b| {
             b.trailing("Password incorrect (too many attempts on this connection)")

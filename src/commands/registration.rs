@@ -23,6 +23,16 @@ pub fn is_valid_nick(nick: &str, max_len: usize) -> bool {
 }
 
 pub fn pass(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
+    let asked_for = !ctx.server.config.server.password.is_empty();
+    if let Some(refusal) = asked_for
+        .then(|| super::plaintext::password_refusal(ctx))
+        .flatten()
+    {
+        // Not kept: registration then fails as with no password at all.
+        let text = format!("Passwords are {refusal}");
+        ctx.reply(Response::ERR_PASSWDMISMATCH, |b| b.trailing(&text));
+        return Flow::Continue;
+    }
     ctx.session.prelude().pass = Some(msg.params[0].into());
     Flow::Continue
 }

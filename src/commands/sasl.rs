@@ -1,5 +1,6 @@
 //! SASL authentication (IRCv3 sasl-3.1 and 3.2): `AUTHENTICATE` with the
-//! PLAIN and SCRAM-SHA-256 mechanisms, before or after registration.
+//! EXTERNAL (a TLS client certificate), PLAIN and SCRAM-SHA-256
+//! mechanisms, before or after registration.
 
 use std::sync::Arc;
 
@@ -18,7 +19,7 @@ use crate::server::Server;
 use crate::store::Account;
 
 /// The mechanisms offered, as `CAP LS 302` and `908` list them.
-pub const MECHANISMS: &str = "PLAIN,SCRAM-SHA-256";
+pub const MECHANISMS: &str = "EXTERNAL,PLAIN,SCRAM-SHA-256";
 /// An `AUTHENTICATE` parameter carries at most this much base64; a full one
 /// means more follows.
 const CHUNK: usize = 400;
@@ -41,6 +42,8 @@ pub struct Exchange {
 }
 
 enum Step {
+    /// EXTERNAL: waiting for the authzid (empty: the certificate's account).
+    External,
     /// PLAIN: waiting for `authzid NUL authcid NUL password`.
     Plain,
     /// SCRAM: waiting for the client-first-message.
@@ -94,6 +97,7 @@ pub fn authenticate(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
         return fail(ctx);
     };
     match exchange.step {
+        Step::External => external(ctx, &message),
         Step::Plain => plain(ctx, &message),
         Step::ScramFirst => scram_first(ctx, &message),
         Step::ScramFinal(sent, account) => scram_final(ctx, sent, account, &message),
@@ -108,7 +112,22 @@ pub fn authenticate(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
 /// `AUTHENTICATE <mechanism>`.
 fn start(ctx: &mut Ctx<'_>, mechanism: &str) -> Flow {
     let step = if mechanism.eq_ignore_ascii_case("PLAIN") {
+        if let Some(refusal) = super::plaintext::password_refusal(ctx) {
+            // Before the password is sent, so that it never crosses the
+            // network in the clear.
+            let text = format!("SASL authentication failed: PLAIN {refusal}");
+            ctx.reply(Response::ERR_SASLFAIL, |b| b.trailing(&text));
+            return Flow::Continue;
+        }
         Step::Plain
+    } else if mechanism.eq_ignore_ascii_case("EXTERNAL") {
+        if ctx.session.outbox.wire().certfp().is_none() {
+            ctx.reply(Response::ERR_SASLFAIL, |b| {
+                b.trailing("SASL authentication failed: EXTERNAL needs a TLS client certificate")
+            });
+            return Flow::Continue;
+        }
+        Step::External
     } else if mechanism.eq_ignore_ascii_case("SCRAM-SHA-256") {
         Step::ScramFirst
     } else {
@@ -176,6 +195,33 @@ fn plain(ctx: &mut Ctx<'_>, message: &[u8]) -> Flow {
                 count_failure(&error)
             }
         }
+    }))
+}
+
+/// EXTERNAL: the account the connection's certificate is registered to
+/// (NickServ CERT), if the authzid is empty or names it.
+fn external(ctx: &mut Ctx<'_>, authzid: &[u8]) -> Flow {
+    let Some(certfp) = ctx.session.outbox.wire().certfp().map(str::to_owned) else {
+        return fail(ctx);
+    };
+    let Ok(authzid) = std::str::from_utf8(authzid) else {
+        return fail(ctx);
+    };
+    let wanted = (!authzid.is_empty()).then(|| ctx.server.fold(authzid));
+    let (server, id) = (ctx.server.clone(), ctx.id());
+    Flow::Wait(Box::pin(async move {
+        let store = server.accounts.store();
+        let account = match store.account_of_certificate(&certfp).await {
+            Ok(Some(folded)) if wanted.as_ref().is_none_or(|w| *w == folded) => {
+                store.account(&folded).await.ok().flatten()
+            }
+            _ => None,
+        };
+        match account {
+            Some(account) => log_in(&server, id, &account),
+            None => sasl_failed(&server, id),
+        }
+        None
     }))
 }
 

@@ -24,6 +24,9 @@ pub struct TlsConfig {
     pub sts_port: u16,
     pub sts_preload: bool,
     pub plaintext_passwords: PlaintextPasswords,
+    /// Whether clients on this host may send passwords over plaintext
+    /// whatever `plaintext_passwords` says: nobody else can read them.
+    pub plaintext_passwords_loopback: bool,
 }
 
 /// Whether SASL PLAIN and password commands are taken over plaintext

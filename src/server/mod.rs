@@ -83,6 +83,9 @@ pub struct Server {
     pub delayed_writes: DelayedWrites,
     /// Nicks waiting to be checked against the accounts that own nicks.
     pub nick_checks: crate::commands::NickChecks,
+    /// The port `sts` sends plaintext clients to: `tls.sts_port`, or the
+    /// first TLS listener's once bound.
+    sts_port: std::sync::OnceLock<u16>,
     next_client_id: AtomicU64,
     connections: AtomicUsize,
     shutdown: CancellationToken,
@@ -130,6 +133,7 @@ impl Server {
             history_writer: Mutex::new(Some(history_writer)),
             delayed_writes: DelayedWrites::default(),
             nick_checks: Default::default(),
+            sts_port: std::sync::OnceLock::new(),
             next_client_id: AtomicU64::new(1),
             connections: AtomicUsize::new(0),
             shutdown: CancellationToken::new(),
@@ -156,6 +160,14 @@ impl Server {
     /// nothing in it and needs no order with other readers.
     pub fn world_shared(&self) -> WorldRead<'_> {
         self.world.read()
+    }
+
+    /// The port `sts` sends plaintext clients to, once TLS listens.
+    pub fn sts_port(&self) -> Option<u16> {
+        match self.config.tls.sts_port {
+            0 => self.sts_port.get().copied(),
+            port => Some(port),
+        }
     }
 
     /// How long the state lock has been held, if timing is on.
@@ -329,6 +341,7 @@ pub async fn spawn(config: Config) -> anyhow::Result<ServerHandle> {
     }
     let mut addrs = Vec::new();
     let mut tls_addrs = Vec::new();
+    let mut bound = Vec::new();
     let listeners = (server.config.listen_addrs().into_iter().map(|a| (a, false))).chain(
         server
             .config
@@ -343,11 +356,17 @@ pub async fn spawn(config: Config) -> anyhow::Result<ServerHandle> {
         let local = listener.local_addr()?;
         if tls {
             info!(address = %local, "listening for IRC over TLS");
+            let _ = server.sts_port.set(local.port());
             tls_addrs.push(local);
         } else {
             info!(address = %local, "listening for IRC");
             addrs.push(local);
         }
+        bound.push((listener, tls));
+    }
+    // Accepting only once every port is bound: the first client already
+    // gets the `sts` port.
+    for (listener, tls) in bound {
         tracker.spawn(accept_loop(server.clone(), listener, tls, tracker.clone()));
     }
     Ok(ServerHandle {

@@ -10,6 +10,7 @@
 //! so a second backend needs new connection code, not new queries.
 
 mod accounts;
+mod certificates;
 mod channel_snapshots;
 mod channels;
 mod history;
@@ -24,6 +25,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSy
 use tokio::time::Instant;
 
 pub use accounts::{Account, AccountSummary, CreateAccountError, NewAccount, ScramCredentials};
+pub use certificates::{CertAdded, MAX_CERTS_PER_ACCOUNT};
 pub use channel_snapshots::{ChannelSnapshot, MemberKey, SavedMember};
 pub use channels::{AccessLevel, ChannelState, ListEntry, RegisteredChannel, Topic};
 pub use history::{HistoryRecord, Kinds, StoredMessage, DIRECT_PREFIX};

@@ -104,3 +104,28 @@ pub async fn served_fingerprint(addr: SocketAddr, trusted: &str) -> std::io::Res
         .expect("server certificate");
     Ok(parlor::tls::fingerprint(leaf))
 }
+
+/// A server listening for plain IRC and for TLS, serving `pem`, with
+/// `extra` laid over the test defaults and `tls_keys` added to `[tls]`.
+/// The directory holds the files.
+pub async fn tls_server_with(
+    pem: &Pem,
+    extra: &str,
+    tls_keys: &str,
+) -> (super::TestServer, tempfile::TempDir) {
+    let files = tempfile::tempdir().expect("directory for the certificate");
+    let keys = write_cert(files.path(), pem);
+    let server = super::TestServer::start_with(&format!(
+        "{extra}\n[tls]\nlisten = [\"127.0.0.1:0\"]\n{keys}{tls_keys}"
+    ))
+    .await;
+    (server, files)
+}
+
+pub async fn tls_server(pem: &Pem, extra: &str) -> (super::TestServer, tempfile::TempDir) {
+    tls_server_with(pem, extra, "").await
+}
+
+pub fn tls_addr(server: &super::TestServer) -> std::net::SocketAddr {
+    server.handle().tls_addrs()[0]
+}
