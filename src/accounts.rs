@@ -59,24 +59,30 @@ pub struct Accounts {
 
 struct Inner {
     store: Store,
-    rules: AccountsConfig,
     casemapping: CaseMapping,
-    argon2: Argon2<'static>,
+    /// Swapped by a reload of `[accounts]`.
+    hashing: arc_swap::ArcSwap<Hashing>,
     /// Argon2 runs this many at a time on the blocking pool: a burst of
     /// logins queues instead of taking every core and its memory cost each.
     permits: Arc<Semaphore>,
-    /// Checked when a name is unknown, so that probing names costs what
-    /// guessing passwords costs.
-    decoy_hash: String,
     /// Keys the fake SCRAM salts of unknown names (see
     /// [`ScramCredentials::decoy`]).
     decoy_secret: [u8; 32],
 }
 
-impl Accounts {
+/// The `[accounts]` rules and the Argon2 instance made from them.
+struct Hashing {
+    rules: AccountsConfig,
+    argon2: Argon2<'static>,
+    /// Checked when a name is unknown, so that probing names costs what
+    /// guessing passwords costs. Made with the same parameters as new
+    /// hashes, so that it costs the same.
+    decoy_hash: String,
+}
+
+impl Hashing {
     /// Computes one Argon2 hash (the decoy): call it off the async runtime.
-    pub fn new(store: Store, config: &Config) -> Accounts {
-        let rules = config.accounts.clone();
+    fn new(rules: &AccountsConfig) -> Hashing {
         let params = Params::new(
             rules.argon2_memory_kib,
             rules.argon2_iterations,
@@ -87,15 +93,24 @@ impl Accounts {
         // if they fail, so this cannot fail.
         .expect("validated Argon2 parameters");
         let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+        Hashing {
+            decoy_hash: password::hash_with(&argon2, "a decoy that no password matches"),
+            argon2,
+            rules: rules.clone(),
+        }
+    }
+}
+
+impl Accounts {
+    /// Computes one Argon2 hash (the decoy): call it off the async runtime.
+    pub fn new(store: Store, config: &Config) -> Accounts {
         let mut decoy_secret = [0u8; 32];
         rand_core::OsRng.fill_bytes(&mut decoy_secret);
         let parallel = std::thread::available_parallelism().map_or(2, usize::from);
         Accounts {
             inner: Arc::new(Inner {
                 store,
-                decoy_hash: password::hash_with(&argon2, "a decoy that no password matches"),
-                argon2,
-                rules,
+                hashing: arc_swap::ArcSwap::from_pointee(Hashing::new(&config.accounts)),
                 casemapping: config.server.casemapping,
                 permits: Arc::new(Semaphore::new(parallel)),
                 decoy_secret,
@@ -107,8 +122,15 @@ impl Accounts {
         &self.inner.store
     }
 
-    pub fn rules(&self) -> &AccountsConfig {
-        &self.inner.rules
+    /// Puts new `[accounts]` rules in force (a reload). Computes one
+    /// Argon2 hash: call it off the async runtime.
+    pub fn reload(&self, rules: &AccountsConfig) {
+        self.inner.hashing.store(Arc::new(Hashing::new(rules)));
+    }
+
+    /// The rules in force.
+    fn rules(&self) -> arc_swap::Guard<Arc<Hashing>> {
+        self.inner.hashing.load()
     }
 
     /// The key an account name is stored under.
@@ -117,7 +139,7 @@ impl Accounts {
     }
 
     pub fn check_name(&self, name: &str) -> Result<(), AccountError> {
-        let max = self.inner.rules.name_length;
+        let max = self.rules().rules.name_length;
         if name.len() > max {
             return Err(AccountError::BadName(format!(
                 "Account names are at most {max} characters long"
@@ -137,7 +159,7 @@ impl Accounts {
         if password.len() > MAX_PASSWORD_BYTES {
             return Err(AccountError::UnacceptablePassword(password_too_long()));
         }
-        let min = self.inner.rules.min_password_length;
+        let min = self.rules().rules.min_password_length;
         if password.chars().count() < min {
             return Err(AccountError::WeakPassword(format!(
                 "Passwords must be at least {min} characters long"
@@ -149,7 +171,7 @@ impl Accounts {
     /// `None` is no address given (`*`).
     pub fn check_email(&self, email: Option<&str>) -> Result<(), AccountError> {
         let Some(email) = email else {
-            return if self.inner.rules.email_required {
+            return if self.rules().rules.email_required {
                 Err(AccountError::BadEmail(
                     "An email address is required to register on this server".into(),
                 ))
@@ -224,7 +246,7 @@ impl Accounts {
             .map_err(unavailable)?;
         let hash = match &account {
             Some(account) => account.password_hash.clone(),
-            None => self.inner.decoy_hash.clone(),
+            None => self.rules().decoy_hash.clone(),
         };
         let password = password.to_owned();
         let matched = self
@@ -264,7 +286,7 @@ impl Accounts {
                 let mut decoy = ScramCredentials::decoy(&folded, &self.inner.decoy_secret);
                 // The iteration count is sent to the client: a decoy with
                 // another count than real accounts would tell them apart.
-                decoy.iterations = self.inner.rules.scram_iterations;
+                decoy.iterations = self.rules().rules.scram_iterations;
                 Ok((None, decoy))
             }
         }
@@ -295,12 +317,12 @@ impl Accounts {
         &self,
         password: &str,
     ) -> Result<(String, ScramCredentials), AccountError> {
-        let inner = self.inner.clone();
+        let hashing = self.inner.hashing.load_full();
         let password = password.to_owned();
         self.blocking(move || {
             (
-                password::hash_with(&inner.argon2, &password),
-                ScramCredentials::generate(&password, inner.rules.scram_iterations),
+                password::hash_with(&hashing.argon2, &password),
+                ScramCredentials::generate(&password, hashing.rules.scram_iterations),
             )
         })
         .await

@@ -8,7 +8,9 @@ use serde::Deserialize;
 
 use crate::casemap::CaseMapping;
 
+mod source;
 mod tls;
+pub use self::source::ConfigSource;
 pub use self::tls::{PlaintextPasswords, TlsConfig};
 
 /// The defaults, compiled in so the server runs with no file at all.

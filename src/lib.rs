@@ -19,6 +19,6 @@ pub mod store;
 pub mod tls;
 
 pub use config::Config;
-pub use server::{run, spawn, ServerHandle};
+pub use server::{run, spawn, spawn_with_source, ServerHandle};
 
 pub use password::hash_password;

@@ -3,6 +3,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use parlor::config::ConfigSource;
 use parlor::Config;
 
 mod memory;
@@ -134,32 +135,19 @@ fn main() -> ExitCode {
     }
 }
 
+/// The file and overrides the command line names; a reload reads them
+/// again.
+fn config_source(cli: &Cli) -> ConfigSource {
+    ConfigSource {
+        file: cli.config.clone(),
+        listen: cli.listen.clone(),
+        tls_listen: cli.tls_listen.clone(),
+        data_dir: cli.data_dir.clone(),
+    }
+}
+
 fn load_config(cli: &Cli) -> Result<Config, String> {
-    let mut config = match &cli.config {
-        Some(path) => Config::from_file(path).map_err(|e| e.to_string())?,
-        None => Config::embedded(),
-    };
-    if !cli.listen.is_empty() {
-        let overrides = cli
-            .listen
-            .iter()
-            .map(|a| format!("{a:?}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        // Re-validated through the same path as a file, so a bad address
-        // gets the same message.
-        Config::from_toml_str(&format!("[server]\nlisten = [{overrides}]\n"), "--listen")
-            .map_err(|e| e.to_string())?;
-        config.server.listen = cli.listen.clone();
-    }
-    if !cli.tls_listen.is_empty() {
-        config.tls.listen = cli.tls_listen.clone();
-        config = config.checked("--tls-listen").map_err(|e| e.to_string())?;
-    }
-    if let Some(dir) = &cli.data_dir {
-        config.server.data_dir = dir.clone();
-    }
-    Ok(config)
+    config_source(cli).load().map_err(|e| e.to_string())
 }
 
 fn serve(cli: Cli) -> ExitCode {
@@ -210,7 +198,7 @@ fn serve(cli: Cli) -> ExitCode {
     // Read back from the runtime: what it really started.
     let started = runtime.metrics().num_workers();
     tracing::info!(threads = started, cores, "command threads started");
-    match runtime.block_on(parlor::run(config)) {
+    match runtime.block_on(parlor::run(config, config_source(&cli))) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("parlor: {e:#}");

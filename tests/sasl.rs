@@ -158,7 +158,7 @@ async fn failures_are_answered_with_the_standard_numerics() {
 
     // An unknown mechanism: the list, then 904.
     assert_eq!(
-        c.exchange("AUTHENTICATE EXTERNAL").await,
+        c.exchange("AUTHENTICATE GSSAPI").await,
         [
             numeric(
                 "908",

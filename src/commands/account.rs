@@ -96,7 +96,7 @@ pub fn log_in(server: &Arc<Server>, id: ClientId, account: &Account) -> bool {
         last_seen_ms: account.last_seen_ms,
     }));
     tracing::info!(client = id, account = %account.name, "logged in");
-    let login_host = &server.config.accounts.login_host;
+    let login_host = &server.config().accounts.login_host;
     if !login_host.is_empty() {
         world.change_host(
             &server.name,
@@ -178,7 +178,7 @@ pub fn register(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
             None => return Flow::Continue,
         }
     };
-    let rules = &ctx.server.config.accounts;
+    let rules = &ctx.server.config().accounts;
     if !ctx.session.registered && !rules.register_before_connect {
         ctx.send(
             &LineBuilder::new(Some(&ctx.server.name), "FAIL")
@@ -296,7 +296,7 @@ fn not_the_nick(ctx: &Ctx<'_>, name: String) -> Flow {
 
 /// Why this client may not register at all, if it may not.
 pub fn registration_refusal(ctx: &Ctx<'_>) -> Option<&'static str> {
-    match ctx.server.config.accounts.registration {
+    match ctx.server.config().accounts.registration {
         Registration::Open => None,
         Registration::Closed => Some("Account registration is disabled on this server"),
         Registration::Opers => {

@@ -97,7 +97,7 @@ fn value(ctx: &Ctx<'_>, cap: Cap) -> Option<String> {
     match cap {
         Cap::Sasl => Some(super::sasl::MECHANISMS.to_owned()),
         Cap::AccountRegistration => {
-            let rules = &ctx.server.config.accounts;
+            let rules = &ctx.server.config().accounts;
             let keys = [
                 (rules.register_before_connect, "before-connect"),
                 (rules.email_required, "email-required"),
@@ -112,7 +112,7 @@ fn value(ctx: &Ctx<'_>, cap: Cap) -> Option<String> {
 /// The `sts` value this connection is told (IRCv3 STS): where to find TLS
 /// on a plaintext connection, how long to keep to it on a TLS one.
 fn sts_policy(ctx: &Ctx<'_>) -> Option<String> {
-    let tls = &ctx.server.config.tls;
+    let tls = &ctx.server.config().tls;
     if !tls.sts || !tls.enabled() {
         return None;
     }

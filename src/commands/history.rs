@@ -84,7 +84,7 @@ struct Readable {
 
 pub fn chathistory(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
     let subcommand = msg.param(0).unwrap_or("").to_ascii_uppercase();
-    let max = ctx.server.config.history.chathistory_max;
+    let max = ctx.server.config().history.chathistory_max;
     let params = &msg.params[1..];
     let fail = |code: &str, context: &[&str], text: &str| {
         let line = LineBuilder::new(Some(&ctx.server.name), "FAIL")

@@ -37,7 +37,7 @@ pub fn version(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
                 .param(&server.name)
                 .trailing("Parlor community chat server")
         });
-        for chunk in server.isupport.chunks(12) {
+        for chunk in server.config().isupport.chunks(12) {
             ctx.reply(Response::RPL_ISUPPORT, |b| {
                 b.params(chunk.iter().map(String::as_str))
                     .trailing("are supported by this server")
@@ -60,13 +60,13 @@ pub fn time(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
 pub fn admin(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
     if names_this_server(ctx, msg, 0) {
         let server = ctx.server;
-        let admin = &server.config.admin;
+        let admin = &server.config().admin;
         ctx.reply(Response::RPL_ADMINME, |b| {
             b.param(&server.name).trailing("Administrative info")
         });
         ctx.reply(Response::RPL_ADMINLOC1, |b| b.trailing(&admin.location));
         ctx.reply(Response::RPL_ADMINLOC2, |b| {
-            b.trailing(&server.config.server.description)
+            b.trailing(&server.config().server.description)
         });
         ctx.reply(Response::RPL_ADMINEMAIL, |b| b.trailing(&admin.contact));
     }
@@ -166,7 +166,8 @@ pub fn motd(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
 /// `375`, `372`…, `376` (or `422`) for `me`.
 pub fn send_motd(server: &Server, me: &Client, out: &mut Burst<'_>) {
     let reply = |numeric: Response| LineBuilder::numeric(&server.name, numeric, &me.nick);
-    if server.motd.is_empty() {
+    let settings = server.config();
+    if settings.motd.is_empty() {
         out.send(&reply(Response::ERR_NOMOTD).trailing("MOTD File is missing"));
         return;
     }
@@ -174,7 +175,7 @@ pub fn send_motd(server: &Server, me: &Client, out: &mut Burst<'_>) {
         &reply(Response::RPL_MOTDSTART)
             .trailing(&format!("- {} Message of the day - ", server.name)),
     );
-    for line in &server.motd {
+    for line in &settings.motd {
         out.send(&reply(Response::RPL_MOTD).trailing(&format!("- {line}")));
     }
     out.send(&reply(Response::RPL_ENDOFMOTD).trailing("End of /MOTD command."));

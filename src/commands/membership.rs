@@ -96,7 +96,7 @@ fn join_refusal(
 
 fn join_one(ctx: &Ctx<'_>, name: &str, key: Option<&str>) {
     let id = ctx.id();
-    let limits = &ctx.server.config.limits;
+    let limits = &ctx.server.config().limits;
     let mut world = ctx.world();
     let folded = world.fold(name);
     let me = &world.clients[&id];
@@ -327,7 +327,7 @@ pub fn kick(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
         me.send(&replies::need_more_params(ctx, &me.nick, "KICK"));
         return Flow::Continue;
     }
-    let max_targets = ctx.server.config.limits.targets_per_message;
+    let max_targets = ctx.server.config().limits.targets_per_message;
     let mut world = ctx.world();
     let nick = world.clients[&id].nick.clone();
     let reason: String = msg
@@ -335,7 +335,7 @@ pub fn kick(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
         .filter(|r| !r.is_empty())
         .unwrap_or(&nick)
         .chars()
-        .take(ctx.server.config.limits.kick_length)
+        .take(ctx.server.config().limits.kick_length)
         .collect();
     let (kept, refused) = users.split_at(users.len().min(max_targets));
     if paired {

@@ -178,7 +178,7 @@ fn relay_to_targets<'s, 'w: 's, 'r: 's, 'm: 's>(
 ) -> Relayed {
     let errors = kind != Kind::Notice;
     let id = ctx.id();
-    let max_targets = ctx.server.config.limits.targets_per_message;
+    let max_targets = ctx.server.config().limits.targets_per_message;
     // Read when this batch of input came in: not under the lock, which
     // every message of every thread takes, and not once per message.
     let clock_ms = ctx.session.clock_ms;
@@ -210,7 +210,7 @@ fn relay_to_targets<'s, 'w: 's, 'r: 's, 'm: 's>(
             },
         )
     };
-    let history_config = &ctx.server.config.history;
+    let history_config = &ctx.server.config().history;
     let keeps_offline =
         history_config.enabled && history_config.direct_messages && history_config.offline_messages;
     let mut answers = missed::SenderReplies::new(&me.outbox);

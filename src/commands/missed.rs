@@ -199,7 +199,7 @@ pub(super) async fn leave_for_owners(
 /// messages its account was sent since its previous connection ended,
 /// unless its client fetches history itself.
 pub fn replay_direct(server: &Arc<Server>, id: ClientId) {
-    let config = &server.config.history;
+    let config = &server.config().history;
     let max = config.missed_direct_lines;
     if max == 0 || !config.enabled || !config.direct_messages {
         return;

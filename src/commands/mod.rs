@@ -242,6 +242,7 @@ static COMMANDS: &[CommandSpec] = &[
     spec("PRIVMSG", 0, Registered, message::privmsg),
     spec("QUIT", 0, Always, registration::quit),
     spec("REGISTER", 3, Always, account::register),
+    spec("REHASH", 0, Registered, oper::rehash),
     spec("SETNAME", 0, Registered, presence::setname),
     spec("STATS", 1, Registered, stats::stats),
     spec("TAGMSG", 0, Registered, message::tagmsg),

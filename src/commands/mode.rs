@@ -129,7 +129,7 @@ fn channel_mode(ctx: &Ctx<'_>, msg: &Message<'_>) -> Flow {
     // Each list is sent at most once per command, however often it is asked.
     let mut listed = String::new();
     let mut refused_for_privileges = false;
-    let limits = &ctx.server.config.limits;
+    let limits = &ctx.server.config().limits;
 
     for letter in modestring.chars() {
         match letter {

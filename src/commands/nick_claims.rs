@@ -51,7 +51,7 @@ const MAX_CHECK_BATCH: usize = 256;
 /// is not logged in to, and if so claim it. Called whenever a registered
 /// client's nick or login changes.
 pub fn check(server: &Arc<Server>, id: ClientId) {
-    if server.config.accounts.nick_protection {
+    if server.config().accounts.nick_protection {
         // Only fails once `run` has stopped: the server is stopping.
         let _ = server.nick_checks.queue.send(id);
     }
@@ -91,7 +91,7 @@ async fn claim(server: &Arc<Server>, id: ClientId, folded: String, owner: String
     let Ok(Some(owner_account)) = server.accounts.store().account(&owner).await else {
         return;
     };
-    let grace = server.config.accounts.nick_grace_secs;
+    let grace = server.config().accounts.nick_grace_secs;
     let _batch = FlushScope::enter();
     let mut world = server.world();
     let Some(me) = world.clients.get(&id) else {
@@ -163,7 +163,7 @@ pub async fn run(server: Arc<Server>) {
             }
             _ = ticks.tick() => {}
         }
-        if server.config.accounts.nick_protection
+        if server.config().accounts.nick_protection
             && last_reload.elapsed() >= NICK_OWNERS_RELOAD_INTERVAL
         {
             last_reload = Instant::now();

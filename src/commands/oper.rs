@@ -14,7 +14,7 @@ use crate::server::Server;
 const MAX_OPER_ATTEMPTS: u8 = 3;
 
 pub fn oper(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
-    let opers = &ctx.server.config.oper;
+    let opers = &ctx.server.config().oper;
     if opers.is_empty() {
         ctx.reply(Response::ERR_NOOPERHOST, |b| {
             b.trailing("No O-lines for your host")
@@ -127,4 +127,49 @@ pub fn wallops(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
         client.send(&line);
     }
     Flow::Continue
+}
+
+/// REHASH: reads the configuration again and puts it in force (see
+/// `server::reload`). The operator is told what changed, or why nothing
+/// did.
+pub fn rehash(ctx: &mut Ctx<'_>, _msg: &Message<'_>) -> Flow {
+    if !require_oper(ctx) {
+        return Flow::Continue;
+    }
+    let (server, id) = (ctx.server.clone(), ctx.id());
+    Flow::Wait(Box::pin(async move {
+        let outcome = crate::server::reload::rehash(&server).await;
+        let world = server.world_shared();
+        let me = world.clients.get(&id)?;
+        // Config errors can span lines (TOML's show the file's line):
+        // each notice stays one IRC line.
+        let notice = |text: &str| {
+            let text: Vec<&str> = text
+                .split(['\r', '\n', '\0'])
+                .filter(|part| !part.is_empty())
+                .collect();
+            LineBuilder::new(Some(&server.name), "NOTICE")
+                .param(&me.nick)
+                .trailing(&text.join(" "))
+        };
+        match outcome {
+            Ok(changes) => {
+                let source = server.config_source_name();
+                me.send(
+                    &LineBuilder::numeric(&server.name, Response::RPL_REHASHING, &me.nick)
+                        .param(&source)
+                        .trailing("Rehashing"),
+                );
+                for change in changes {
+                    me.send(&notice(&format!("*** REHASH: {change}")));
+                }
+            }
+            Err(error) => {
+                me.send(&notice(&format!(
+                    "*** REHASH failed, the running configuration stays: {error}"
+                )));
+            }
+        }
+        None
+    }))
 }

@@ -8,7 +8,7 @@ use super::Ctx;
 /// "Passwords are"; `None` if it may.
 pub fn password_refusal(ctx: &Ctx<'_>) -> Option<String> {
     let server = ctx.server;
-    let tls = &server.config.tls;
+    let tls = &server.config().tls;
     if !tls.refuses_plaintext_passwords() || ctx.session.outbox.wire().is_secure() {
         return None;
     }

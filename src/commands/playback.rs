@@ -51,7 +51,7 @@ pub fn handle(ctx: &mut Ctx<'_>, text: &str) -> Flow {
     };
     let server = ctx.server.clone();
     let outbox = ctx.session.outbox.clone();
-    let max = ctx.server.config.history.chathistory_max;
+    let max = ctx.server.config().history.chathistory_max;
     Flow::Wait(Box::pin(async move {
         written.wait().await;
         if let Err(error) = play(&server, &outbox, &plan, since, until, max).await {

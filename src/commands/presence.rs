@@ -12,7 +12,7 @@ use crate::server::world::World;
 const MONITOR_LINE_BUDGET: usize = 400;
 
 pub fn away(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
-    let away_length = ctx.server.config.limits.away_length;
+    let away_length = ctx.server.config().limits.away_length;
     let text: Option<String> = msg
         .param(0)
         .filter(|t| !t.is_empty())
@@ -59,7 +59,7 @@ pub fn setname(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
         ctx.send(&super::replies::need_more_params(ctx, &nick, "SETNAME"));
         return Flow::Continue;
     };
-    let max = ctx.server.config.limits.realname_length;
+    let max = ctx.server.config().limits.realname_length;
     if realname.is_empty() || realname.chars().count() > max {
         let line = LineBuilder::new(Some(&ctx.server.name), "FAIL")
             .param("SETNAME")
@@ -100,8 +100,8 @@ pub fn ison(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
 
 pub fn monitor(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
     let id = ctx.id();
-    let limit = ctx.server.config.limits.monitor_entries;
-    let nick_length = ctx.server.config.limits.nick_length;
+    let limit = ctx.server.config().limits.monitor_entries;
+    let nick_length = ctx.server.config().limits.nick_length;
     let mut world = ctx.world();
     let targets = msg.param(1).unwrap_or("");
     match msg.params[0] {

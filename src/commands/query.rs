@@ -381,7 +381,7 @@ pub fn whois(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
     } else {
         msg.params[0]
     };
-    let max_targets = ctx.server.config.limits.targets_per_message;
+    let max_targets = ctx.server.config().limits.targets_per_message;
     let id = ctx.id();
     let world = ctx.world();
     let me = &world.clients[&id];
@@ -423,7 +423,7 @@ fn send_whois(ctx: &Ctx<'_>, world: &World, me: &Client, target: &Client) {
         &reply(Response::RPL_WHOISSERVER)
             .param(nick)
             .param(&ctx.server.name)
-            .trailing(&ctx.server.config.server.description),
+            .trailing(&ctx.server.config().server.description),
     );
     if target.modes.oper {
         me.send(

@@ -23,7 +23,7 @@ pub fn is_valid_nick(nick: &str, max_len: usize) -> bool {
 }
 
 pub fn pass(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
-    let asked_for = !ctx.server.config.server.password.is_empty();
+    let asked_for = !ctx.server.config().server.password.is_empty();
     if let Some(refusal) = asked_for
         .then(|| super::plaintext::password_refusal(ctx))
         .flatten()
@@ -44,7 +44,7 @@ pub fn nick(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
         });
         return Flow::Continue;
     };
-    if !is_valid_nick(new_nick, ctx.server.config.limits.nick_length)
+    if !is_valid_nick(new_nick, ctx.server.config().limits.nick_length)
         || new_nick.eq_ignore_ascii_case(super::nickserv::NICK)
         || new_nick.eq_ignore_ascii_case(super::chanserv::NICK)
     {
@@ -119,7 +119,7 @@ pub fn user(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
     }
     let realname: String = msg.params[3]
         .chars()
-        .take(ctx.server.config.limits.realname_length)
+        .take(ctx.server.config().limits.realname_length)
         .collect();
     {
         let mut world = ctx.world();
@@ -150,7 +150,7 @@ pub fn try_register(ctx: &mut Ctx<'_>) -> Flow {
     if !me.has_nick() {
         return Flow::Continue;
     }
-    let password = &ctx.server.config.server.password;
+    let password = &ctx.server.config().server.password;
     let pass = ctx.session.prelude.as_ref().and_then(|p| p.pass.as_deref());
     if !password.is_empty() && pass != Some(password.as_str()) {
         let line = LineBuilder::numeric(&ctx.server.name, Response::ERR_PASSWDMISMATCH, &me.nick)
@@ -188,7 +188,7 @@ pub fn try_register(ctx: &mut Ctx<'_>) -> Flow {
 fn send_welcome(server: &Server, me: &Client, out: &mut Burst<'_>) {
     let (nick, mask) = (&me.nick, me.mask());
     let n = |numeric| LineBuilder::numeric(&server.name, numeric, nick);
-    let network = &server.config.server.network;
+    let network = &server.config().server.network;
     out.send(
         &n(Response::RPL_WELCOME).trailing(&format!("Welcome to the {network} IRC Network {mask}")),
     );
@@ -208,7 +208,7 @@ fn send_welcome(server: &Server, me: &Client, out: &mut Burst<'_>) {
             .param(crate::server::isupport::CHANNEL_MODES)
             .last("beIklov"),
     );
-    for chunk in server.isupport.chunks(12) {
+    for chunk in server.config().isupport.chunks(12) {
         out.send(
             &n(Response::RPL_ISUPPORT)
                 .params(chunk.iter().map(String::as_str))

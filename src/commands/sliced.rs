@@ -204,7 +204,7 @@ fn next_slice(server: &Server, id: ClientId, reply: &mut impl Sliced, bytes: usi
 /// The next slice waits until half of that has been read, and the queue
 /// stays far from the sendq, with room for what others send meanwhile.
 fn room_mark(server: &Server) -> usize {
-    (server.config.limits.sendq_bytes / 4).max(2)
+    (server.config().limits.sendq_bytes / 4).max(2)
 }
 
 /// What a slice may add to `outbox` before it holds `room`.

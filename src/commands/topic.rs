@@ -64,7 +64,7 @@ pub fn topic(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
     }
     let text: String = new_topic
         .chars()
-        .take(ctx.server.config.limits.topic_length)
+        .take(ctx.server.config().limits.topic_length)
         .collect();
     let line = me.line("TOPIC").param(&channel.name).trailing(&text);
     let topic = (!text.is_empty()).then(|| Topic {

@@ -45,7 +45,7 @@ pub(super) async fn refuse(wire: Wire, reason: &str) {
 /// cannot be served.
 pub(super) fn start(server: &Arc<Server>, wire: Wire, peer: SocketAddr, tracker: &TaskTracker) {
     let (slot, count) = ConnectionSlot::take(server);
-    if count > server.config.limits.max_clients {
+    if count > server.config().limits.max_clients {
         drop(slot);
         tracker.spawn(refuse(wire, "Server is full"));
         return;
@@ -79,7 +79,7 @@ impl Connection {
         slot: ConnectionSlot,
     ) -> Result<Connection, Wire> {
         let id = server.next_client_id.fetch_add(1, Ordering::Relaxed);
-        let limits = &server.config.limits;
+        let limits = &server.config().limits;
         let mut world = server.world();
         let from_ip = world.connections_per_ip.count(peer.ip());
         if limits.max_clients_per_ip != 0 && from_ip >= limits.max_clients_per_ip {

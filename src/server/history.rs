@@ -106,26 +106,7 @@ pub fn history_log(
     let (written_sender, written) = watch::channel(0);
     let written_total = Arc::new(AtomicU64::new(0));
     let flush = Arc::new(Notify::new());
-    let unlogged = config
-        .unlogged_channels
-        .iter()
-        .map(|name| casemapping.fold(name))
-        .collect();
-    let overrides = config
-        .join_replay_overrides
-        .iter()
-        .map(|(name, &lines)| (casemapping.fold(name), lines))
-        .collect();
-    let replay = ReplayPolicy {
-        // Nothing is replayed from a log that is not kept.
-        lines: if config.enabled {
-            config.join_replay_lines
-        } else {
-            0
-        },
-        overrides,
-        max_age_ms: config.join_replay_max_age_secs.saturating_mul(1000),
-    };
+    let (unlogged, replay) = policy(config, casemapping);
     (
         HistoryLog {
             queue: sender,
@@ -149,7 +130,42 @@ pub fn history_log(
     )
 }
 
+/// The channels never stored, and what a join replays, as `config` says.
+fn policy(config: &HistoryConfig, casemapping: CaseMapping) -> (HashSet<String>, ReplayPolicy) {
+    let unlogged = config
+        .unlogged_channels
+        .iter()
+        .map(|name| casemapping.fold(name))
+        .collect();
+    let overrides = config
+        .join_replay_overrides
+        .iter()
+        .map(|(name, &lines)| (casemapping.fold(name), lines))
+        .collect();
+    let replay = ReplayPolicy {
+        // Nothing is replayed from a log that is not kept.
+        lines: if config.enabled {
+            config.join_replay_lines
+        } else {
+            0
+        },
+        overrides,
+        max_age_ms: config.join_replay_max_age_secs.saturating_mul(1000),
+    };
+    (unlogged, replay)
+}
+
 impl HistoryLog {
+    /// Puts a reloaded `[history]` in force for what is logged and
+    /// replayed from now on.
+    pub fn set_policy(&mut self, config: &HistoryConfig, casemapping: CaseMapping) {
+        let (unlogged, replay) = policy(config, casemapping);
+        self.enabled = config.enabled;
+        self.direct_messages = config.direct_messages;
+        self.unlogged = unlogged;
+        self.replay = replay;
+    }
+
     /// Whether lines of the channel `folded` are stored.
     pub fn logs(&self, folded: &str) -> bool {
         self.enabled && !self.unlogged.contains(folded)

@@ -100,7 +100,7 @@ impl Deadlines {
 
 /// Checks every client's deadlines once a second until the server stops.
 pub async fn run(server: Arc<Server>) {
-    let limits = &server.config.limits;
+    let limits = &server.config().limits;
     let deadlines = Deadlines {
         registration_ms: limits.registration_timeout_secs.saturating_mul(1000),
         ping_interval_ms: limits.ping_interval_secs.saturating_mul(1000),

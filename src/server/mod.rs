@@ -12,14 +12,16 @@ pub mod host;
 pub mod isupport;
 mod keepalive;
 pub mod labeled;
+mod listeners;
 pub mod lock_timing;
 pub mod maps;
 pub mod outbox;
 pub mod per_address;
 pub mod persist;
-mod reload;
+pub mod reload;
 pub mod restore;
 mod second_writer;
+pub mod settings;
 pub mod stamped;
 pub mod unsaved;
 pub mod whowas;
@@ -32,7 +34,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -58,7 +59,8 @@ pub fn unix_now() -> u64 {
 
 /// Everything the connections share.
 pub struct Server {
-    pub config: Config,
+    /// Swapped whole by REHASH and SIGHUP; read with [`Server::config`].
+    settings: arc_swap::ArcSwap<settings::Settings>,
     pub name: String,
     // One lock for the network state. Critical sections are short and
     // synchronous (no `.await` inside), so a blocking lock is the right
@@ -67,14 +69,17 @@ pub struct Server {
     // messages only read it, and share it (see `commands/message.rs`).
     // Each hold can be timed (see `lock_timing.rs`).
     world: WorldLock,
-    pub isupport: Vec<String>,
-    pub motd: Vec<String>,
     pub created: SystemTime,
     pub version: &'static str,
     pub passwords: PasswordChecker,
     pub accounts: Accounts,
     /// The certificate TLS listeners serve, when any listen.
-    pub tls: Option<crate::tls::Acceptor>,
+    pub tls: arc_swap::ArcSwapOption<crate::tls::Acceptor>,
+    /// Where the configuration came from, for a reload to read again.
+    source: Option<crate::config::ConfigSource>,
+    listeners: listeners::Listeners,
+    /// Every task of the server's, for the listeners a reload opens.
+    tracker: TaskTracker,
     /// Writes registered channels' state in the background.
     pub channel_saver: persist::ChannelSaver,
     channel_writer: Mutex<Option<persist::ChannelWriter>>,
@@ -85,7 +90,7 @@ pub struct Server {
     pub nick_checks: crate::commands::NickChecks,
     /// The port `sts` sends plaintext clients to: `tls.sts_port`, or the
     /// first TLS listener's once bound.
-    sts_port: std::sync::OnceLock<u16>,
+    first_tls_port: std::sync::OnceLock<u16>,
     next_client_id: AtomicU64,
     connections: AtomicUsize,
     shutdown: CancellationToken,
@@ -94,15 +99,27 @@ pub struct Server {
 impl Server {
     /// Computes the password decoys: call it off the async runtime.
     pub fn new(config: Config, store: Store) -> anyhow::Result<Server> {
-        let motd = config.motd_lines().with_context(|| {
-            format!("cannot read server.motd_file {:?}", config.server.motd_file)
-        })?;
+        Server::with_source(config, None, store)
+    }
+
+    /// [`Server::new`], remembering where the configuration came from so
+    /// that REHASH and SIGHUP can read it again.
+    pub fn with_source(
+        config: Config,
+        source: Option<crate::config::ConfigSource>,
+        store: Store,
+    ) -> anyhow::Result<Server> {
+        let motd_file = config.server.motd_file.clone();
+        let settings = settings::Settings::load(config.clone())
+            .with_context(|| format!("cannot read server.motd_file {motd_file:?}"))?;
         let tls = if config.tls.enabled() {
             let files = crate::tls::CertFiles {
                 cert: config.tls.cert_file.clone(),
                 key: config.tls.key_file.clone(),
             };
-            Some(crate::tls::Acceptor::load(files).context("cannot serve TLS")?)
+            Some(Arc::new(
+                crate::tls::Acceptor::load(files).context("cannot serve TLS")?,
+            ))
         } else {
             None
         };
@@ -120,25 +137,45 @@ impl Server {
             per_address::ConnectionsPerAddress::new(config.limits.ipv6_prefix_len);
         Ok(Server {
             name: config.server.name.clone(),
-            isupport: isupport::tokens(&config),
-            motd,
             world: WorldLock::new(world),
             created: SystemTime::now(),
             version: concat!("parlor-", env!("CARGO_PKG_VERSION")),
             passwords: PasswordChecker::new(config.oper.first().map(|o| o.password_hash.as_str())),
             accounts: Accounts::new(store, &config),
-            tls,
+            tls: arc_swap::ArcSwapOption::new(tls),
+            source,
+            listeners: listeners::Listeners::default(),
+            tracker: TaskTracker::new(),
             channel_saver,
             channel_writer: Mutex::new(Some(channel_writer)),
             history_writer: Mutex::new(Some(history_writer)),
             delayed_writes: DelayedWrites::default(),
             nick_checks: Default::default(),
-            sts_port: std::sync::OnceLock::new(),
+            first_tls_port: std::sync::OnceLock::new(),
             next_client_id: AtomicU64::new(1),
             connections: AtomicUsize::new(0),
             shutdown: CancellationToken::new(),
-            config,
+            settings: arc_swap::ArcSwap::from_pointee(settings),
         })
+    }
+
+    /// The settings now in force: the configuration's keys
+    /// (`server.config().limits`), the MOTD and the ISUPPORT tokens. Hold
+    /// it for one piece of work, not across an `.await`.
+    pub fn config(&self) -> arc_swap::Guard<Arc<settings::Settings>> {
+        self.settings.load()
+    }
+
+    /// Where the configuration is read from, as an operator is told.
+    pub fn config_source_name(&self) -> String {
+        self.source
+            .as_ref()
+            .map_or_else(|| "in-process".to_owned(), |s| s.describe())
+    }
+
+    /// Puts new settings in force.
+    pub(crate) fn set_settings(&self, settings: settings::Settings) {
+        self.settings.store(Arc::new(settings));
     }
 
     /// Resolves when the server starts shutting down.
@@ -148,7 +185,7 @@ impl Server {
 
     /// `name` folded with the network's casemapping.
     pub fn fold(&self, name: &str) -> String {
-        self.config.server.casemapping.fold(name)
+        self.config().server.casemapping.fold(name)
     }
 
     /// Locks the network state. Never hold the guard across an `.await`.
@@ -164,8 +201,8 @@ impl Server {
 
     /// The port `sts` sends plaintext clients to, once TLS listens.
     pub fn sts_port(&self) -> Option<u16> {
-        match self.config.tls.sts_port {
-            0 => self.sts_port.get().copied(),
+        match self.config().tls.sts_port {
+            0 => self.first_tls_port.get().copied(),
             port => Some(port),
         }
     }
@@ -247,6 +284,15 @@ impl ServerHandle {
 /// Binds every listen address, creates the data directory and starts
 /// accepting connections.
 pub async fn spawn(config: Config) -> anyhow::Result<ServerHandle> {
+    spawn_with_source(config, None).await
+}
+
+/// [`spawn`] with where the configuration came from, so that REHASH and
+/// SIGHUP can read it again.
+pub async fn spawn_with_source(
+    config: Config,
+    source: Option<crate::config::ConfigSource>,
+) -> anyhow::Result<ServerHandle> {
     std::fs::create_dir_all(&config.server.data_dir).with_context(|| {
         format!(
             "cannot create data directory {}",
@@ -255,8 +301,10 @@ pub async fn spawn(config: Config) -> anyhow::Result<ServerHandle> {
     })?;
     let store = Store::open(&config.server.data_dir).await?;
     // Server::new hashes the password decoys: keep it off the runtime.
-    let server = Arc::new(tokio::task::spawn_blocking(move || Server::new(config, store)).await??);
-    let tracker = TaskTracker::new();
+    let server = Arc::new(
+        tokio::task::spawn_blocking(move || Server::with_source(config, source, store)).await??,
+    );
+    let tracker = server.tracker.clone();
     let store = server.accounts.store();
     let registered = store.registered_channels().await?;
     let mut accounts = std::collections::HashMap::new();
@@ -270,7 +318,7 @@ pub async fn spawn(config: Config) -> anyhow::Result<ServerHandle> {
     }
     let replay = server.world().history.replay.clone();
     let recent_lines = history::load(store, &replay).await?;
-    let restart_wait = Duration::from_secs(server.config.channels.restart_wait_secs);
+    let restart_wait = Duration::from_secs(server.config().channels.restart_wait_secs);
     let saved_channels = if restart_wait.is_zero() {
         store.clear_channel_snapshots().await?;
         Vec::new()
@@ -321,12 +369,12 @@ pub async fn spawn(config: Config) -> anyhow::Result<ServerHandle> {
         let store = server.accounts.store().clone();
         async move {
             let forget = |before| server.world().recent_lines.forget_older_than(before);
-            let config = server.config.history.clone();
+            let config = server.config().history.clone();
             history::prune(store, config, forget, server.shutdown.cancelled()).await
         }
     });
     if !restart_wait.is_zero() {
-        let interval = Duration::from_millis(server.config.history.commit_interval_ms);
+        let interval = Duration::from_millis(server.config().history.commit_interval_ms);
         tracker.spawn(restore::keep_saved(server.clone(), interval));
         tracker.spawn(restore::end_waits(server.clone()));
     }
@@ -336,39 +384,14 @@ pub async fn spawn(config: Config) -> anyhow::Result<ServerHandle> {
         let server = server.clone();
         async move { server.delayed_writes.run(server.shutdown.cancelled()).await }
     });
-    if server.tls.is_some() && server.config.tls.reload_check_secs > 0 {
-        tracker.spawn(reload::watch_certificate(server.clone()));
-    }
-    let mut addrs = Vec::new();
-    let mut tls_addrs = Vec::new();
-    let mut bound = Vec::new();
-    let listeners = (server.config.listen_addrs().into_iter().map(|a| (a, false))).chain(
-        server
-            .config
-            .tls
-            .listen_addrs()
-            .into_iter()
-            .map(|a| (a, true)),
-    );
-    for (addr, tls) in listeners {
-        let listener = bind(addr, server.config.limits.send_buffer_bytes)
-            .with_context(|| format!("cannot listen on {addr}"))?;
-        let local = listener.local_addr()?;
-        if tls {
-            info!(address = %local, "listening for IRC over TLS");
-            let _ = server.sts_port.set(local.port());
-            tls_addrs.push(local);
-        } else {
-            info!(address = %local, "listening for IRC");
-            addrs.push(local);
-        }
-        bound.push((listener, tls));
-    }
-    // Accepting only once every port is bound: the first client already
-    // gets the `sts` port.
-    for (listener, tls) in bound {
-        tracker.spawn(accept_loop(server.clone(), listener, tls, tracker.clone()));
-    }
+    tracker.spawn(reload::watch_certificate(server.clone()));
+    let wanted = listeners::wanted(&server.config());
+    server.listeners.apply(&server, &wanted, &tracker)?;
+    let bound_of = |tls: bool| {
+        let keys: Vec<_> = wanted.iter().copied().filter(|key| key.1 == tls).collect();
+        server.listeners.bound(&keys)
+    };
+    let (addrs, tls_addrs) = (bound_of(false), bound_of(true));
     Ok(ServerHandle {
         server,
         addrs,
@@ -378,97 +401,6 @@ pub async fn spawn(config: Config) -> anyhow::Result<ServerHandle> {
         channel_writer,
         history_writer,
     })
-}
-
-/// Connections the kernel may hold waiting for accept; a burst of
-/// connecting clients should queue, not be refused.
-const LISTEN_BACKLOG: i32 = 4096;
-
-/// Binds one listen address. IPv6 sockets are IPv6-only, so that
-/// `0.0.0.0:6667` and `[::]:6667` can both be listened on, as admins expect.
-/// `send_buffer` is `limits.send_buffer_bytes` (0: the kernel's choice).
-fn bind(addr: SocketAddr, send_buffer: usize) -> std::io::Result<TcpListener> {
-    use socket2::{Domain, Socket, Type};
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
-    if addr.is_ipv6() {
-        socket.set_only_v6(true)?;
-    }
-    socket.set_reuse_address(true)?;
-    // Linux hands the listener's TCP_NODELAY down to every socket it
-    // accepts: set once here, it saves each connection a `setsockopt`.
-    socket.set_tcp_nodelay(true)?;
-    // Handed down the same way; set only when asked for, since a fixed
-    // size stops the kernel from growing the buffer as a connection needs.
-    if send_buffer != 0 {
-        socket.set_send_buffer_size(send_buffer)?;
-    }
-    socket.bind(&addr.into())?;
-    socket.listen(LISTEN_BACKLOG)?;
-    socket.set_nonblocking(true)?;
-    TcpListener::from_std(socket.into())
-}
-
-async fn accept_loop(server: Arc<Server>, listener: TcpListener, tls: bool, tracker: TaskTracker) {
-    loop {
-        let accepted = tokio::select! {
-            () = server.shutdown.cancelled() => return,
-            accepted = listener.accept() => accepted,
-        };
-        let (stream, peer) = match accepted {
-            Ok(pair) => pair,
-            Err(e) => {
-                // Usually EMFILE; back off instead of spinning.
-                warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        // Elsewhere an accepted socket may not inherit it (see `bind`).
-        #[cfg(not(target_os = "linux"))]
-        {
-            let _ = stream.set_nodelay(true);
-            let send_buffer = server.config.limits.send_buffer_bytes;
-            if send_buffer != 0 {
-                let _ = socket2::SockRef::from(&stream).set_send_buffer_size(send_buffer);
-            }
-        }
-        if tls {
-            // Off the accept loop: a slow handshake must not hold up the
-            // next client.
-            tracker.spawn(start_after_handshake(
-                server.clone(),
-                stream,
-                peer,
-                tracker.clone(),
-            ));
-        } else {
-            connection::start(&server, wire::Wire::plain(stream), peer, &tracker);
-        }
-        flush::write_held();
-    }
-}
-
-async fn start_after_handshake(
-    server: Arc<Server>,
-    stream: tokio::net::TcpStream,
-    peer: SocketAddr,
-    tracker: TaskTracker,
-) {
-    let Some(acceptor) = &server.tls else {
-        return;
-    };
-    let handshake = tokio::select! {
-        () = server.shutdown.cancelled() => return,
-        handshake = acceptor.handshake(stream) => handshake,
-    };
-    match handshake {
-        Ok((socket, session)) => {
-            connection::start(&server, wire::Wire::tls(socket, session), peer, &tracker);
-            flush::write_held();
-        }
-        // Scanners and clients that distrust the certificate end here.
-        Err(error) => info!(%peer, %error, "TLS handshake failed"),
-    }
 }
 
 /// One counted connection. Given back when the client leaves the network,
@@ -503,55 +435,27 @@ impl Drop for ConnectionSlot {
     }
 }
 
-/// Runs the server until SIGINT or SIGTERM, then shuts down cleanly.
-pub async fn run(config: Config) -> anyhow::Result<()> {
+/// Runs the server until SIGINT or SIGTERM, then shuts down cleanly;
+/// SIGHUP reads the configuration from `source` again.
+pub async fn run(config: Config, source: crate::config::ConfigSource) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     // The handlers go in before the ports open: a signal sent as soon as
     // the server listens must still mean a clean shutdown, not the
     // default action of dying on the spot.
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
-    let handle = spawn(config).await?;
-    tokio::select! {
-        _ = interrupt.recv() => {}
-        _ = terminate.recv() => {}
+    let mut hangup = signal(SignalKind::hangup())?;
+    let handle = spawn_with_source(config, Some(source)).await?;
+    loop {
+        tokio::select! {
+            _ = interrupt.recv() => break,
+            _ = terminate.recv() => break,
+            _ = hangup.recv() => {
+                // The outcome is logged as it is applied.
+                let _ = reload::rehash(handle.server()).await;
+            }
+        }
     }
     handle.shutdown().await;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    #[tokio::test]
-    async fn accepted_connections_do_not_wait_to_fill_a_segment() {
-        let listener = super::bind("127.0.0.1:0".parse().unwrap(), 0).unwrap();
-        let addr = listener.local_addr().unwrap();
-        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let (accepted, _) = listener.accept().await.unwrap();
-        // Checked on the accepted socket, as the accept loop leaves it.
-        assert!(accepted.nodelay().unwrap(), "Nagle's algorithm is off");
-    }
-
-    /// `limits.send_buffer_bytes` reaches every accepted socket through
-    /// the listener (elsewhere the accept loop sets it on each); 0 leaves
-    /// the kernel's size, which it may grow.
-    #[cfg(target_os = "linux")]
-    #[tokio::test]
-    async fn accepted_connections_get_the_send_buffer_asked_for() {
-        let size_of = async |send_buffer| {
-            let listener = super::bind("127.0.0.1:0".parse().unwrap(), send_buffer).unwrap();
-            let _client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
-                .await
-                .unwrap();
-            let (accepted, _) = listener.accept().await.unwrap();
-            socket2::SockRef::from(&accepted)
-                .send_buffer_size()
-                .unwrap()
-        };
-        let kernels = size_of(0).await;
-        let small = size_of(4096).await;
-        // Linux reports twice what was asked (its bookkeeping is counted).
-        assert!((4096..=8192).contains(&small), "{small} bytes");
-        assert!(kernels > small, "the kernel's default is {kernels} bytes");
-    }
 }

@@ -58,12 +58,7 @@ impl TestServer {
     }
 
     async fn start_in(data_dir: tempfile::TempDir, extra: &str) -> TestServer {
-        let base = format!(
-            "[server]\nname = \"{SERVER}\"\nlisten = [\"127.0.0.1:0\"]\ndata_dir = {:?}\n\
-             [limits]\nflood_lines_per_sec = 0\nmax_clients_per_ip = 0\n",
-            data_dir.path().display().to_string()
-        );
-        let config = Config::from_toml_str(&merge_toml(&base, extra), "test")
+        let config = Config::from_toml_str(&test_config(data_dir.path(), extra), "test")
             .expect("test configuration is valid");
         let handle = parlor::spawn(config).await.expect("server starts");
         let addr = handle.local_addr();
@@ -73,6 +68,30 @@ impl TestServer {
             data_dir,
             extra: extra.to_owned(),
         }
+    }
+
+    /// A server read from a config file, as `parlor --config FILE` runs,
+    /// so that REHASH reads the file again. The file is the test
+    /// defaults with `extra` laid over them; its path is returned.
+    pub async fn start_from_file(extra: &str) -> (TestServer, std::path::PathBuf) {
+        let data_dir = tempfile::tempdir().expect("temporary data directory");
+        let path = data_dir.path().join("parlor.toml");
+        std::fs::write(&path, test_config(data_dir.path(), extra)).expect("write the config");
+        let source = parlor::config::ConfigSource {
+            file: Some(path.clone()),
+            ..Default::default()
+        };
+        let config = source.load().expect("test configuration is valid");
+        let handle = parlor::spawn_with_source(config, Some(source))
+            .await
+            .expect("server starts");
+        let server = TestServer {
+            addr: handle.local_addr(),
+            handle: Some(handle),
+            data_dir,
+            extra: extra.to_owned(),
+        };
+        (server, path)
     }
 
     pub fn handle(&self) -> &ServerHandle {
@@ -119,6 +138,17 @@ impl TestServer {
             handle.shutdown().await;
         }
     }
+}
+
+/// The test defaults (name `irc.test`, port 0, no flood control or
+/// per-address limit, data in `data_dir`) with `extra` laid over them.
+pub fn test_config(data_dir: &std::path::Path, extra: &str) -> String {
+    let base = format!(
+        "[server]\nname = \"{SERVER}\"\nlisten = [\"127.0.0.1:0\"]\ndata_dir = {:?}\n\
+         [limits]\nflood_lines_per_sec = 0\nmax_clients_per_ip = 0\n",
+        data_dir.display().to_string()
+    );
+    merge_toml(&base, extra)
 }
 
 /// Lays `extra` over `base` as TOML tables, so tests can set keys in

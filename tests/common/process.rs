@@ -18,7 +18,10 @@ impl Running {
         let config = data_dir.join("test.toml");
         std::fs::write(
             &config,
-            format!("[server]\nname = \"{SERVER}\"\n[limits]\nflood_lines_per_sec = 0\n{extra}"),
+            super::merge_toml(
+                &format!("[server]\nname = \"{SERVER}\"\n[limits]\nflood_lines_per_sec = 0\n"),
+                extra,
+            ),
         )
         .unwrap();
         let child = Command::new(BIN)
@@ -50,6 +53,11 @@ impl Running {
             );
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
+    }
+
+    /// Sends SIGHUP: read the configuration again.
+    pub fn hang_up(&self) {
+        self.signal("-HUP");
     }
 
     fn signal(&self, signal: &str) {
