@@ -150,7 +150,11 @@ fn load_config(cli: &Cli) -> Result<Config, String> {
         // gets the same message.
         Config::from_toml_str(&format!("[server]\nlisten = [{overrides}]\n"), "--listen")
             .map_err(|e| e.to_string())?;
-        config.server.listen = cli.listen.clone();
+        config.server.listen = cli
+            .listen
+            .iter()
+            .map(|address| parlor::config::Listen::plain(address))
+            .collect();
     }
     if !cli.tls_listen.is_empty() {
         config.tls.listen = cli.tls_listen.clone();

@@ -17,6 +17,7 @@ pub mod maps;
 pub mod outbox;
 pub mod per_address;
 pub mod persist;
+pub mod proxy;
 mod reload;
 pub mod restore;
 mod second_writer;
@@ -329,15 +330,17 @@ pub async fn spawn(config: Config) -> anyhow::Result<ServerHandle> {
     }
     let mut addrs = Vec::new();
     let mut tls_addrs = Vec::new();
-    let listeners = (server.config.listen_addrs().into_iter().map(|a| (a, false))).chain(
-        server
-            .config
-            .tls
-            .listen_addrs()
-            .into_iter()
-            .map(|a| (a, true)),
-    );
-    for (addr, tls) in listeners {
+    // Plaintext listeners may expect PROXY headers; TLS ones do not (yet).
+    let plain = server.config.server.listen.iter().map(|listen| {
+        let proxy_from = listen
+            .proxy
+            .then(|| Arc::<[crate::config::Cidr]>::from(listen.proxy_from.clone()));
+        (listen.socket_addr(), false, proxy_from)
+    });
+    let tls = server.config.tls.listen_addrs().into_iter();
+    let listeners = plain.chain(tls.map(|addr| (Some(addr), true, None)));
+    for (addr, tls, proxy_from) in listeners {
+        let addr = addr.context("validated listen address")?;
         let listener = bind(addr, server.config.limits.send_buffer_bytes)
             .with_context(|| format!("cannot listen on {addr}"))?;
         let local = listener.local_addr()?;
@@ -345,10 +348,17 @@ pub async fn spawn(config: Config) -> anyhow::Result<ServerHandle> {
             info!(address = %local, "listening for IRC over TLS");
             tls_addrs.push(local);
         } else {
-            info!(address = %local, "listening for IRC");
+            let proxy = proxy_from.is_some();
+            info!(address = %local, proxy, "listening for IRC");
             addrs.push(local);
         }
-        tracker.spawn(accept_loop(server.clone(), listener, tls, tracker.clone()));
+        tracker.spawn(accept_loop(
+            server.clone(),
+            listener,
+            tls,
+            proxy_from,
+            tracker.clone(),
+        ));
     }
     Ok(ServerHandle {
         server,
@@ -389,7 +399,14 @@ fn bind(addr: SocketAddr, send_buffer: usize) -> std::io::Result<TcpListener> {
     TcpListener::from_std(socket.into())
 }
 
-async fn accept_loop(server: Arc<Server>, listener: TcpListener, tls: bool, tracker: TaskTracker) {
+/// `proxy_from`: the listener reads a PROXY header first, from these.
+async fn accept_loop(
+    server: Arc<Server>,
+    listener: TcpListener,
+    tls: bool,
+    proxy_from: Option<Arc<[crate::config::Cidr]>>,
+    tracker: TaskTracker,
+) {
     loop {
         let accepted = tokio::select! {
             () = server.shutdown.cancelled() => return,
@@ -413,7 +430,10 @@ async fn accept_loop(server: Arc<Server>, listener: TcpListener, tls: bool, trac
                 let _ = socket2::SockRef::from(&stream).set_send_buffer_size(send_buffer);
             }
         }
-        if tls {
+        if let Some(trusted) = &proxy_from {
+            // The client's address comes first, in a PROXY header.
+            proxy::start(&server, stream, peer, trusted, &tracker);
+        } else if tls {
             // Off the accept loop: a slow handshake must not hold up the
             // next client.
             tracker.spawn(start_after_handshake(
