@@ -12,6 +12,12 @@ mod source;
 mod tls;
 pub use self::source::ConfigSource;
 pub use self::tls::{PlaintextPasswords, TlsConfig};
+mod cidr;
+mod listen;
+mod webirc;
+pub use cidr::Cidr;
+pub use listen::Listen;
+pub use webirc::WebircConfig;
 
 /// The defaults, compiled in so the server runs with no file at all.
 pub const DEFAULT_CONFIG: &str = include_str!("../conf/default.toml");
@@ -28,6 +34,9 @@ pub struct Config {
     pub tls: TlsConfig,
     #[serde(default)]
     pub oper: Vec<OperConfig>,
+    /// Web gateways allowed to give their users' addresses with WEBIRC.
+    #[serde(default)]
+    pub webirc: Vec<WebircConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -36,7 +45,8 @@ pub struct ServerConfig {
     pub name: String,
     pub network: String,
     pub description: String,
-    pub listen: Vec<String>,
+    /// `"IP:PORT"` or a table (see [`Listen`]).
+    pub listen: Vec<Listen>,
     pub data_dir: PathBuf,
     pub casemapping: CaseMapping,
     pub password: String,
@@ -230,7 +240,7 @@ impl Config {
         self.server
             .listen
             .iter()
-            .filter_map(|a| a.parse().ok())
+            .filter_map(Listen::socket_addr)
             .collect()
     }
 
@@ -284,17 +294,7 @@ impl Config {
                 ));
             }
         }
-        if s.listen.is_empty() {
-            return Err(("server.listen", "needs at least one address".into()));
-        }
-        for addr in &s.listen {
-            if addr.parse::<SocketAddr>().is_err() {
-                return Err((
-                    "server.listen",
-                    format!("{addr:?} is not an address: write IP:PORT, e.g. \"127.0.0.1:6667\" or \"[::1]:6667\""),
-                ));
-            }
-        }
+        listen::validate(&s.listen)?;
         self.tls.validate()?;
         if s.threads > MAX_THREADS {
             return Err((
@@ -497,6 +497,7 @@ impl Config {
                 ));
             }
         }
+        webirc::validate(&self.webirc)?;
         Ok(())
     }
 }

@@ -26,6 +26,7 @@ mod services;
 mod sliced;
 mod stats;
 mod topic;
+mod webirc;
 
 pub use message::may_run;
 pub use missed::remember_departure;
@@ -70,6 +71,9 @@ pub struct Session {
     /// The wall clock (ms since the Unix epoch) read with `now`: the time
     /// of the messages in the batch (see `Stamp::at`).
     pub clock_ms: u64,
+    /// A WEBIRC gateway was heard on this connection (accepted or not): a
+    /// second WEBIRC is refused.
+    pub webirc_heard: bool,
 }
 
 impl Session {
@@ -87,6 +91,7 @@ impl Session {
             login_failures: 0,
             now: Instant::now(),
             clock_ms: tags::clock_ms(),
+            webirc_heard: false,
         }
     }
 
@@ -252,6 +257,7 @@ static COMMANDS: &[CommandSpec] = &[
     spec("USERHOST", 1, Registered, query::userhost),
     spec("VERSION", 0, Registered, info::version),
     spec("WALLOPS", 1, Registered, oper::wallops),
+    spec("WEBIRC", 4, BeforeRegistration, webirc::webirc),
     spec("WHO", 0, Registered, query::who),
     spec("WHOIS", 1, Registered, query::whois),
     spec("WHOWAS", 1, Registered, query::whowas),

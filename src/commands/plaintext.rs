@@ -9,18 +9,20 @@ use super::Ctx;
 pub fn password_refusal(ctx: &Ctx<'_>) -> Option<String> {
     let server = ctx.server;
     let tls = &server.config().tls;
-    if !tls.refuses_plaintext_passwords() || ctx.session.outbox.wire().is_secure() {
+    if !tls.refuses_plaintext_passwords() {
         return None;
     }
-    // The client's own address: behind a proxy or gateway, the socket's
-    // says nothing of the network the password crossed.
-    let from_this_host = ctx
-        .server
-        .world_shared()
-        .clients
-        .get(&ctx.id())
-        .is_some_and(|me| me.ip.is_loopback());
-    if from_this_host && tls.plaintext_passwords_loopback {
+    // `+Z` covers TLS and a WEBIRC gateway that took the user over TLS;
+    // the address is the client's own, so that behind a proxy or gateway
+    // it is not the gateway's loopback that counts.
+    let (secure, from_this_host) = {
+        let world = server.world_shared();
+        match world.clients.get(&ctx.id()) {
+            Some(me) => (me.modes.secure, me.ip.is_loopback()),
+            None => (false, false),
+        }
+    };
+    if secure || (from_this_host && tls.plaintext_passwords_loopback) {
         return None;
     }
     Some(match server.sts_port() {

@@ -28,7 +28,11 @@ impl ConfigSource {
             None => Config::embedded(),
         };
         if !self.listen.is_empty() {
-            config.server.listen = self.listen.clone();
+            config.server.listen = self
+                .listen
+                .iter()
+                .map(|a| super::Listen::plain(a))
+                .collect();
             config = config.checked("--listen")?;
         }
         if !self.tls_listen.is_empty() {

@@ -5,7 +5,7 @@ use super::*;
 #[test]
 fn embedded_defaults_parse() {
     let config = Config::embedded();
-    assert_eq!(config.server.listen, ["127.0.0.1:6667"]);
+    assert_eq!(config.server.listen, [Listen::plain("127.0.0.1:6667")]);
     assert_eq!(config.server.casemapping, CaseMapping::Rfc1459);
 }
 
@@ -99,4 +99,94 @@ fn a_login_host_must_stand_in_a_mask() {
     let config =
         Config::from_toml_str("[accounts]\nlogin_host = \"user/{account}\"\n", "t").unwrap();
     assert_eq!(config.accounts.login_host, "user/{account}");
+}
+
+#[test]
+fn a_listener_is_an_address_or_a_table_that_marks_it_for_proxy_headers() {
+    let text = "[server]\nlisten = [\"127.0.0.1:6667\", { address = \"[::]:6668\", proxy = true, proxy_from = [\"10.0.0.0/8\", \"2001:db8::1\"] }]\n";
+    let config = Config::from_toml_str(text, "t").unwrap();
+    let listen = &config.server.listen;
+    assert_eq!(listen[0], Listen::plain("127.0.0.1:6667"));
+    assert_eq!(listen[1].address, "[::]:6668");
+    assert!(listen[1].proxy);
+    assert!(listen[1].proxy_from[0].contains("10.1.2.3".parse().unwrap()));
+    assert!(listen[1].proxy_from[1].contains("2001:db8::1".parse().unwrap()));
+    assert_eq!(config.listen_addrs().len(), 2);
+
+    // The same as blocks of their own lines.
+    let text = "[[server.listen]]\naddress = \"127.0.0.1:6667\"\n\n\
+                [[server.listen]]\naddress = \"127.0.0.1:6668\"\nproxy = true\n";
+    let config = Config::from_toml_str(text, "t").unwrap();
+    assert_eq!(config.server.listen[0], Listen::plain("127.0.0.1:6667"));
+    assert!(config.server.listen[1].proxy);
+    // Left out, proxy_from believes loopback alone.
+    let believed = &config.server.listen[1].proxy_from;
+    for (ip, held) in [("127.0.0.1", true), ("127.9.9.9", true), ("::1", true)]
+        .into_iter()
+        .chain([("10.0.0.1", false), ("2001:db8::1", false)])
+    {
+        let ip = ip.parse().unwrap();
+        assert_eq!(believed.iter().any(|net| net.contains(ip)), held, "{ip}");
+    }
+}
+
+#[test]
+fn a_bad_listener_table_is_named() {
+    for (text, says) in [
+        ("{ address = \"127.0.0.1:6667\", prxy = true }", "prxy"),
+        ("{ proxy = true }", "address"),
+        ("{ address = \"localhost:6667\", proxy = true }", "IP:PORT"),
+        (
+            "{ address = \"127.0.0.1:6667\", proxy = true, proxy_from = [\"10.0.0.0/33\"] }",
+            "10.0.0.0/33",
+        ),
+        (
+            "{ address = \"127.0.0.1:6667\", proxy_from = [\"10.0.0.0/8\"] }",
+            "without proxy = true",
+        ),
+        (
+            "{ address = \"127.0.0.1:6667\", proxy = true, proxy_from = [] }",
+            "empty proxy_from",
+        ),
+        ("7", "IP:PORT"),
+    ] {
+        let err = Config::from_toml_str(&format!("[server]\nlisten = [{text}]\n"), "t")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("server.listen") && err.contains(says),
+            "{text}: {err}"
+        );
+    }
+}
+
+#[test]
+fn webirc_blocks_need_a_hash_and_the_gateways_addresses() {
+    let hash = "$argon2id$v=19$m=19456,t=2,p=1$n4eHqGrW919MBYj1WHAWrA$UdXnbhUtNg65M+NsaIbx/Ts16sPI5wCsaLnW01Y6pMw";
+    let block = |name: &str, hash: &str, hosts: &str| {
+        format!("[[webirc]]\nname = {name:?}\npassword_hash = {hash:?}\nhosts = {hosts}\n")
+    };
+    let config = Config::from_toml_str(
+        &block("lounge", hash, "[\"127.0.0.1\", \"10.0.0.0/8\"]"),
+        "t",
+    )
+    .unwrap();
+    assert_eq!(config.webirc[0].name, "lounge");
+    assert!(config.webirc[0].hosts[1].contains("10.9.8.7".parse().unwrap()));
+    assert!(Config::embedded().webirc.is_empty());
+    for (text, key) in [
+        (block("lounge", hash, "[]"), "webirc.hosts"),
+        (
+            block("lounge", "hunter2", "[\"127.0.0.1\"]"),
+            "webirc.password_hash",
+        ),
+        (block("the lounge", hash, "[\"127.0.0.1\"]"), "webirc.name"),
+        (
+            block("lounge", hash, "[\"gateway.example\"]"),
+            "webirc[0].hosts[0]",
+        ),
+    ] {
+        let err = Config::from_toml_str(&text, "t").unwrap_err().to_string();
+        assert!(err.contains(key), "{text}: {err}");
+    }
 }

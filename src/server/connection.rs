@@ -278,6 +278,11 @@ impl Connection {
                     }
                     session.mark_input();
                     self.waiting = Waiting::Nothing;
+                    // Work that ended the connection (a refused WEBIRC)
+                    // ends it before the lines sent after it run.
+                    if let Poll::Ready(reason) = session.outbox.poll_serve_until_ended(cx) {
+                        return Poll::Ready(reason);
+                    }
                 }
             }
         }

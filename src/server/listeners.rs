@@ -13,10 +13,39 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use super::{connection, flush, wire, Server};
+use arc_swap::ArcSwapOption;
 
-/// One configured address, and whether it speaks TLS.
-pub type ListenerKey = (SocketAddr, bool);
+use super::{connection, flush, wire, Server};
+use crate::config::Cidr;
+
+/// One configured listener: its address, and what its connections open
+/// with. Two listeners on port 0 differ by kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ListenerKey {
+    pub addr: SocketAddr,
+    pub tls: bool,
+    /// A PROXY header first. Turning it on or off for a port in use takes
+    /// a restart (or a reload without the port, then one with it): the
+    /// new listener is bound before the old one is closed.
+    pub proxy: bool,
+}
+
+impl ListenerKey {
+    fn kind(&self) -> &'static str {
+        match (self.tls, self.proxy) {
+            (true, _) => "IRC over TLS",
+            (false, true) => "IRC behind a proxy",
+            (false, false) => "IRC",
+        }
+    }
+}
+
+/// A listener a configuration asks for.
+pub struct Wanted {
+    pub key: ListenerKey,
+    /// The listener reads a PROXY header first, from these senders.
+    pub proxy_from: Option<Arc<Vec<Cidr>>>,
+}
 
 /// The listeners open now, by configured address.
 #[derive(Default)]
@@ -27,6 +56,8 @@ pub struct Listeners {
 struct OpenListener {
     bound: SocketAddr,
     stop: CancellationToken,
+    /// Changed in place by a reload: the socket stays.
+    proxy_from: Arc<ArcSwapOption<Vec<Cidr>>>,
 }
 
 impl Listeners {
@@ -37,27 +68,32 @@ impl Listeners {
     pub fn apply(
         &self,
         server: &Arc<Server>,
-        wanted: &[ListenerKey],
+        wanted: &[Wanted],
         tracker: &TaskTracker,
     ) -> anyhow::Result<Vec<String>> {
         use anyhow::Context as _;
         let send_buffer = server.config().limits.send_buffer_bytes;
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         let mut fresh = Vec::new();
-        for &(addr, tls) in wanted {
-            if open.contains_key(&(addr, tls)) || fresh.iter().any(|(key, _)| *key == (addr, tls)) {
+        for want in wanted {
+            let addr = want.key.addr;
+            if let Some(listener) = open.get(&want.key) {
+                listener.proxy_from.store(want.proxy_from.clone());
+                continue;
+            }
+            if fresh.iter().any(|(key, _, _)| *key == want.key) {
                 continue;
             }
             let listener =
                 bind(addr, send_buffer).with_context(|| format!("cannot listen on {addr}"))?;
-            fresh.push(((addr, tls), listener));
+            fresh.push((want.key, listener, want.proxy_from.clone()));
         }
         let mut changes = Vec::new();
-        open.retain(|&(addr, tls), listener| {
-            let keep = wanted.contains(&(addr, tls));
+        open.retain(|key, listener| {
+            let keep = wanted.iter().any(|want| want.key == *key);
             if !keep {
                 listener.stop.cancel();
-                let kind = if tls { "IRC over TLS" } else { "IRC" };
+                let kind = key.kind();
                 info!(address = %listener.bound, "no longer listening for {kind}");
                 changes.push(format!("stopped listening on {} ({kind})", listener.bound));
             }
@@ -65,28 +101,32 @@ impl Listeners {
         });
         // Bound before any accepts: the first client already gets the
         // `sts` port.
-        for ((addr, tls), listener) in &fresh {
+        for (key, listener, proxy_from) in &fresh {
             let bound = listener.local_addr()?;
-            let kind = if *tls { "IRC over TLS" } else { "IRC" };
+            let kind = key.kind();
             info!(address = %bound, "listening for {kind}");
-            if *tls {
+            if key.tls {
                 let _ = server.first_tls_port.set(bound.port());
             }
             changes.push(format!("listening on {bound} ({kind})"));
             open.insert(
-                (*addr, *tls),
+                *key,
                 OpenListener {
                     bound,
                     stop: CancellationToken::new(),
+                    proxy_from: Arc::new(ArcSwapOption::new(proxy_from.clone())),
                 },
             );
         }
-        for ((addr, tls), listener) in fresh {
-            let stop = open[&(addr, tls)].stop.clone();
+        for (key, listener, _) in fresh {
+            let tls = key.tls;
+            let opened = &open[&key];
+            let (stop, proxy_from) = (opened.stop.clone(), opened.proxy_from.clone());
             tracker.spawn(accept_loop(
                 server.clone(),
                 listener,
                 tls,
+                proxy_from,
                 stop,
                 tracker.clone(),
             ));
@@ -103,10 +143,27 @@ impl Listeners {
     }
 }
 
-/// The listeners a configuration asks for.
-pub fn wanted(config: &crate::Config) -> Vec<ListenerKey> {
-    let plain = config.listen_addrs().into_iter().map(|a| (a, false));
-    let tls = config.tls.listen_addrs().into_iter().map(|a| (a, true));
+/// The listeners a configuration asks for. Plaintext listeners may expect
+/// PROXY headers; TLS ones do not (yet).
+pub fn wanted(config: &crate::Config) -> Vec<Wanted> {
+    let plain = config.server.listen.iter().filter_map(|listen| {
+        Some(Wanted {
+            key: ListenerKey {
+                addr: listen.socket_addr()?,
+                tls: false,
+                proxy: listen.proxy,
+            },
+            proxy_from: listen.proxy.then(|| Arc::new(listen.proxy_from.clone())),
+        })
+    });
+    let tls = config.tls.listen_addrs().into_iter().map(|addr| Wanted {
+        key: ListenerKey {
+            addr,
+            tls: true,
+            proxy: false,
+        },
+        proxy_from: None,
+    });
     plain.chain(tls).collect()
 }
 
@@ -142,6 +199,7 @@ async fn accept_loop(
     server: Arc<Server>,
     listener: TcpListener,
     tls: bool,
+    proxy_from: Arc<ArcSwapOption<Vec<Cidr>>>,
     stop: CancellationToken,
     tracker: TaskTracker,
 ) {
@@ -169,7 +227,10 @@ async fn accept_loop(
                 let _ = socket2::SockRef::from(&stream).set_send_buffer_size(send_buffer);
             }
         }
-        if tls {
+        if let Some(trusted) = proxy_from.load_full() {
+            // The client's address comes first, in a PROXY header.
+            super::proxy::start(&server, stream, peer, trusted, &tracker);
+        } else if tls {
             // Off the accept loop: a slow handshake must not hold up the
             // next client.
             tracker.spawn(start_after_handshake(

@@ -18,6 +18,7 @@ pub mod maps;
 pub mod outbox;
 pub mod per_address;
 pub mod persist;
+pub mod proxy;
 pub mod reload;
 pub mod restore;
 mod second_writer;
@@ -388,7 +389,11 @@ pub async fn spawn_with_source(
     let wanted = listeners::wanted(&server.config());
     server.listeners.apply(&server, &wanted, &tracker)?;
     let bound_of = |tls: bool| {
-        let keys: Vec<_> = wanted.iter().copied().filter(|key| key.1 == tls).collect();
+        let keys: Vec<_> = wanted
+            .iter()
+            .map(|w| w.key)
+            .filter(|key| key.tls == tls)
+            .collect();
         server.listeners.bound(&keys)
     };
     let (addrs, tls_addrs) = (bound_of(false), bound_of(true));
