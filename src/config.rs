@@ -8,6 +8,10 @@ use serde::Deserialize;
 
 use crate::casemap::CaseMapping;
 
+mod http;
+pub use http::HttpConfig;
+use http::{parsed, validate_http};
+
 /// The defaults, compiled in so the server runs with no file at all.
 pub const DEFAULT_CONFIG: &str = include_str!("../conf/default.toml");
 
@@ -20,6 +24,7 @@ pub struct Config {
     pub accounts: AccountsConfig,
     pub history: HistoryConfig,
     pub channels: ChannelsConfig,
+    pub http: HttpConfig,
     #[serde(default)]
     pub oper: Vec<OperConfig>,
 }
@@ -226,6 +231,16 @@ impl Config {
             .iter()
             .filter_map(|a| a.parse().ok())
             .collect()
+    }
+
+    /// `http.listen`, parsed. Validation guarantees they parse.
+    pub fn http_listen_addrs(&self) -> Vec<SocketAddr> {
+        parsed(&self.http.listen)
+    }
+
+    /// `http.metrics_listen`, parsed.
+    pub fn metrics_listen_addrs(&self) -> Vec<SocketAddr> {
+        parsed(&self.http.metrics_listen)
     }
 
     /// The MOTD lines, from the inline text or the file.
@@ -467,6 +482,7 @@ impl Config {
                 ),
             ));
         }
+        validate_http(&self.http)?;
         for oper in &self.oper {
             if oper.name.is_empty() || oper.name.contains(' ') {
                 return Err(("oper.name", format!("{:?} must be one word", oper.name)));

@@ -18,6 +18,10 @@ struct Cli {
     /// server.listen.
     #[arg(long, global = true)]
     listen: Vec<String>,
+    /// HTTP address to listen on (IP:PORT); repeat for several. Replaces
+    /// http.listen; `none` turns the HTTP door off.
+    #[arg(long, global = true, value_name = "ADDR")]
+    http_listen: Vec<String>,
     /// Data directory. Replaces server.data_dir.
     #[arg(long, global = true)]
     data_dir: Option<PathBuf>,
@@ -127,6 +131,24 @@ fn load_config(cli: &Cli) -> Result<Config, String> {
         Config::from_toml_str(&format!("[server]\nlisten = [{overrides}]\n"), "--listen")
             .map_err(|e| e.to_string())?;
         config.server.listen = cli.listen.clone();
+    }
+    if !cli.http_listen.is_empty() {
+        let addrs: Vec<String> = if cli.http_listen == ["none"] {
+            Vec::new()
+        } else {
+            cli.http_listen.clone()
+        };
+        let overrides = addrs
+            .iter()
+            .map(|a| format!("{a:?}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        Config::from_toml_str(
+            &format!("[http]\nlisten = [{overrides}]\n"),
+            "--http-listen",
+        )
+        .map_err(|e| e.to_string())?;
+        config.http.listen = addrs;
     }
     if let Some(dir) = &cli.data_dir {
         config.server.data_dir = dir.clone();

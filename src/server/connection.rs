@@ -55,12 +55,16 @@ pub(super) fn start(
     let (slot, count) = ConnectionSlot::take(server);
     if count > server.config.limits.max_clients {
         drop(slot);
+        crate::metrics::refused(crate::metrics::Refusal::Full);
         tracker.spawn(refuse(stream, "Server is full"));
         return;
     }
     match Connection::admit(server, stream, peer, slot) {
         Ok(connection) => tracker.spawn(connection.into_task()),
-        Err(stream) => tracker.spawn(refuse(stream, "Too many connections from your address")),
+        Err(stream) => {
+            crate::metrics::refused(crate::metrics::Refusal::PerAddress);
+            tracker.spawn(refuse(stream, "Too many connections from your address"))
+        }
     };
 }
 

@@ -160,6 +160,12 @@ impl HistoryLog {
         self.dropped.load(Ordering::Relaxed)
     }
 
+    /// Records queued and not yet written (for the metrics).
+    pub fn backlog(&self) -> u64 {
+        let queued = self.queued.load(Ordering::Relaxed);
+        queued.saturating_sub(self.written_total.load(Ordering::Relaxed))
+    }
+
     /// The point reached so far, to wait for with [`Written::wait`].
     pub fn written(&self) -> Written {
         Written {

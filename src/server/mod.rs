@@ -155,6 +155,7 @@ impl Server {
 pub struct ServerHandle {
     server: Arc<Server>,
     addrs: Vec<SocketAddr>,
+    http: crate::http::HttpDoor,
     tracker: TaskTracker,
     writer_stop: CancellationToken,
     channel_writer: Option<tokio::task::JoinHandle<()>>,
@@ -171,11 +172,23 @@ impl ServerHandle {
         self.addrs[0]
     }
 
+    /// The HTTP door's `http.listen` addresses actually bound.
+    pub fn http_addrs(&self) -> &[SocketAddr] {
+        self.http.local_addrs()
+    }
+
+    /// The HTTP door's `http.metrics_listen` addresses actually bound.
+    pub fn metrics_addrs(&self) -> &[SocketAddr] {
+        self.http.metrics_addrs()
+    }
+
     /// Stops accepting, tells every client `ERROR`, and waits (bounded) for
     /// their queued output to be written.
     pub async fn shutdown(mut self) {
         info!("shutting down");
         self.server.shutdown.cancel();
+        // No new HTTP requests; those under way are answered.
+        self.http.stop();
         {
             let mut world = self.server.world();
             world.shutting_down = true;
@@ -204,6 +217,8 @@ impl ServerHandle {
         if let Some(writer) = self.history_writer.take() {
             let _ = writer.await;
         }
+        // Its handlers use the store.
+        self.http.wait(SHUTDOWN_FLUSH).await;
         self.server.accounts.store().close().await;
     }
 }
@@ -309,9 +324,11 @@ pub async fn spawn(config: Config) -> anyhow::Result<ServerHandle> {
         addrs.push(local);
         tracker.spawn(accept_loop(server.clone(), listener, tracker.clone()));
     }
+    let http = crate::http::start(&server)?;
     Ok(ServerHandle {
         server,
         addrs,
+        http,
         tracker,
         writer_stop,
         channel_writer,
@@ -371,6 +388,7 @@ async fn accept_loop(server: Arc<Server>, listener: TcpListener, tracker: TaskTr
                 let _ = socket2::SockRef::from(&stream).set_send_buffer_size(send_buffer);
             }
         }
+        crate::metrics::accepted(crate::metrics::Transport::Plain);
         connection::start(&server, stream, peer, &tracker);
         flush::write_held();
     }

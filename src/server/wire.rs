@@ -37,7 +37,12 @@ impl From<TcpStream> for Wire {
 impl Wire {
     /// Plain TCP: lines go out as they are.
     pub fn plain(socket: TcpStream) -> Wire {
+        crate::metrics::connection_opened(crate::metrics::Transport::Plain);
         Wire { socket }
+    }
+
+    fn transport(&self) -> crate::metrics::Transport {
+        crate::metrics::Transport::Plain
     }
 
     /// Writes the front of `lines` until the connection would block,
@@ -45,7 +50,9 @@ impl Wire {
     /// of `lines` taken, or the error that stopped it (`WouldBlock` once
     /// the connection takes nothing more).
     pub(super) fn write_some(&self, lines: &mut VecDeque<Bytes>) -> io::Result<usize> {
-        gather::write_some(&self.socket, lines)
+        let written = gather::write_some(&self.socket, lines)?;
+        crate::metrics::bytes_written(written);
+        Ok(written)
     }
 
     /// Resolves when the connection can take more bytes.
@@ -90,5 +97,13 @@ impl Wire {
             Err(_) if read > 0 => Ok(read),
             result => result,
         }
+    }
+}
+
+/// A wire lives exactly as long as its client's connection, so it keeps the
+/// count of open connections by transport.
+impl Drop for Wire {
+    fn drop(&mut self) {
+        crate::metrics::connection_closed(self.transport());
     }
 }

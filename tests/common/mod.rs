@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+pub mod http;
 pub mod process;
 pub mod scram;
 
@@ -60,7 +61,8 @@ impl TestServer {
     async fn start_in(data_dir: tempfile::TempDir, extra: &str) -> TestServer {
         let base = format!(
             "[server]\nname = \"{SERVER}\"\nlisten = [\"127.0.0.1:0\"]\ndata_dir = {:?}\n\
-             [limits]\nflood_lines_per_sec = 0\nmax_clients_per_ip = 0\n",
+             [limits]\nflood_lines_per_sec = 0\nmax_clients_per_ip = 0\n\
+             [http]\nlisten = [\"127.0.0.1:0\"]\n",
             data_dir.path().display().to_string()
         );
         let config = Config::from_toml_str(&merge_toml(&base, extra), "test")
@@ -77,6 +79,16 @@ impl TestServer {
 
     pub fn handle(&self) -> &ServerHandle {
         self.handle.as_ref().expect("server running")
+    }
+
+    /// The HTTP door's first bound address (`http.listen` is
+    /// `127.0.0.1:0` unless a test says otherwise).
+    pub fn http_addr(&self) -> SocketAddr {
+        *self
+            .handle()
+            .http_addrs()
+            .first()
+            .expect("the HTTP door listens")
     }
 
     /// A raw, unregistered connection.
