@@ -150,16 +150,17 @@ fn around_every_route(router: Router, config: &HttpConfig) -> Router {
 /// status and time taken.
 async fn access_log(request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let peer = request.extensions().get::<Peer>().map(|peer| peer.0);
+    // Every connection the door serves puts its peer in the request.
+    let peer = request.extensions().get::<Peer>().map(|peer| peer.0.ip());
     let method = request.method().clone();
     // Bounded: the head may be 16 KiB.
     let path: String = request.uri().path().chars().take(200).collect();
     let response = next.run(request).await;
     crate::metrics::http_request();
     info!(
-        peer = ?peer,
+        peer = peer.map(tracing::field::display),
         %method,
-        path,
+        %path,
         status = response.status().as_u16(),
         micros = started.elapsed().as_micros() as u64,
         "http request"

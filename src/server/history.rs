@@ -306,6 +306,7 @@ impl HistoryWriter {
                 Ok(()) => break,
                 Err(error) if attempt == WRITE_ATTEMPTS => {
                     tracing::error!(%error, records = batch.len(), "cannot store history; lines lost");
+                    crate::metrics::history_rows_dropped(batch.len());
                 }
                 Err(error) => {
                     tracing::warn!(%error, attempt, "cannot store history yet; retrying");
