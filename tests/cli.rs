@@ -322,7 +322,8 @@ async fn ipv4_and_ipv6_wildcards_can_be_listened_on_together() {
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let toml = format!(
-        "[server]\nname = \"irc.test\"\nlisten = [\"0.0.0.0:{port}\", \"[::]:{port}\"]\ndata_dir = {:?}\n",
+        "[server]\nname = \"irc.test\"\nlisten = [\"0.0.0.0:{port}\", \"[::]:{port}\"]\ndata_dir = {:?}\n\
+         [http]\nlisten = []\n",
         dir.path().display().to_string()
     );
     let config = parlor::Config::from_toml_str(&toml, "test").unwrap();
