@@ -219,7 +219,10 @@ impl Accounts {
             created_at: unix_now(),
         };
         match self.inner.store.create_account(&created).await {
-            Ok(()) => tracing::info!(account = name, "account registered"),
+            Ok(()) => {
+                tracing::info!(account = name, "account registered");
+                crate::metrics::account_registered();
+            }
             Err(CreateAccountError::Exists) => return Err(AccountError::Exists(name.to_owned())),
             Err(CreateAccountError::Store(error)) => return Err(unavailable(error)),
         }

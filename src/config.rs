@@ -18,6 +18,9 @@ mod webirc;
 pub use cidr::Cidr;
 pub use listen::Listen;
 pub use webirc::WebircConfig;
+mod http;
+pub use http::HttpConfig;
+use http::{parsed, validate_http};
 
 /// The defaults, compiled in so the server runs with no file at all.
 pub const DEFAULT_CONFIG: &str = include_str!("../conf/default.toml");
@@ -32,6 +35,7 @@ pub struct Config {
     pub history: HistoryConfig,
     pub channels: ChannelsConfig,
     pub tls: TlsConfig,
+    pub http: HttpConfig,
     #[serde(default)]
     pub oper: Vec<OperConfig>,
     /// Web gateways allowed to give their users' addresses with WEBIRC.
@@ -242,6 +246,16 @@ impl Config {
             .iter()
             .filter_map(Listen::socket_addr)
             .collect()
+    }
+
+    /// `http.listen`, parsed. Validation guarantees they parse.
+    pub fn http_listen_addrs(&self) -> Vec<SocketAddr> {
+        parsed(&self.http.listen)
+    }
+
+    /// `http.metrics_listen`, parsed.
+    pub fn metrics_listen_addrs(&self) -> Vec<SocketAddr> {
+        parsed(&self.http.metrics_listen)
     }
 
     /// The MOTD lines, from the inline text or the file.
@@ -486,6 +500,7 @@ impl Config {
                 ),
             ));
         }
+        validate_http(&self.http)?;
         for oper in &self.oper {
             if oper.name.is_empty() || oper.name.contains(' ') {
                 return Err(("oper.name", format!("{:?} must be one word", oper.name)));

@@ -23,6 +23,10 @@ struct Cli {
     /// several. Replaces tls.listen.
     #[arg(long, global = true)]
     tls_listen: Vec<String>,
+    /// HTTP address to listen on (IP:PORT); repeat for several. Replaces
+    /// http.listen; `none` turns the HTTP door off.
+    #[arg(long, global = true, value_name = "ADDR")]
+    http_listen: Vec<String>,
     /// Data directory. Replaces server.data_dir.
     #[arg(long, global = true)]
     data_dir: Option<PathBuf>,
@@ -142,6 +146,7 @@ fn config_source(cli: &Cli) -> ConfigSource {
         file: cli.config.clone(),
         listen: cli.listen.clone(),
         tls_listen: cli.tls_listen.clone(),
+        http_listen: cli.http_listen.clone(),
         data_dir: cli.data_dir.clone(),
     }
 }

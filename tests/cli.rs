@@ -1,5 +1,5 @@
 //! The command line: check-config, mkpasswd, and running the real binary
-//! with --listen and --data-dir overrides.
+//! with --listen, --http-listen and --data-dir overrides.
 
 mod common;
 
@@ -172,6 +172,7 @@ async fn listen_and_data_dir_override_the_file_and_the_data_dir_is_created() {
         .args(["--config", &config])
         .args(["--listen", &format!("127.0.0.1:{first}")])
         .args(["--listen", &format!("127.0.0.1:{second}")])
+        .args(["--http-listen", "127.0.0.1:0"])
         .args(["--data-dir", &data_dir.display().to_string()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -215,6 +216,7 @@ async fn the_server_runs_the_command_threads_its_config_asks_for() {
     let log_path = dir.path().join("server.log");
     let child = Command::new(BIN)
         .args(["--config", &config])
+        .args(["--http-listen", "none"])
         .args(["--data-dir", &dir.path().join("data").display().to_string()])
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log_path).unwrap())
@@ -230,6 +232,56 @@ async fn the_server_runs_the_command_threads_its_config_asks_for() {
         .find(|line| line.contains("command threads started"))
         .unwrap_or_else(|| panic!("no start line in the log:\n{log}"));
     assert!(started.contains(" threads=3 "), "{started}");
+}
+
+/// The HTTP door's addresses come from the command line as IRC's do,
+/// replacing the file's; each request leaves an access log line.
+#[tokio::test]
+async fn http_listen_overrides_the_file_and_requests_are_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        &dir,
+        "[server]\nname = \"irc.test\"\n[http]\nlisten = [\"127.0.0.1:1\"]\n",
+    );
+    let (irc, first, second) = (free_port(), free_port(), free_port());
+    let log_path = dir.path().join("server.log");
+    let child = Command::new(BIN)
+        .args(["--config", &config])
+        .args(["--listen", &format!("127.0.0.1:{irc}")])
+        .args(["--http-listen", &format!("127.0.0.1:{first}")])
+        .args(["--http-listen", &format!("127.0.0.1:{second}")])
+        .args(["--data-dir", &dir.path().join("data").display().to_string()])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let mut running = Running(child);
+    // Once IRC listens, so does HTTP: both are bound before either serves.
+    connect_with_retry(format!("127.0.0.1:{irc}").parse().unwrap()).await;
+    for port in [first, second] {
+        let answer = http::get(format!("127.0.0.1:{port}").parse().unwrap(), "/healthz").await;
+        assert_eq!(answer.status, 200, "{answer:?}");
+    }
+    stop_cleanly(&mut running).await;
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let access: Vec<&str> = log.lines().filter(|l| l.contains("http request")).collect();
+    assert_eq!(access.len(), 2, "{log}");
+    assert!(
+        access.iter().all(|l| l.contains("method=GET")
+            && l.contains("path=/healthz")
+            && l.contains("status=200")),
+        "{access:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_http_listen_override_is_refused_with_the_reason() {
+    let (code, _, stderr) = run(&["--http-listen", "8080"], "");
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("http.listen") && stderr.contains("IP:PORT"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]
@@ -270,7 +322,8 @@ async fn ipv4_and_ipv6_wildcards_can_be_listened_on_together() {
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let toml = format!(
-        "[server]\nname = \"irc.test\"\nlisten = [\"0.0.0.0:{port}\", \"[::]:{port}\"]\ndata_dir = {:?}\n",
+        "[server]\nname = \"irc.test\"\nlisten = [\"0.0.0.0:{port}\", \"[::]:{port}\"]\ndata_dir = {:?}\n\
+         [http]\nlisten = []\n",
         dir.path().display().to_string()
     );
     let config = parlor::Config::from_toml_str(&toml, "test").unwrap();

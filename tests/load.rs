@@ -702,6 +702,7 @@ impl Parlor {
             .arg(&config)
             .arg("--listen")
             .arg(addr.to_string())
+            .args(["--http-listen", "127.0.0.1:0"])
             .arg("--data-dir")
             .arg(dir.path().join("data"))
             .stdin(std::process::Stdio::null())

@@ -21,6 +21,7 @@ async fn start_server_with(extra: &str) -> (parlor::ServerHandle, tempfile::Temp
     // Every bench client comes from 127.0.0.1 and floods on purpose.
     let toml = format!(
         "[server]\nname = \"irc.test\"\nlisten = [\"127.0.0.1:0\"]\ndata_dir = {:?}\n\
+         [http]\nlisten = []\n\
          [limits]\nmax_clients_per_ip = 0\nflood_lines_per_sec = 0\n{extra}",
         dir.path().display().to_string()
     );

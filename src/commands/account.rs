@@ -89,12 +89,16 @@ pub fn log_in(server: &Arc<Server>, id: ClientId, account: &Account) -> bool {
     let Some(me) = world.clients.get_mut(&id) else {
         return false;
     };
-    me.login = Some(Box::new(LoggedIn {
+    let before = me.login.replace(Box::new(LoggedIn {
         name: account.name.as_str().into(),
         uid: account.uid,
         // Join replay shows a returning account only what it has not seen.
         last_seen_ms: account.last_seen_ms,
     }));
+    if let Some(before) = before {
+        world.uncount_login(&server.fold(&before.name));
+    }
+    world.count_login(server.fold(&account.name));
     tracing::info!(client = id, account = %account.name, "logged in");
     let login_host = &server.config().accounts.login_host;
     if !login_host.is_empty() {
@@ -138,10 +142,11 @@ fn end_login(server: &Arc<Server>, id: ClientId) {
     let Some(me) = world.clients.get_mut(&id) else {
         return;
     };
-    if me.login.take().is_none() {
+    let Some(login) = me.login.take() else {
         return;
-    }
+    };
     let address = address_host(me.ip);
+    world.uncount_login(&server.fold(&login.name));
     world.member_changed(id);
     world.change_host(&server.name, id, address);
     let me = &world.clients[&id];

@@ -10,6 +10,7 @@ use smallvec::SmallVec;
 use super::{
     chanserv, is_channel_name, missed, nickserv, playback, replies, split_list, Ctx, Flow,
 };
+use crate::metrics;
 use crate::proto::numeric::Response;
 use crate::proto::tags::Stamp;
 use crate::proto::{Message, Tag};
@@ -26,6 +27,14 @@ enum Kind {
 }
 
 impl Kind {
+    fn metric(self) -> metrics::Relayed {
+        match self {
+            Kind::Privmsg => metrics::Relayed::Privmsg,
+            Kind::Notice => metrics::Relayed::Notice,
+            Kind::Tagmsg => metrics::Relayed::Tagmsg,
+        }
+    }
+
     fn command(self) -> &'static str {
         match self {
             Kind::Privmsg => "PRIVMSG",
@@ -215,6 +224,8 @@ fn relay_to_targets<'s, 'w: 's, 'r: 's, 'm: 's>(
         history_config.enabled && history_config.direct_messages && history_config.offline_messages;
     let mut answers = missed::SenderReplies::new(&me.outbox);
     let mut remembered = SmallVec::new();
+    // Messages relayed to a target, counted once when all are.
+    let mut relayed = 0;
     // Targets are few (a line holds at most a few dozen), so a short list
     // beats a set.
     let mut seen: SmallVec<[std::borrow::Cow<'_, str>; 4]> = SmallVec::new();
@@ -273,6 +284,7 @@ fn relay_to_targets<'s, 'w: 's, 'r: 's, 'm: 's>(
             let lines: SmallVec<[StampedLine<'_>; 1]> =
                 run.iter().map(|msg| line_to(msg, target)).collect();
             channel.broadcast_message(&lines, id, status, kind == Kind::Tagmsg);
+            relayed += lines.len();
             if echo {
                 for line in &lines {
                     answers.echo(line);
@@ -325,6 +337,10 @@ fn relay_to_targets<'s, 'w: 's, 'r: 's, 'm: 's>(
                 .recipient()
                 .send_stamped_run(&lines, &joined);
         }
+        if takes_it {
+            metrics::delivered(lines.len());
+        }
+        relayed += lines.len();
         for line in &lines {
             if takes_it && to_myself {
                 // Delivered, not a reply: only the echo may carry a label
@@ -353,6 +369,7 @@ fn relay_to_targets<'s, 'w: 's, 'r: 's, 'm: 's>(
             }
         }
     }
+    metrics::relayed(kind.metric(), relayed);
     let Some(waiting) = answers.into_waiting() else {
         return Relayed {
             flow: Flow::Continue,

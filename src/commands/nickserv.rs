@@ -10,6 +10,7 @@ use std::sync::Arc;
 use super::services::Service;
 use super::{account, sasl, Ctx, Flow};
 use crate::accounts::{http_date, AccountError};
+use crate::metrics::{self, Mechanism};
 use crate::proto::Message;
 use crate::server::world::ClientId;
 use crate::server::Server;
@@ -145,6 +146,7 @@ fn identify(ctx: &mut Ctx<'_>, name: &str, password: &str) -> Flow {
     Flow::Wait(Box::pin(async move {
         match server.accounts.log_in(&name, &password).await {
             Ok(account) => {
+                metrics::login(Mechanism::NickServ, true);
                 notice(
                     &server,
                     id,
@@ -159,6 +161,7 @@ fn identify(ctx: &mut Ctx<'_>, name: &str, password: &str) -> Flow {
                 None
             }
             Err(error) => {
+                metrics::login(Mechanism::NickServ, false);
                 notice(&server, id, "Invalid account name or password");
                 sasl::count_failure(&error)
             }

@@ -178,6 +178,7 @@ pub fn try_register(ctx: &mut Ctx<'_>) -> Flow {
     burst.finish();
     world.notify_monitors_online(id);
     tracing::info!(client = id, nick = %world.clients[&id].nick, "registered");
+    crate::metrics::registered();
     drop(world);
     super::nick_claims::check(ctx.server, id);
     super::missed::replay_direct(ctx.server, id);

@@ -9,6 +9,7 @@ use base64::Engine;
 
 use super::{account, Ctx, Flow, Session, SessionUpdate};
 use crate::accounts::{AccountError, MAX_PASSWORD_BYTES};
+use crate::metrics::{self, Mechanism};
 use crate::proto::numeric::Response;
 use crate::proto::LineBuilder;
 use crate::proto::Message;
@@ -102,6 +103,7 @@ pub fn authenticate(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Flow {
         Step::ScramFirst => scram_first(ctx, &message),
         Step::ScramFinal(sent, account) => scram_final(ctx, sent, account, &message),
         Step::ScramDone(account) if message.is_empty() => {
+            metrics::login(Mechanism::ScramSha256, true);
             log_in(ctx.server, ctx.id(), &account);
             Flow::Continue
         }
@@ -187,10 +189,18 @@ fn plain(ctx: &mut Ctx<'_>, message: &[u8]) -> Flow {
     Flow::Wait(Box::pin(async move {
         match server.accounts.log_in(&authcid, &password).await {
             Ok(account) => {
+                metrics::login(Mechanism::Plain, true);
                 log_in(&server, id, &account);
                 None
             }
             Err(error) => {
+                // Counted only when a password was checked.
+                if !matches!(
+                    error,
+                    AccountError::Unavailable | AccountError::UnacceptablePassword(_)
+                ) {
+                    metrics::login(Mechanism::Plain, false);
+                }
                 sasl_failed(&server, id);
                 count_failure(&error)
             }
@@ -217,6 +227,7 @@ fn external(ctx: &mut Ctx<'_>, authzid: &[u8]) -> Flow {
             }
             _ => None,
         };
+        metrics::login(Mechanism::External, account.is_some());
         match account {
             Some(account) => log_in(&server, id, &account),
             None => sasl_failed(&server, id),
@@ -275,6 +286,7 @@ fn scram_final(
             Flow::Continue
         }
         _ => {
+            metrics::login(Mechanism::ScramSha256, false);
             ctx.session.login_failures += 1;
             fail(ctx)
         }

@@ -15,6 +15,9 @@ pub struct ConfigSource {
     pub listen: Vec<String>,
     /// `--tls-listen`, replacing `tls.listen` when given.
     pub tls_listen: Vec<String>,
+    /// `--http-listen`, replacing `http.listen` when given; `none` alone
+    /// turns the HTTP door off.
+    pub http_listen: Vec<String>,
     /// `--data-dir`, replacing `server.data_dir`.
     pub data_dir: Option<PathBuf>,
 }
@@ -38,6 +41,14 @@ impl ConfigSource {
         if !self.tls_listen.is_empty() {
             config.tls.listen = self.tls_listen.clone();
             config = config.checked("--tls-listen")?;
+        }
+        if !self.http_listen.is_empty() {
+            config.http.listen = if self.http_listen == ["none"] {
+                Vec::new()
+            } else {
+                self.http_listen.clone()
+            };
+            config = config.checked("--http-listen")?;
         }
         if let Some(dir) = &self.data_dir {
             config.server.data_dir = dir.clone();

@@ -319,6 +319,8 @@ impl Channel {
         let joined = OnceCell::new();
         let mut chunk: SmallVec<[Recipient; BROADCAST_CHUNK]> = SmallVec::new();
         let mut members = self.members.iter();
+        // Counted once for the whole fan-out, not per recipient.
+        let mut recipients = 0;
         loop {
             for (&id, member) in members.by_ref() {
                 let qualifies = match min_status {
@@ -340,8 +342,10 @@ impl Channel {
                 }
             }
             if chunk.is_empty() {
+                crate::metrics::delivered(recipients * lines.len());
                 return;
             }
+            recipients += chunk.len();
             for recipient in chunk.drain(..) {
                 recipient.send_stamped_run(lines, &joined);
             }

@@ -47,12 +47,16 @@ pub(super) fn start(server: &Arc<Server>, wire: Wire, peer: SocketAddr, tracker:
     let (slot, count) = ConnectionSlot::take(server);
     if count > server.config().limits.max_clients {
         drop(slot);
+        crate::metrics::refused(crate::metrics::Refusal::Full);
         tracker.spawn(refuse(wire, "Server is full"));
         return;
     }
     match Connection::admit(server, wire, peer, slot) {
         Ok(connection) => tracker.spawn(connection.into_task()),
-        Err(wire) => tracker.spawn(refuse(wire, "Too many connections from your address")),
+        Err(wire) => {
+            crate::metrics::refused(crate::metrics::Refusal::PerAddress);
+            tracker.spawn(refuse(wire, "Too many connections from your address"))
+        }
     };
 }
 

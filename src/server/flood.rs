@@ -37,6 +37,7 @@ impl FloodControl {
         if self.tokens >= 0.0 {
             Duration::ZERO
         } else {
+            crate::metrics::flood_delayed();
             // The debt is paid by waiting; the next line's refill counts
             // from now, so waits add up line after line.
             Duration::from_secs_f64(-self.tokens / lines_per_sec)

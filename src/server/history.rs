@@ -176,6 +176,12 @@ impl HistoryLog {
         self.dropped.load(Ordering::Relaxed)
     }
 
+    /// Records queued and not yet written (for the metrics).
+    pub fn backlog(&self) -> u64 {
+        let queued = self.queued.load(Ordering::Relaxed);
+        queued.saturating_sub(self.written_total.load(Ordering::Relaxed))
+    }
+
     /// The point reached so far, to wait for with [`Written::wait`].
     pub fn written(&self) -> Written {
         Written {
@@ -316,6 +322,7 @@ impl HistoryWriter {
                 Ok(()) => break,
                 Err(error) if attempt == WRITE_ATTEMPTS => {
                     tracing::error!(%error, records = batch.len(), "cannot store history; lines lost");
+                    crate::metrics::history_rows_dropped(batch.len());
                 }
                 Err(error) => {
                     tracing::warn!(%error, attempt, "cannot store history yet; retrying");

@@ -227,6 +227,11 @@ async fn accept_loop(
                 let _ = socket2::SockRef::from(&stream).set_send_buffer_size(send_buffer);
             }
         }
+        crate::metrics::accepted(if tls {
+            crate::metrics::Transport::Tls
+        } else {
+            crate::metrics::Transport::Plain
+        });
         if let Some(trusted) = proxy_from.load_full() {
             // The client's address comes first, in a PROXY header.
             super::proxy::start(&server, stream, peer, trusted, &tracker);
@@ -265,7 +270,10 @@ async fn start_after_handshake(
             flush::write_held();
         }
         // Scanners and clients that distrust the certificate end here.
-        Err(error) => info!(%peer, %error, "TLS handshake failed"),
+        Err(error) => {
+            crate::metrics::tls_handshake_failed();
+            info!(%peer, %error, "TLS handshake failed");
+        }
     }
 }
 

@@ -219,6 +219,7 @@ pub struct ServerHandle {
     server: Arc<Server>,
     addrs: Vec<SocketAddr>,
     tls_addrs: Vec<SocketAddr>,
+    http: crate::http::HttpDoor,
     tracker: TaskTracker,
     writer_stop: CancellationToken,
     channel_writer: Option<tokio::task::JoinHandle<()>>,
@@ -245,11 +246,23 @@ impl ServerHandle {
         &self.server
     }
 
+    /// The HTTP door's `http.listen` addresses actually bound.
+    pub fn http_addrs(&self) -> &[SocketAddr] {
+        self.http.local_addrs()
+    }
+
+    /// The HTTP door's `http.metrics_listen` addresses actually bound.
+    pub fn metrics_addrs(&self) -> &[SocketAddr] {
+        self.http.metrics_addrs()
+    }
+
     /// Stops accepting, tells every client `ERROR`, and waits (bounded) for
     /// their queued output to be written.
     pub async fn shutdown(mut self) {
         info!("shutting down");
         self.server.shutdown.cancel();
+        // No new HTTP requests; those under way are answered.
+        self.http.stop();
         {
             let mut world = self.server.world();
             world.shutting_down = true;
@@ -278,6 +291,8 @@ impl ServerHandle {
         if let Some(writer) = self.history_writer.take() {
             let _ = writer.await;
         }
+        // Its handlers use the store.
+        self.http.wait(SHUTDOWN_FLUSH).await;
         self.server.accounts.store().close().await;
     }
 }
@@ -397,10 +412,12 @@ pub async fn spawn_with_source(
         server.listeners.bound(&keys)
     };
     let (addrs, tls_addrs) = (bound_of(false), bound_of(true));
+    let http = crate::http::start(&server)?;
     Ok(ServerHandle {
         server,
         addrs,
         tls_addrs,
+        http,
         tracker,
         writer_stop,
         channel_writer,

@@ -236,6 +236,7 @@ impl Outbox {
         }
         if queue.bytes + line.len() > self.limit() {
             queue.state = State::Overflowed;
+            crate::metrics::sendq_exceeded();
             queue.lines.clear();
             queue.bytes = 0;
             wake_connection_task(queue);

@@ -41,11 +41,13 @@ impl From<TcpStream> for Wire {
 impl Wire {
     /// Plain TCP: lines go out as they are.
     pub fn plain(socket: TcpStream) -> Wire {
+        crate::metrics::connection_opened(crate::metrics::Transport::Plain);
         Wire { socket, tls: None }
     }
 
     /// TLS, its handshake done: lines go out sealed.
     pub fn tls(socket: TcpStream, session: rustls::ServerConnection) -> Wire {
+        crate::metrics::connection_opened(crate::metrics::Transport::Tls);
         Wire {
             socket,
             tls: Some(Box::new(tls::TlsSession::new(session))),
@@ -71,15 +73,24 @@ impl Wire {
             .is_some_and(|tls| tls.has_pending_output())
     }
 
+    fn transport(&self) -> crate::metrics::Transport {
+        match self.tls {
+            None => crate::metrics::Transport::Plain,
+            Some(_) => crate::metrics::Transport::Tls,
+        }
+    }
+
     /// Writes the front of `lines` until the connection would block,
     /// dropping what was written (mid-line if need be). Returns the bytes
     /// of `lines` taken, or the error that stopped it (`WouldBlock` once
     /// the connection takes nothing more).
     pub(super) fn write_some(&self, lines: &mut VecDeque<Bytes>) -> io::Result<usize> {
-        match &self.tls {
+        let written = match &self.tls {
             None => gather::write_some(&self.socket, lines),
             Some(tls) => tls.write_some(&self.socket, lines),
-        }
+        }?;
+        crate::metrics::bytes_written(written);
+        Ok(written)
     }
 
     /// Resolves when the connection can take more bytes.
@@ -170,5 +181,13 @@ fn drop_front(lines: &mut VecDeque<Bytes>, bytes: usize) {
         }
         left -= first.len();
         lines.pop_front();
+    }
+}
+
+/// A wire lives exactly as long as its client's connection, so it keeps the
+/// count of open connections by transport.
+impl Drop for Wire {
+    fn drop(&mut self) {
+        crate::metrics::connection_closed(self.transport());
     }
 }

@@ -93,6 +93,9 @@ pub struct World {
     /// Channels brought back by a restart and still waiting for their
     /// members (folded names).
     pub waiting_channels: Vec<String>,
+    /// Clients logged in, per account (folded): its length is the
+    /// accounts online, for the metrics.
+    pub logins: HashMap<String, u32>,
 }
 
 /// A registered nick used by someone not logged in to its account.
@@ -131,11 +134,27 @@ impl World {
             registry_accounts: HashMap::default(),
             unsaved_channels,
             waiting_channels: Vec::new(),
+            logins: HashMap::default(),
         }
     }
 
     pub fn fold(&self, name: &str) -> String {
         self.casemapping.fold(name)
+    }
+
+    /// A client logged in to the account `folded`.
+    pub fn count_login(&mut self, folded: String) {
+        *self.logins.entry(folded).or_insert(0) += 1;
+    }
+
+    /// A client logged out of the account `folded`, or left.
+    pub fn uncount_login(&mut self, folded: &str) {
+        if let Some(clients) = self.logins.get_mut(folded) {
+            *clients -= 1;
+            if *clients == 0 {
+                self.logins.remove(folded);
+            }
+        }
     }
 
     pub fn add_client(&mut self, client: Client) {
@@ -380,6 +399,10 @@ impl World {
         let client = self.clients.remove(&id).expect("checked above");
         if client.registered {
             self.counts.add(client.modes, -1);
+        }
+        if let Some(account) = client.account() {
+            let folded = self.fold(account);
+            self.uncount_login(&folded);
         }
         for name in &client.channels {
             remove_member(&mut self.channels, &mut self.unsaved_channels, name, id);

@@ -87,7 +87,7 @@ pub enum CreateAccountError {
 
 impl From<sqlx::Error> for CreateAccountError {
     fn from(error: sqlx::Error) -> Self {
-        CreateAccountError::Store(StoreError::Database(error))
+        CreateAccountError::Store(StoreError::from(error))
     }
 }
 

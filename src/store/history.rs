@@ -61,6 +61,7 @@ pub const DIRECT_PREFIX: &str = "dm:";
 impl Store {
     /// Appends `records` in one transaction.
     pub async fn append_history(&self, records: &[HistoryRecord]) -> Result<(), StoreError> {
+        let started = std::time::Instant::now();
         let mut transaction = self.pool.begin().await?;
         let mut rest = records;
         while !rest.is_empty() {
@@ -105,6 +106,7 @@ impl Store {
             }
         }
         transaction.commit().await?;
+        crate::metrics::history_committed(records.len(), started.elapsed());
         Ok(())
     }
 

@@ -13,6 +13,7 @@ mod accounts;
 mod certificates;
 mod channel_snapshots;
 mod channels;
+mod health;
 mod history;
 mod nick_owners;
 
@@ -52,7 +53,16 @@ pub enum StoreError {
     #[error("cannot migrate database {path}: {source}")]
     Migrate { path: PathBuf, source: MigrateError },
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
+}
+
+/// Every failed query becomes a `StoreError` here, once: the metrics count
+/// database errors at this one place.
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> StoreError {
+        crate::metrics::database_error();
+        StoreError::Database(error)
+    }
 }
 
 /// Handle to the database. Clones share one connection pool and one copy

@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+pub mod http;
 pub mod process;
 pub mod scram;
 pub mod tls;
@@ -98,6 +99,16 @@ impl TestServer {
         self.handle.as_ref().expect("server running")
     }
 
+    /// The HTTP door's first bound address (`http.listen` is
+    /// `127.0.0.1:0` unless a test says otherwise).
+    pub fn http_addr(&self) -> SocketAddr {
+        *self
+            .handle()
+            .http_addrs()
+            .first()
+            .expect("the HTTP door listens")
+    }
+
     /// A raw, unregistered connection.
     pub async fn connect(&self) -> Client {
         Client::connect(self.addr).await
@@ -145,7 +156,8 @@ impl TestServer {
 pub fn test_config(data_dir: &std::path::Path, extra: &str) -> String {
     let base = format!(
         "[server]\nname = \"{SERVER}\"\nlisten = [\"127.0.0.1:0\"]\ndata_dir = {:?}\n\
-         [limits]\nflood_lines_per_sec = 0\nmax_clients_per_ip = 0\n",
+         [limits]\nflood_lines_per_sec = 0\nmax_clients_per_ip = 0\n\
+         [http]\nlisten = [\"127.0.0.1:0\"]\n",
         data_dir.display().to_string()
     );
     merge_toml(&base, extra)

@@ -27,6 +27,7 @@ impl Running {
         let child = Command::new(BIN)
             .args(["--config", &config.display().to_string()])
             .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--http-listen", "127.0.0.1:0"])
             .args(["--data-dir", &data_dir.display().to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
