@@ -253,6 +253,16 @@ impl Config {
         parsed(&self.http.listen)
     }
 
+    /// Whether any listener, IRC or HTTP, needs the certificate.
+    pub fn serves_tls(&self) -> bool {
+        self.tls.enabled() || !self.http.tls_listen.is_empty()
+    }
+
+    /// `http.tls_listen`, parsed.
+    pub fn https_listen_addrs(&self) -> Vec<SocketAddr> {
+        parsed(&self.http.tls_listen)
+    }
+
     /// `http.metrics_listen`, parsed.
     pub fn metrics_listen_addrs(&self) -> Vec<SocketAddr> {
         parsed(&self.http.metrics_listen)
@@ -501,6 +511,12 @@ impl Config {
             ));
         }
         validate_http(&self.http)?;
+        if !self.http.tls_listen.is_empty() && self.tls.cert_file.as_os_str().is_empty() {
+            return Err((
+                "http.tls_listen",
+                "HTTPS needs the certificate of [tls]: set tls.cert_file and tls.key_file".into(),
+            ));
+        }
         for oper in &self.oper {
             if oper.name.is_empty() || oper.name.contains(' ') {
                 return Err(("oper.name", format!("{:?} must be one word", oper.name)));

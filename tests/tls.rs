@@ -236,3 +236,27 @@ async fn a_silent_tls_connection_is_closed_when_its_handshake_time_runs_out() {
     let read = tokio::time::timeout(Duration::from_secs(20), silent.read(&mut buffer)).await;
     assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "{read:?}");
 }
+
+/// The HTTP door over HTTPS serves with the IRC listeners' certificate.
+#[tokio::test]
+async fn the_http_door_speaks_https_with_the_same_certificate() {
+    let pem = tls::dev_cert();
+    let (server, _files) = tls_server(&pem, "[http]\ntls_listen = [\"127.0.0.1:0\"]\n").await;
+    let addr = server.handle().https_addrs()[0];
+    assert_eq!(
+        tls::served_fingerprint(addr, &pem.cert).await.unwrap(),
+        tls::fingerprint(&pem.cert)
+    );
+    let mut stream = tls::handshake(addr, &pem.cert, None).await.unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(WAIT, stream.read_to_end(&mut answer))
+        .await
+        .expect("answered in time")
+        .ok();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+}

@@ -11,6 +11,9 @@ use serde::Deserialize;
 pub struct HttpConfig {
     /// Addresses serving every route; empty: no HTTP door.
     pub listen: Vec<String>,
+    /// Addresses serving every route over HTTPS, with `[tls]`'s
+    /// certificate.
+    pub tls_listen: Vec<String>,
     /// Addresses serving `/metrics` and `/healthz` only, to anyone.
     pub metrics_listen: Vec<String>,
     /// Addresses and blocks (`10.0.0.0/8`) whose clients may read
@@ -30,6 +33,7 @@ pub(super) fn parsed(addrs: &[String]) -> Vec<SocketAddr> {
 pub(super) fn validate_http(http: &HttpConfig) -> Result<(), (&'static str, String)> {
     for (key, addrs) in [
         ("http.listen", &http.listen),
+        ("http.tls_listen", &http.tls_listen),
         ("http.metrics_listen", &http.metrics_listen),
     ] {
         for addr in addrs {

@@ -171,6 +171,7 @@ async fn access_log(request: Request, next: Next) -> Response {
 /// The running HTTP door.
 pub struct HttpDoor {
     addrs: Vec<SocketAddr>,
+    https_addrs: Vec<SocketAddr>,
     metrics_addrs: Vec<SocketAddr>,
     stop: CancellationToken,
     tracker: TaskTracker,
@@ -211,15 +212,21 @@ pub fn start(server: &Arc<Server>) -> anyhow::Result<HttpDoor> {
     let shared = Shared::new(config);
     let mut door = HttpDoor {
         addrs: Vec::new(),
+        https_addrs: Vec::new(),
         metrics_addrs: Vec::new(),
         stop: shared.stop.clone(),
         tracker: shared.tracker.clone(),
     };
     let listeners = [
-        (Door::Main, server.config().http_listen_addrs()),
-        (Door::MetricsOnly, server.config().metrics_listen_addrs()),
+        (Door::Main, false, server.config().http_listen_addrs()),
+        (Door::Main, true, server.config().https_listen_addrs()),
+        (
+            Door::MetricsOnly,
+            false,
+            server.config().metrics_listen_addrs(),
+        ),
     ];
-    for (kind, addrs) in listeners {
+    for (kind, tls, addrs) in listeners {
         if addrs.is_empty() {
             continue;
         }
@@ -229,6 +236,10 @@ pub fn start(server: &Arc<Server>) -> anyhow::Result<HttpDoor> {
                 bind(addr).with_context(|| format!("cannot listen on {addr} for HTTP"))?;
             let local = listener.local_addr()?;
             match kind {
+                Door::Main if tls => {
+                    info!(address = %local, "listening for HTTPS");
+                    door.https_addrs.push(local);
+                }
                 Door::Main => {
                     info!(address = %local, "listening for HTTP");
                     door.addrs.push(local);
@@ -238,9 +249,10 @@ pub fn start(server: &Arc<Server>) -> anyhow::Result<HttpDoor> {
                     door.metrics_addrs.push(local);
                 }
             }
+            let tls = tls.then(|| server.clone());
             shared
                 .tracker
-                .spawn(accept_loop(listener, app.clone(), shared.clone()));
+                .spawn(accept_loop(listener, app.clone(), shared.clone(), tls));
         }
     }
     Ok(door)
@@ -250,6 +262,11 @@ impl HttpDoor {
     /// The `http.listen` addresses bound (port 0 resolved).
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.addrs
+    }
+
+    /// The `http.tls_listen` addresses bound.
+    pub fn https_addrs(&self) -> &[SocketAddr] {
+        &self.https_addrs
     }
 
     /// The `http.metrics_listen` addresses bound.
@@ -293,7 +310,13 @@ fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::from_std(socket.into())
 }
 
-async fn accept_loop(listener: TcpListener, app: Router, shared: Arc<Shared>) {
+/// `tls`: the server whose certificate HTTPS connections are served with.
+async fn accept_loop(
+    listener: TcpListener,
+    app: Router,
+    shared: Arc<Shared>,
+    tls: Option<Arc<Server>>,
+) {
     loop {
         let accepted = tokio::select! {
             () = shared.stop.cancelled() => return,
@@ -317,11 +340,27 @@ async fn accept_loop(listener: TcpListener, app: Router, shared: Arc<Shared>) {
         };
         #[cfg(not(target_os = "linux"))]
         let _ = stream.set_nodelay(true);
-        // HTTPS: a TLS acceptor wraps `stream` here, and `serve` takes
-        // the TLS stream as it takes the socket.
-        shared
-            .tracker
-            .spawn(serve(stream, peer, app.clone(), shared.clone(), permit));
+        let Some(server) = &tls else {
+            shared
+                .tracker
+                .spawn(serve(stream, peer, app.clone(), shared.clone(), permit));
+            continue;
+        };
+        // The handshake on the connection's own task, so that a slow one
+        // holds up nobody; it counts against the connection limit.
+        let (server, app, inner) = (server.clone(), app.clone(), shared.clone());
+        shared.tracker.spawn(async move {
+            let Some(acceptor) = server.tls.load_full() else {
+                return;
+            };
+            match acceptor.handshake_stream(stream).await {
+                Ok(stream) => serve(stream, peer, app, inner, permit).await,
+                Err(error) => {
+                    crate::metrics::tls_handshake_failed();
+                    info!(%peer, %error, "HTTPS handshake failed");
+                }
+            }
+        });
     }
 }
 

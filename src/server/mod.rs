@@ -113,7 +113,7 @@ impl Server {
         let motd_file = config.server.motd_file.clone();
         let settings = settings::Settings::load(config.clone())
             .with_context(|| format!("cannot read server.motd_file {motd_file:?}"))?;
-        let tls = if config.tls.enabled() {
+        let tls = if config.serves_tls() {
             let files = crate::tls::CertFiles {
                 cert: config.tls.cert_file.clone(),
                 key: config.tls.key_file.clone(),
@@ -249,6 +249,11 @@ impl ServerHandle {
     /// The HTTP door's `http.listen` addresses actually bound.
     pub fn http_addrs(&self) -> &[SocketAddr] {
         self.http.local_addrs()
+    }
+
+    /// The HTTP door's `http.tls_listen` addresses actually bound.
+    pub fn https_addrs(&self) -> &[SocketAddr] {
+        self.http.https_addrs()
     }
 
     /// The HTTP door's `http.metrics_listen` addresses actually bound.

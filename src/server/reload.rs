@@ -107,7 +107,7 @@ fn prepare(server: &Server, source: &ConfigSource) -> Result<Prepared, String> {
         key: config.tls.key_file.clone(),
     };
     let current = server.tls.load_full();
-    let tls = match (config.tls.enabled(), current) {
+    let tls = match (config.serves_tls(), current) {
         (false, None) => TlsChange::None,
         (false, Some(_)) => TlsChange::Off,
         (true, Some(acceptor)) if *acceptor.files() == files => {

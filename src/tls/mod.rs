@@ -211,6 +211,22 @@ impl Acceptor {
         self.served.get()
     }
 
+    /// Runs the handshake on an accepted connection for a server that
+    /// reads and writes through tokio-rustls (the HTTP door), within
+    /// [`HANDSHAKE_TIMEOUT`].
+    pub async fn handshake_stream(
+        &self,
+        socket: tokio::net::TcpStream,
+    ) -> std::io::Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> {
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, self.acceptor.accept(socket)).await {
+            Ok(result) => result,
+            Err(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "TLS handshake timed out",
+            )),
+        }
+    }
+
     /// Runs the handshake on an accepted connection, within
     /// [`HANDSHAKE_TIMEOUT`], and hands back the socket and its session.
     pub async fn handshake(
