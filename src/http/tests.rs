@@ -35,7 +35,7 @@ async fn door_with_a_body_route(request_timeout_secs: u64, max_body_bytes: usize
     let app = around_every_route(routes, &config);
     let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(accept_loop(listener, app, Shared::new(&config)));
+    tokio::spawn(accept_loop(listener, app, Shared::new(&config), None));
     addr
 }
 
