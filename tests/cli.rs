@@ -508,3 +508,47 @@ async fn logs_export_prints_a_channels_history_as_text_or_json_lines() {
     assert_eq!(code, 1);
     assert!(stderr.contains("is not a channel"), "{stderr}");
 }
+
+/// `parlor mkcert` writes a pair the server serves, prints its fingerprint
+/// and how to trust it, and keeps files it would overwrite.
+#[tokio::test]
+async fn mkcert_writes_a_certificate_the_server_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().display().to_string();
+    let (code, stdout, stderr) = run(&["mkcert", "--out", &out, "--host", "localhost"], "");
+    assert_eq!(code, 0, "{stderr}");
+    let cert = std::fs::read_to_string(dir.path().join("cert.pem")).unwrap();
+    let fingerprint = common::tls::fingerprint(&cert);
+    assert!(
+        stdout.contains(&format!("SHA-256 fingerprint: {fingerprint}")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("irssi:   /connect -tls -tls_cafile"),
+        "{stdout}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("key.pem"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "the key is its owner's only");
+    }
+    let (code, _, stderr) = run(&["mkcert", "--out", &out], "");
+    assert_eq!(code, 1);
+    assert!(stderr.contains("exists; --force replaces it"), "{stderr}");
+
+    let pem = common::tls::Pem {
+        cert: cert.clone(),
+        key: std::fs::read_to_string(dir.path().join("key.pem")).unwrap(),
+    };
+    let (server, _files) = common::tls::tls_server(&pem, "").await;
+    assert_eq!(
+        common::tls::served_fingerprint(common::tls::tls_addr(&server), &cert)
+            .await
+            .unwrap(),
+        fingerprint
+    );
+}

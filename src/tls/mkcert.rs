@@ -97,6 +97,7 @@ impl Written {
              Clients do not trust it until told to:\n  \
              irssi:   /connect -tls -tls_cafile {cert} localhost 6697\n  \
              WeeChat: /server add parlor localhost/6697 -tls -tls_fingerprint={fp}\n  \
+                      (WeeChat 3.x: -ssl -ssl_fingerprint={fp})\n  \
              openssl: openssl s_client -connect localhost:6697 -CAfile {cert}\n  \
              the whole machine (Debian): cp {cert} /usr/local/share/ca-certificates/parlor-dev.crt && update-ca-certificates\n\
              For a server on the internet, use [tls.acme] or a certificate from a CA instead.\n",
