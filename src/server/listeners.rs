@@ -236,12 +236,21 @@ async fn accept_loop(
             // The client's address comes first, in a PROXY header.
             super::proxy::start(&server, stream, peer, trusted, &tracker);
         } else if tls {
+            // A handshake is work and memory before the connection counts
+            // against any limit: a flood of them waits for none, it is
+            // closed at once past the bound.
+            let Ok(permit) = server.handshakes.clone().try_acquire_owned() else {
+                crate::metrics::refused(crate::metrics::Refusal::Full);
+                info!(%peer, "too many TLS handshakes under way; connection closed");
+                continue;
+            };
             // Off the accept loop: a slow handshake must not hold up the
             // next client.
             tracker.spawn(start_after_handshake(
                 server.clone(),
                 stream,
                 peer,
+                permit,
                 tracker.clone(),
             ));
         } else {
@@ -255,6 +264,7 @@ async fn start_after_handshake(
     server: Arc<Server>,
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
+    permit: tokio::sync::OwnedSemaphorePermit,
     tracker: TaskTracker,
 ) {
     let Some(acceptor) = server.tls.load_full() else {
@@ -264,6 +274,7 @@ async fn start_after_handshake(
         () = server.shutdown.cancelled() => return,
         handshake = acceptor.handshake(stream) => handshake,
     };
+    drop(permit);
     match handshake {
         Ok((socket, session)) => {
             connection::start(&server, wire::Wire::tls(socket, session), peer, &tracker);

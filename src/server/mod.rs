@@ -48,6 +48,10 @@ use lock_timing::WorldLock;
 pub use lock_timing::{WorldRead, WorldWrite};
 use world::World;
 
+/// TLS handshakes under way at once: at 10 s each at most, enough for a
+/// thousand clients a second to connect; more are closed unanswered.
+const MAX_TLS_HANDSHAKES: usize = 10_000;
+
 /// How long a shutdown waits for clients to take their last lines.
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(5);
 
@@ -79,6 +83,8 @@ pub struct Server {
     /// Where the configuration came from, for a reload to read again.
     source: Option<crate::config::ConfigSource>,
     listeners: listeners::Listeners,
+    /// TLS handshakes under way, bounded (see `listeners.rs`).
+    handshakes: Arc<tokio::sync::Semaphore>,
     /// Every task of the server's, for the listeners a reload opens.
     tracker: TaskTracker,
     /// Writes registered channels' state in the background.
@@ -146,6 +152,7 @@ impl Server {
             tls: arc_swap::ArcSwapOption::new(tls),
             source,
             listeners: listeners::Listeners::default(),
+            handshakes: Arc::new(tokio::sync::Semaphore::new(MAX_TLS_HANDSHAKES)),
             tracker: TaskTracker::new(),
             channel_saver,
             channel_writer: Mutex::new(Some(channel_writer)),
