@@ -69,6 +69,14 @@ enum Command {
         #[command(subcommand)]
         action: LogsCommand,
     },
+    /// Write a consistent copy of the database to FILE, while the server
+    /// runs or not (see the README on restoring it).
+    Backup {
+        file: PathBuf,
+        /// Replace FILE if it exists.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -135,6 +143,7 @@ fn main() -> ExitCode {
             ref out,
             force,
         }) => mkcert(&cli, hosts, out.as_deref(), force),
+        Some(Command::Backup { ref file, force }) => backup(&cli, file, force),
         Some(Command::Serve) | None => serve(cli),
     }
 }
@@ -323,6 +332,40 @@ fn logs(cli: &Cli, command: &LogsCommand) -> ExitCode {
         Ok(_) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("parlor logs export: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn backup(cli: &Cli, file: &std::path::Path, force: bool) -> ExitCode {
+    let config = match load_config(cli) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))
+        .and_then(|runtime| {
+            let data_dir = &config.server.data_dir;
+            runtime
+                .block_on(parlor::store::backup::backup(data_dir, file, force))
+                .map_err(|e| e.to_string())
+        });
+    match result {
+        Ok(bytes) => {
+            println!(
+                "wrote {} ({bytes} bytes, {:.1} MiB)",
+                file.display(),
+                bytes as f64 / f64::from(1 << 20)
+            );
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("parlor backup: {message}");
             ExitCode::FAILURE
         }
     }

@@ -10,6 +10,7 @@
 //! so a second backend needs new connection code, not new queries.
 
 mod accounts;
+pub mod backup;
 mod certificates;
 mod channel_snapshots;
 mod channels;
@@ -78,7 +79,7 @@ impl Store {
     /// Opens (creating if needed) `data_dir/parlor.db` and brings its schema
     /// up to date.
     pub async fn open(data_dir: &Path) -> Result<Store, StoreError> {
-        let path = data_dir.join(DATABASE_FILE_NAME);
+        let path = database_path(data_dir);
         let open_error = |source: Box<dyn std::error::Error + Send + Sync>| StoreError::Open {
             path: path.clone(),
             source,
@@ -153,6 +154,11 @@ impl Store {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
+}
+
+/// The database file in `data_dir`.
+pub fn database_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(DATABASE_FILE_NAME)
 }
 
 /// Converts a column read as i64 (the only integer type SQLite and
