@@ -244,9 +244,13 @@ fn drop_account(ctx: &mut Ctx<'_>, password: &str) -> Flow {
             return sasl::count_failure(&error);
         }
         let folded = server.fold(&account);
-        // Its direct messages still queued are deleted with it.
+        // Its direct messages still queued are deleted with it: not
+        // while the database refuses them, or they would be written after.
         let written = server.world().history.written();
-        written.wait().await;
+        if !written.wait().await {
+            notice(&server, id, &AccountError::Unavailable.to_string());
+            return None;
+        }
         match server.accounts.store().delete_account(&folded).await {
             Ok(_) => {
                 tracing::info!(account = %account, "account dropped");

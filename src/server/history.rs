@@ -1,81 +1,93 @@
 //! Storing history without making anyone wait for the disk: commands hand
-//! records to [`HistoryLog`], and one task ([`HistoryWriter`]) writes them
-//! in one transaction per `history.commit_interval_ms` (sooner when a
-//! reader waits for them). A shutdown writes everything queued; a hard
-//! kill loses what was queued and not yet committed: the last interval
-//! and the commit under way.
+//! records to [`HistoryLog`], which queues them (`history/pending.rs`),
+//! and one task ([`HistoryWriter`], `history/writer.rs`) writes them in
+//! batches, riding out a database that refuses writes. A shutdown writes
+//! everything queued; a hard kill loses what was queued and not yet
+//! committed: the last interval and the commit under way.
+//! [`HistoryStats`] counts what the writer did, for the metrics.
+
+mod pending;
+mod stats;
+mod writer;
 
 use std::collections::VecDeque;
 use std::future::Future;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-
 use bytes::Bytes;
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{watch, Notify};
 
 use super::maps::{HashMap, HashSet};
 use crate::casemap::CaseMapping;
 use crate::config::HistoryConfig;
 use crate::proto::tags::{self, MessageId, Stamp};
 use crate::store::{HistoryRecord, Kinds, Store};
-
-/// Most records one transaction writes.
-const MAX_BATCH: usize = 5_000;
-
-/// Tries to write one batch, and the pause before the next try (times the
-/// number of tries so far).
-const WRITE_ATTEMPTS: u32 = 4;
-const RETRY_PAUSE: Duration = Duration::from_millis(250);
+use pending::Pending;
+pub use stats::{HistoryStats, LatencyHistogram, LATENCY_BOUNDS_MICROS};
+pub(super) use writer::Stop;
+pub use writer::{HistoryWriter, MAX_RETRY_PAUSE};
 
 /// How often old lines are deleted.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(600);
 
+/// Lines waiting for the writer past which the oldest are dropped (and
+/// counted): a disk slower than the message rate, or one that is full,
+/// must not grow memory without bound. About 300 bytes each: ~150 MB.
+pub const MAX_QUEUED: usize = 500_000;
+
 /// The sending side, kept with the network state.
 #[derive(Debug)]
 pub struct HistoryLog {
-    queue: mpsc::UnboundedSender<HistoryRecord>,
+    pending: Arc<Pending>,
     enabled: bool,
     /// Casefolded names of channels never stored.
     unlogged: HashSet<String>,
     direct_messages: bool,
     pub replay: ReplayPolicy,
-    /// Records queued so far, and (from the writer) records written: a
-    /// reader waits until what was queued before it is written, so that a
-    /// client finds its own last message in the history.
-    queued: Arc<AtomicU64>,
-    written: watch::Receiver<u64>,
-    /// The writer's count of records written, read on the hot path to
-    /// bound the backlog (the watch above is for waiting).
-    written_total: Arc<AtomicU64>,
-    /// Records dropped because the backlog was full.
-    dropped: AtomicU64,
+    /// Lines queued, written and dropped so far: a reader waits until
+    /// what was queued before it is settled, so that a client finds its
+    /// own last message in the history.
+    stats: Arc<HistoryStats>,
+    progress: watch::Receiver<u64>,
     flush: Arc<Notify>,
 }
-
-/// Records queued and not yet written past which new ones are dropped
-/// (and counted): a disk slower than the message rate must not grow
-/// memory without bound. About 300 bytes each: ~150 MB.
-pub const MAX_BACKLOG: u64 = 500_000;
 
 /// A point in the log: everything queued before it.
 pub struct Written {
     queued: u64,
-    written: watch::Receiver<u64>,
+    stats: Arc<HistoryStats>,
+    progress: watch::Receiver<u64>,
     flush: Arc<Notify>,
 }
 
 impl Written {
     /// Resolves once everything queued before this point is written (or
-    /// the writer has stopped), asking the writer not to wait for more.
-    pub async fn wait(mut self) {
-        let queued = self.queued;
-        if *self.written.borrow() >= queued {
-            return;
+    /// dropped), asking the writer not to wait for more; `true` then. It
+    /// resolves `false` at once while the database refuses writes, or if
+    /// the writer has stopped: a reader gets what is stored rather than
+    /// wait for a disk to be emptied.
+    pub async fn wait(mut self) -> bool {
+        let mut asked = false;
+        loop {
+            // Seen before the counts are read: a try that ends after
+            // this read wakes the wait below.
+            self.progress.borrow_and_update();
+            if self.stats.settled() >= self.queued {
+                return true;
+            }
+            if self.stats.failing() {
+                return false;
+            }
+            if !asked {
+                self.flush.notify_one();
+                asked = true;
+            }
+            if self.progress.changed().await.is_err() {
+                return self.stats.settled() >= self.queued;
+            }
         }
-        self.flush.notify_one();
-        let _ = self.written.wait_for(|&written| written >= queued).await;
     }
 }
 
@@ -88,44 +100,43 @@ pub struct ReplayPolicy {
     pub max_age_ms: u64,
 }
 
-/// The writing side, run by its own task.
-pub struct HistoryWriter {
-    queue: mpsc::UnboundedReceiver<HistoryRecord>,
-    written: watch::Sender<u64>,
-    written_total: Arc<AtomicU64>,
-    /// How long the first record of a batch waits for others.
-    interval: Duration,
-    flush: Arc<Notify>,
-}
-
 pub fn history_log(
     config: &HistoryConfig,
     casemapping: CaseMapping,
 ) -> (HistoryLog, HistoryWriter) {
-    let (sender, receiver) = mpsc::unbounded_channel();
-    let (written_sender, written) = watch::channel(0);
-    let written_total = Arc::new(AtomicU64::new(0));
+    history_log_bounded(config, casemapping, MAX_QUEUED)
+}
+
+/// [`history_log`] with a queue of at most `max_queued` lines.
+fn history_log_bounded(
+    config: &HistoryConfig,
+    casemapping: CaseMapping,
+    max_queued: usize,
+) -> (HistoryLog, HistoryWriter) {
+    let pending = Arc::new(Pending::new(max_queued, writer::MAX_BATCH));
+    let (progress_sender, progress) = watch::channel(0);
+    let stats = Arc::new(HistoryStats::default());
     let flush = Arc::new(Notify::new());
     let (unlogged, replay) = policy(config, casemapping);
     (
         HistoryLog {
-            queue: sender,
+            pending: pending.clone(),
             enabled: config.enabled,
             unlogged,
             direct_messages: config.direct_messages,
             replay,
-            queued: Arc::new(AtomicU64::new(0)),
-            written,
-            written_total: written_total.clone(),
-            dropped: AtomicU64::new(0),
+            stats: stats.clone(),
+            progress,
             flush: flush.clone(),
         },
         HistoryWriter {
-            queue: receiver,
-            written: written_sender,
-            written_total,
+            pending,
+            progress: progress_sender,
+            stats,
             interval: Duration::from_millis(config.commit_interval_ms),
             flush,
+            failing: None,
+            dropped_when_reported: 0,
         },
     )
 }
@@ -171,22 +182,28 @@ impl HistoryLog {
         self.enabled && !self.unlogged.contains(folded)
     }
 
-    /// Lines not stored because the backlog was full.
-    pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+    /// The writer's counts, shared.
+    pub fn stats(&self) -> &Arc<HistoryStats> {
+        &self.stats
     }
 
     /// Records queued and not yet written (for the metrics).
     pub fn backlog(&self) -> u64 {
-        let queued = self.queued.load(Ordering::Relaxed);
-        queued.saturating_sub(self.written_total.load(Ordering::Relaxed))
+        self.stats.queue_depth()
+    }
+
+    /// Lines dropped because the queue was full (for the metrics; those
+    /// the database refused are counted by the writer).
+    pub fn dropped(&self) -> u64 {
+        self.stats.rows_dropped_queue_full()
     }
 
     /// The point reached so far, to wait for with [`Written::wait`].
     pub fn written(&self) -> Written {
         Written {
-            queued: self.queued.load(Ordering::Relaxed),
-            written: self.written.clone(),
+            queued: self.stats.rows_queued(),
+            stats: self.stats.clone(),
+            progress: self.progress.clone(),
             flush: self.flush.clone(),
         }
     }
@@ -240,100 +257,25 @@ impl HistoryLog {
         let Ok(text) = std::str::from_utf8(text) else {
             return;
         };
-        let queued = self.queued.load(Ordering::Relaxed);
-        if queued.saturating_sub(self.written_total.load(Ordering::Relaxed)) >= MAX_BACKLOG {
-            let dropped = self.dropped.fetch_add(1, Ordering::Relaxed);
-            if dropped % 10_000 == 0 {
-                tracing::warn!(
-                    dropped = dropped + 1,
-                    "history writer is {MAX_BACKLOG} lines behind; lines are not being stored"
-                );
-            }
-            return;
-        }
-        self.queued.fetch_add(1, Ordering::Relaxed);
-        // The writer only goes away once the server has stopped.
-        let _ = self.queue.send(HistoryRecord {
+        let record = HistoryRecord {
             target: target.to_owned(),
             msgid: stamp.id.0,
             command,
             line: text.to_owned(),
-        });
+        };
+        let dropped = self.pending.push(record, &self.stats);
+        if dropped && !self.stats.overflowing.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                "history: {MAX_QUEUED} lines wait for the database; the oldest are dropped \
+                 until it catches up"
+            );
+        }
     }
 }
 
 impl ReplayPolicy {
     fn lines(&self, folded: &str) -> usize {
         self.overrides.get(folded).copied().unwrap_or(self.lines)
-    }
-}
-
-impl HistoryWriter {
-    /// Writes until `stop` resolves, then writes what is still queued.
-    pub async fn run(mut self, store: Store, stop: impl Future<Output = ()>) {
-        tokio::pin!(stop);
-        let mut batch = Vec::new();
-        loop {
-            // Stopping wins: what is queued then is written in full
-            // batches below, not a record per transaction.
-            let first = tokio::select! {
-                biased;
-                () = &mut stop => None,
-                received = self.queue.recv() => received,
-            };
-            let Some(first) = first else {
-                break;
-            };
-            batch.push(first);
-            // Company for the first record: one transaction per interval
-            // instead of one per message, unless a reader is waiting.
-            let deadline = tokio::time::Instant::now() + self.interval;
-            while batch.len() < MAX_BATCH {
-                tokio::select! {
-                    biased;
-                    () = self.flush.notified() => break,
-                    () = &mut stop => break,
-                    () = tokio::time::sleep_until(deadline) => break,
-                    received = self.queue.recv() => match received {
-                        Some(record) => batch.push(record),
-                        None => break,
-                    },
-                }
-            }
-            self.write(&store, &mut batch).await;
-        }
-        while let Ok(record) = self.queue.try_recv() {
-            batch.push(record);
-            if batch.len() >= MAX_BATCH {
-                self.write(&store, &mut batch).await;
-            }
-        }
-        self.write(&store, &mut batch).await;
-    }
-
-    async fn write(&mut self, store: &Store, batch: &mut Vec<HistoryRecord>) {
-        if batch.is_empty() {
-            return;
-        }
-        // A busy database (the admin CLI, pruning) is waited out; a batch
-        // is dropped only after several tries.
-        for attempt in 1..=WRITE_ATTEMPTS {
-            match store.append_history(batch).await {
-                Ok(()) => break,
-                Err(error) if attempt == WRITE_ATTEMPTS => {
-                    tracing::error!(%error, records = batch.len(), "cannot store history; lines lost");
-                    crate::metrics::history_rows_dropped(batch.len());
-                }
-                Err(error) => {
-                    tracing::warn!(%error, attempt, "cannot store history yet; retrying");
-                    tokio::time::sleep(RETRY_PAUSE * attempt).await;
-                }
-            }
-        }
-        let count = batch.len() as u64;
-        self.written_total.fetch_add(count, Ordering::Relaxed);
-        self.written.send_modify(|written| *written += count);
-        batch.clear();
     }
 }
 
@@ -482,18 +424,54 @@ mod tests {
     use crate::config::Config;
 
     #[tokio::test]
-    async fn a_full_backlog_drops_and_counts_new_lines() {
+    async fn a_full_queue_drops_its_oldest_lines_and_nobody_waits_for_them() {
         let config = Config::embedded();
-        // No writer runs: everything queued stays in the backlog.
-        let (log, _writer) = history_log(&config.history, config.server.casemapping);
+        // No writer runs: everything queued stays queued.
+        let (log, _writer) = history_log_bounded(&config.history, config.server.casemapping, 3);
         let stamp = Stamp::now();
         let line = Bytes::from_static(b":n!u@h PRIVMSG #c :hi\r\n");
-        for _ in 0..MAX_BACKLOG + 3 {
+        for _ in 0..5 {
             log.record("#c", "PRIVMSG", stamp, &line);
         }
-        assert_eq!(log.dropped(), 3);
-        assert_eq!(log.queued.load(Ordering::Relaxed), MAX_BACKLOG);
-        // What was dropped is not waited for.
-        assert_eq!(log.written().queued, MAX_BACKLOG);
+        let stats = log.stats();
+        assert_eq!(stats.rows_queued(), 5);
+        assert_eq!(stats.rows_dropped_queue_full(), 2);
+        assert_eq!(stats.queue_depth(), 3);
+        // What was dropped is settled: a reader of a point before the
+        // queued lines does not wait.
+        let before_the_queue = Written {
+            queued: 2,
+            ..log.written()
+        };
+        let waited = tokio::time::timeout(Duration::from_secs(1), before_the_queue.wait()).await;
+        assert_eq!(waited.ok(), Some(true));
+    }
+
+    #[tokio::test]
+    async fn lines_are_written_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        let config = Config::embedded();
+        let (log, writer) = history_log(&config.history, config.server.casemapping);
+        let stop = tokio_util::sync::CancellationToken::new();
+        let task = tokio::spawn(writer.run(store.clone(), stop.clone().cancelled_owned()));
+        for text in ["one", "two"] {
+            let stamp = Stamp::now();
+            let line = Bytes::from(format!(":n!u@h PRIVMSG #c :{text}\r\n"));
+            log.record("#c", "PRIVMSG", stamp, &line);
+        }
+        let waited = tokio::time::timeout(Duration::from_secs(10), log.written().wait()).await;
+        assert_eq!(waited.ok(), Some(true));
+        let stats = log.stats();
+        assert_eq!((stats.rows_written(), stats.queue_depth()), (2, 0));
+        assert_eq!(stats.write_failures(), 0);
+        assert!(stats.commit_latency().count() >= 1);
+        let rows = store
+            .history_range("#c", 0, u64::MAX, 10, false, Kinds::Messages)
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 2);
+        stop.cancel();
+        task.await.unwrap();
     }
 }

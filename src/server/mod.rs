@@ -91,6 +91,8 @@ pub struct Server {
     pub channel_saver: persist::ChannelSaver,
     channel_writer: Mutex<Option<persist::ChannelWriter>>,
     history_writer: Mutex<Option<history::HistoryWriter>>,
+    /// The history writer's counts, for the metrics.
+    history_stats: Arc<history::HistoryStats>,
     /// Lines that may wait a moment for company (see `Outbox::send_delayed`).
     pub delayed_writes: DelayedWrites,
     /// Nicks waiting to be checked against the accounts that own nicks.
@@ -133,6 +135,7 @@ impl Server {
         let (channel_saver, channel_writer) = persist::channel_saver();
         let (history, history_writer) =
             history::history_log(&config.history, config.server.casemapping);
+        let history_stats = history.stats().clone();
         let mut world = World::new(
             config.server.casemapping,
             config.server.name.clone(),
@@ -157,6 +160,7 @@ impl Server {
             channel_saver,
             channel_writer: Mutex::new(Some(channel_writer)),
             history_writer: Mutex::new(Some(history_writer)),
+            history_stats,
             delayed_writes: DelayedWrites::default(),
             nick_checks: Default::default(),
             first_tls_port: std::sync::OnceLock::new(),
@@ -218,6 +222,12 @@ impl Server {
     /// How long the state lock has been held, if timing is on.
     pub fn lock_timing(&self) -> Option<&lock_timing::Timing> {
         self.world.timing()
+    }
+
+    /// What the history writer has done: queue depth, lines written and
+    /// dropped, failed writes, commit latency.
+    pub fn history_stats(&self) -> &history::HistoryStats {
+        &self.history_stats
     }
 }
 

@@ -66,6 +66,51 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+impl StoreError {
+    /// Whether the database refused a write for a reason that passes with
+    /// time or an admin's hand, so the write is worth trying again: a full
+    /// disk, an I/O error, a read-only or locked file, memory, a file that
+    /// cannot be opened, or the pool timing out. Other errors (a
+    /// constraint, corruption, a bad statement) would fail the same way
+    /// every time.
+    pub fn is_transient(&self) -> bool {
+        let StoreError::Database(error) = self else {
+            return false;
+        };
+        match error {
+            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Database(error) => {
+                // The extended result code; its low byte is the primary one.
+                let code = error.code().and_then(|code| code.parse::<i32>().ok());
+                matches!(
+                    code.map(|code| code & 0xff),
+                    Some(
+                        SQLITE_BUSY
+                            | SQLITE_LOCKED
+                            | SQLITE_NOMEM
+                            | SQLITE_READONLY
+                            | SQLITE_IOERR
+                            | SQLITE_FULL
+                            | SQLITE_CANTOPEN
+                            | SQLITE_PROTOCOL
+                    )
+                )
+            }
+            _ => false,
+        }
+    }
+}
+
+// SQLite's primary result codes (https://www.sqlite.org/rescode.html).
+const SQLITE_BUSY: i32 = 5;
+const SQLITE_LOCKED: i32 = 6;
+const SQLITE_NOMEM: i32 = 7;
+const SQLITE_READONLY: i32 = 8;
+const SQLITE_IOERR: i32 = 10;
+const SQLITE_FULL: i32 = 13;
+const SQLITE_CANTOPEN: i32 = 14;
+const SQLITE_PROTOCOL: i32 = 15;
+
 /// Handle to the database. Clones share one connection pool and one copy
 /// of the nicks' owners (`nick_owners.rs`).
 #[derive(Debug, Clone)]

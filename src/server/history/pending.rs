@@ -1,0 +1,127 @@
+//! The lines waiting for the history writer: a bounded queue that drops
+//! its oldest line to take a new one once full, so a database that falls
+//! behind or refuses writes costs a fixed amount of memory, and what is
+//! kept is what readers most likely want (the latest).
+//!
+//! A plain mutex: it is taken for a push (under the state lock, on the
+//! fan-out path) and for the writer's take of a whole batch, never across
+//! an `.await`.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::{Mutex, MutexGuard};
+
+use tokio::sync::Notify;
+
+use super::stats::HistoryStats;
+use crate::store::HistoryRecord;
+
+#[derive(Debug)]
+pub(super) struct Pending {
+    records: Mutex<VecDeque<HistoryRecord>>,
+    /// Most lines kept waiting (the batch being written aside).
+    limit: usize,
+    /// When a push reaches this many lines, the writer need not wait for
+    /// more before writing.
+    batch: usize,
+    /// A line arrived in an empty queue.
+    pub(super) arrived: Notify,
+    /// A full batch waits.
+    pub(super) batch_ready: Notify,
+}
+
+impl Pending {
+    pub(super) fn new(limit: usize, batch: usize) -> Pending {
+        Pending {
+            records: Mutex::new(VecDeque::new()),
+            limit: limit.max(1),
+            batch,
+            arrived: Notify::new(),
+            batch_ready: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, VecDeque<HistoryRecord>> {
+        self.records.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues `record`, dropping the oldest line if the queue is full.
+    /// Returns whether one was dropped.
+    pub(super) fn push(&self, record: HistoryRecord, stats: &HistoryStats) -> bool {
+        let mut records = self.lock();
+        records.push_back(record);
+        let dropped = records.len() > self.limit && records.pop_front().is_some();
+        let len = records.len();
+        // Counted under the lock, so the counts never show a line as
+        // dropped before it was queued.
+        stats.rows_queued.fetch_add(1, Ordering::Relaxed);
+        if dropped {
+            stats
+                .rows_dropped_queue_full
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        drop(records);
+        if len == 1 {
+            self.arrived.notify_one();
+        } else if len == self.batch {
+            self.batch_ready.notify_one();
+        }
+        dropped
+    }
+
+    /// Takes the oldest `most` lines, in order.
+    pub(super) fn take(&self, most: usize) -> Vec<HistoryRecord> {
+        let mut records = self.lock();
+        if records.len() <= most {
+            Vec::from(std::mem::take(&mut *records))
+        } else {
+            records.drain(..most).collect()
+        }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(msgid: u64) -> HistoryRecord {
+        HistoryRecord {
+            target: "#c".to_owned(),
+            msgid,
+            command: "PRIVMSG",
+            line: format!("line {msgid}"),
+        }
+    }
+
+    #[test]
+    fn a_full_queue_drops_its_oldest_lines_and_counts_them() {
+        let stats = HistoryStats::default();
+        let pending = Pending::new(3, 100);
+        for msgid in 1..=5 {
+            pending.push(record(msgid), &stats);
+        }
+        assert_eq!(stats.rows_queued(), 5);
+        assert_eq!(stats.rows_dropped_queue_full(), 2);
+        assert_eq!(stats.queue_depth(), 3);
+        let kept: Vec<u64> = pending.take(10).iter().map(|r| r.msgid).collect();
+        assert_eq!(kept, [3, 4, 5]);
+        assert_eq!(pending.len(), 0);
+    }
+
+    #[test]
+    fn a_take_keeps_the_order_and_leaves_the_rest() {
+        let stats = HistoryStats::default();
+        let pending = Pending::new(100, 100);
+        for msgid in 1..=5 {
+            pending.push(record(msgid), &stats);
+        }
+        let first: Vec<u64> = pending.take(2).iter().map(|r| r.msgid).collect();
+        assert_eq!(first, [1, 2]);
+        let rest: Vec<u64> = pending.take(10).iter().map(|r| r.msgid).collect();
+        assert_eq!(rest, [3, 4, 5]);
+    }
+}
