@@ -72,10 +72,14 @@ async fn chat_goes_on_while_the_database_is_locked_and_history_catches_up() {
         let took = said_and_heard(&mut alice, &mut bob, text).await;
         assert!(took < Duration::from_secs(2), "{text} took {took:?}");
     }
+    // A change to the channel, whose snapshot must wait too.
+    alice.send("TOPIC #disk :set while locked").await;
+    bob.skip_until(|line| line.ends_with("TOPIC #disk :set while locked"))
+        .await;
     until("a failed write", || stats.failing(), WAIT * 2).await;
     assert!(stats.write_failures() >= 1);
     assert_eq!(stats.rows_written(), written_before);
-    assert_eq!(stats.queue_depth(), 3);
+    assert_eq!(stats.queue_depth(), 4);
     // A reader gets what is stored without waiting for the rest.
     let started = Instant::now();
     assert_eq!(stored_texts(&mut bob).await, ["before"]);
@@ -93,7 +97,29 @@ async fn chat_goes_on_while_the_database_is_locked_and_history_catches_up() {
         stored_texts(&mut bob).await,
         ["before", "during 1", "during 2", "during 3"]
     );
-    assert_eq!(stats.rows_written(), written_before + 3);
+    assert_eq!(stats.rows_written(), written_before + 4);
+    // The channel's snapshot for the next start has its new topic.
+    let mut reader = SqliteConnectOptions::new()
+        .filename(server.data_dir.path().join("parlor.db"))
+        .read_only(true)
+        .connect()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let snapshot: String = sqlx::query_scalar(
+            "SELECT snapshot FROM channel_snapshots WHERE name_folded = '#disk'",
+        )
+        .fetch_one(&mut reader)
+        .await
+        .unwrap();
+        if snapshot.contains("set while locked") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{snapshot}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    reader.close().await.unwrap();
     assert_eq!(stats.rows_dropped(), 0);
     assert!(stats.commit_latency().count() >= 2);
     server.shutdown().await;

@@ -27,7 +27,7 @@ use crate::store::{ChannelSnapshot, ChannelState, Store, StoreError};
 /// to `MAX_RETRY_PAUSE`.
 const RETRY_PAUSE: Duration = Duration::from_millis(250);
 const MAX_RETRY_PAUSE: Duration = super::history::MAX_RETRY_PAUSE;
-/// Tries once the server is stopping, or of a write refused for good.
+/// Tries once the server is stopping.
 const WRITE_ATTEMPTS: u32 = 4;
 
 /// What the channel writer has done, for the metrics (read with
@@ -182,25 +182,35 @@ impl ChannelWriter {
         }
     }
 
-    /// Writes the changes waiting; those the database refuses stay.
-    /// Returns whether none is left.
+    /// Writes the changes waiting. At the first refusal that may pass
+    /// (see `StoreError::is_transient`) it stops, and that change and the
+    /// ones not tried yet stay for the next try; a change refused for
+    /// good is dropped alone, so it cannot hold up the others. Returns
+    /// whether none is left.
     async fn write(&mut self, store: &Store) -> bool {
         let mut refused: Option<StoreError> = None;
-        let registered = std::mem::take(&mut self.registered);
-        for (folded, state) in registered {
-            if let Err(error) = store.save_channel_state(&folded, &state).await {
-                self.registered.insert(folded, state);
-                refused.get_or_insert(error);
+        let mut registered = std::mem::take(&mut self.registered).into_iter();
+        while let Some((folded, state)) = registered.next() {
+            match store.save_channel_state(&folded, &state).await {
+                Ok(_) => {}
+                Err(error) if error.is_transient() => {
+                    self.registered.insert(folded, state);
+                    self.registered.extend(registered);
+                    refused = Some(error);
+                    break;
+                }
+                Err(error) => self.drop_refused(1, &folded, &error),
             }
         }
-        if !self.snapshots.is_empty() {
+        if refused.is_none() && !self.snapshots.is_empty() {
             let snapshots: Vec<_> = self.snapshots.drain().collect();
             match store.save_channel_snapshots(&snapshots).await {
                 Ok(()) => {}
-                Err(error) => {
+                Err(error) if error.is_transient() => {
                     self.snapshots.extend(snapshots);
-                    refused.get_or_insert(error);
+                    refused = Some(error);
                 }
+                Err(error) => self.drop_refused(snapshots.len(), "(snapshots)", &error),
             }
         }
         let Some(error) = refused else {
@@ -226,11 +236,16 @@ impl ChannelWriter {
                  and the write is tried again every few seconds"
             );
         }
-        if !error.is_transient() {
-            self.give_up("the database refuses them");
-            return true;
-        }
         false
+    }
+
+    /// A change no retry would save: counted and logged.
+    fn drop_refused(&mut self, channels: usize, channel: &str, error: &StoreError) {
+        self.stats.write_failures.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .channels_dropped
+            .fetch_add(channels as u64, Ordering::Relaxed);
+        tracing::error!(channel, channels, %error, "channel state not saved: the database refuses it");
     }
 
     /// Forgets the changes waiting, counted and logged.

@@ -69,11 +69,15 @@ impl Pending {
         dropped
     }
 
-    /// Takes the oldest `most` lines, in order.
+    /// Takes the oldest `most` lines, in order. A push waits for this, so
+    /// the lock is held for a swap when everything goes (the usual case),
+    /// and for moving `most` records out only when the writer is behind.
     pub(super) fn take(&self, most: usize) -> Vec<HistoryRecord> {
         let mut records = self.lock();
         if records.len() <= most {
-            Vec::from(std::mem::take(&mut *records))
+            let all = std::mem::take(&mut *records);
+            drop(records);
+            Vec::from(all)
         } else {
             records.drain(..most).collect()
         }
