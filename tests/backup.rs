@@ -203,6 +203,16 @@ async fn a_backup_never_replaces_a_file_unless_forced() {
         "{refused:?}"
     );
 
+    // Nor a directory, which --force would not make a file.
+    let refused = backup(server.data_dir.path(), target.path(), true).await;
+    assert_eq!(
+        refused.unwrap_err().to_string(),
+        format!(
+            "cannot write {}: a directory; name a file",
+            target.path().display()
+        )
+    );
+
     backup(server.data_dir.path(), &copy_path, true)
         .await
         .expect("forced backup");

@@ -87,6 +87,9 @@ fn plan(source: &Path, target: &Path, force: bool) -> Result<Plan, BackupError> 
     if !source.is_file() {
         return Err(BackupError::NoDatabase(source.to_owned()));
     }
+    if target.is_dir() {
+        return Err(write_error(target, "a directory; name a file".into()));
+    }
     if target.exists() {
         if same_file(source, target) {
             return Err(BackupError::SameFile(target.to_owned()));
