@@ -147,6 +147,7 @@ pub struct HistoryConfig {
     pub join_replay_overrides: std::collections::BTreeMap<String, usize>,
     pub chathistory_max: usize,
     pub commit_interval_ms: u64,
+    pub max_queued_lines: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -160,6 +161,9 @@ pub struct ChannelsConfig {
 /// Largest `limits.send_buffer_bytes`: 16 MiB, more than any kernel
 /// grants without raising its own cap.
 const MAX_SEND_BUFFER: usize = 16 << 20;
+
+/// Most `history.max_queued_lines`: about 3 GB of lines waiting.
+const MAX_QUEUED_LINES: usize = 10_000_000;
 
 /// Longest `channels.restart_wait_secs`: thirty days.
 const MAX_RESTART_WAIT_SECS: u64 = 30 * 86_400;
@@ -379,6 +383,15 @@ impl Config {
                     format!("{value} is out of range: allowed {min} to {max}"),
                 ));
             }
+        }
+        if !(1..=MAX_QUEUED_LINES).contains(&self.history.max_queued_lines) {
+            return Err((
+                "history.max_queued_lines",
+                format!(
+                    "{} is out of range: allowed 1 to {MAX_QUEUED_LINES} lines",
+                    self.history.max_queued_lines
+                ),
+            ));
         }
         if !(1..=10_000).contains(&self.history.commit_interval_ms) {
             return Err((

@@ -125,6 +125,54 @@ async fn chat_goes_on_while_the_database_is_locked_and_history_catches_up() {
     server.shutdown().await;
 }
 
+#[tokio::test]
+async fn a_queue_past_its_limit_drops_its_oldest_lines() {
+    let server = TestServer::start_with("[history]\nmax_queued_lines = 2\n").await;
+    let mut alice = server.client("alice").await;
+    let mut bob = server.client_with_caps("bob", HISTORY_CAPS).await;
+    setup_channel("#disk", &mut [&mut alice, &mut bob]).await;
+    said_and_heard(&mut alice, &mut bob, "before").await;
+    assert_eq!(stored_texts(&mut bob).await, ["before"]);
+    let stats = server.handle().server().history_stats();
+    // Two lines is small enough that the joins' events may already
+    // have overflowed it.
+    let dropped_before = stats.rows_dropped_queue_full();
+
+    let mut holder = SqliteConnectOptions::new()
+        .filename(server.data_dir.path().join("parlor.db"))
+        .connect()
+        .await
+        .unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    // The writer takes "held 1" and keeps trying it; of the four lines
+    // queued behind it only the two newest stay.
+    said_and_heard(&mut alice, &mut bob, "held 1").await;
+    until("a failed write", || stats.failing(), WAIT * 2).await;
+    for text in ["lost 1", "lost 2", "kept 1", "kept 2"] {
+        said_and_heard(&mut alice, &mut bob, text).await;
+    }
+    assert_eq!(stats.rows_dropped_queue_full(), dropped_before + 2);
+    assert_eq!(stats.queue_depth(), 3);
+
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    holder.close().await.unwrap();
+    until(
+        "the writer catching up",
+        || !stats.failing() && stats.queue_depth() == 0,
+        WAIT,
+    )
+    .await;
+    assert_eq!(
+        stored_texts(&mut bob).await,
+        ["before", "held 1", "kept 1", "kept 2"]
+    );
+    assert_eq!(stats.rows_dropped(), dropped_before + 2);
+    server.shutdown().await;
+}
+
 /// The server binary in a mount namespace of its own, its data directory
 /// a 2 MiB tmpfs that nothing else on the machine sees; killed when
 /// dropped. A user namespace of its own too, so that this needs no root

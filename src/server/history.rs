@@ -32,11 +32,6 @@ pub use writer::{HistoryWriter, MAX_RETRY_PAUSE};
 /// How often old lines are deleted.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(600);
 
-/// Lines waiting for the writer past which the oldest are dropped (and
-/// counted): a disk slower than the message rate, or one that is full,
-/// must not grow memory without bound. About 300 bytes each: ~150 MB.
-pub const MAX_QUEUED: usize = 500_000;
-
 /// The sending side, kept with the network state.
 #[derive(Debug)]
 pub struct HistoryLog {
@@ -104,7 +99,7 @@ pub fn history_log(
     config: &HistoryConfig,
     casemapping: CaseMapping,
 ) -> (HistoryLog, HistoryWriter) {
-    history_log_bounded(config, casemapping, MAX_QUEUED)
+    history_log_bounded(config, casemapping, config.max_queued_lines)
 }
 
 /// [`history_log`] with a queue of at most `max_queued` lines.
@@ -266,8 +261,9 @@ impl HistoryLog {
         let dropped = self.pending.push(record, &self.stats);
         if dropped && !self.stats.overflowing.swap(true, Ordering::Relaxed) {
             tracing::warn!(
-                "history: {MAX_QUEUED} lines wait for the database; the oldest are dropped \
-                 until it catches up"
+                limit = self.pending.limit(),
+                "history: the queue for the database is full; the oldest lines are dropped \
+                 until it catches up (history.max_queued_lines)"
             );
         }
     }

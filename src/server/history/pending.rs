@@ -83,6 +83,11 @@ impl Pending {
         }
     }
 
+    /// Most lines kept waiting.
+    pub(super) fn limit(&self) -> usize {
+        self.limit
+    }
+
     pub(super) fn len(&self) -> usize {
         self.lock().len()
     }

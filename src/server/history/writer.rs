@@ -188,7 +188,7 @@ impl HistoryWriter {
             records,
             "history: cannot write to the database; lines wait in memory (the oldest dropped \
              past {} lines) and the write is tried again every few seconds",
-            super::MAX_QUEUED
+            self.pending.limit()
         );
     }
 
@@ -226,7 +226,7 @@ impl HistoryWriter {
     /// Once the queue that overflowed is down to half, says so (the
     /// sender said when it overflowed).
     fn report_queue_recovered(&mut self) {
-        if self.stats.queue_depth() > super::MAX_QUEUED as u64 / 2
+        if self.stats.queue_depth() > self.pending.limit() as u64 / 2
             || !self.stats.overflowing.swap(false, Ordering::Relaxed)
         {
             return;
