@@ -177,6 +177,12 @@ impl HistoryLog {
         self.enabled && !self.unlogged.contains(folded)
     }
 
+    /// Applies a new `history.max_queued_lines` (a reload); lines past a
+    /// lower limit go at the next push.
+    pub fn set_max_queued_lines(&self, limit: usize) {
+        self.pending.set_limit(limit);
+    }
+
     /// The writer's counts, shared.
     pub fn stats(&self) -> &Arc<HistoryStats> {
         &self.stats

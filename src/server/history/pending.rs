@@ -8,7 +8,7 @@
 //! an `.await`.
 
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use tokio::sync::Notify;
@@ -19,8 +19,9 @@ use crate::store::HistoryRecord;
 #[derive(Debug)]
 pub(super) struct Pending {
     records: Mutex<VecDeque<HistoryRecord>>,
-    /// Most lines kept waiting (the batch being written aside).
-    limit: usize,
+    /// Most lines kept waiting (the batch being written aside); a
+    /// reload may change it.
+    limit: AtomicUsize,
     /// When a push reaches this many lines, the writer need not wait for
     /// more before writing.
     batch: usize,
@@ -34,7 +35,7 @@ impl Pending {
     pub(super) fn new(limit: usize, batch: usize) -> Pending {
         Pending {
             records: Mutex::new(VecDeque::new()),
-            limit: limit.max(1),
+            limit: AtomicUsize::new(limit.max(1)),
             batch,
             arrived: Notify::new(),
             batch_ready: Notify::new(),
@@ -45,20 +46,21 @@ impl Pending {
         self.records.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues `record`, dropping the oldest line if the queue is full.
-    /// Returns whether one was dropped.
+    /// Queues `record`, dropping the oldest lines past the limit (one,
+    /// unless the limit was just lowered). Returns whether any went.
     pub(super) fn push(&self, record: HistoryRecord, stats: &HistoryStats) -> bool {
         let mut records = self.lock();
         records.push_back(record);
-        let dropped = records.len() > self.limit && records.pop_front().is_some();
+        let excess = records.len().saturating_sub(self.limit());
+        records.drain(..excess);
         let len = records.len();
         // Counted under the lock, so the counts never show a line as
         // dropped before it was queued.
         stats.rows_queued.fetch_add(1, Ordering::Relaxed);
-        if dropped {
+        if excess > 0 {
             stats
                 .rows_dropped_queue_full
-                .fetch_add(1, Ordering::Relaxed);
+                .fetch_add(excess as u64, Ordering::Relaxed);
         }
         drop(records);
         if len == 1 {
@@ -66,7 +68,7 @@ impl Pending {
         } else if len == self.batch {
             self.batch_ready.notify_one();
         }
-        dropped
+        excess > 0
     }
 
     /// Takes the oldest `most` lines, in order. A push waits for this, so
@@ -85,7 +87,12 @@ impl Pending {
 
     /// Most lines kept waiting.
     pub(super) fn limit(&self) -> usize {
-        self.limit
+        self.limit.load(Ordering::Relaxed)
+    }
+
+    /// A lower limit drops the oldest lines at the next push.
+    pub(super) fn set_limit(&self, limit: usize) {
+        self.limit.store(limit.max(1), Ordering::Relaxed);
     }
 
     pub(super) fn len(&self) -> usize {
@@ -119,6 +126,20 @@ mod tests {
         let kept: Vec<u64> = pending.take(10).iter().map(|r| r.msgid).collect();
         assert_eq!(kept, [3, 4, 5]);
         assert_eq!(pending.len(), 0);
+    }
+
+    #[test]
+    fn a_lowered_limit_drops_the_excess_at_the_next_push() {
+        let stats = HistoryStats::default();
+        let pending = Pending::new(10, 100);
+        for msgid in 1..=5 {
+            pending.push(record(msgid), &stats);
+        }
+        pending.set_limit(2);
+        assert!(pending.push(record(6), &stats));
+        assert_eq!(stats.rows_dropped_queue_full(), 4);
+        let kept: Vec<u64> = pending.take(10).iter().map(|r| r.msgid).collect();
+        assert_eq!(kept, [5, 6]);
     }
 
     #[test]
