@@ -46,7 +46,8 @@ async fn until(what: &str, mut done: impl FnMut() -> bool, within: Duration) {
 
 #[tokio::test]
 async fn chat_goes_on_while_the_database_is_locked_and_history_catches_up() {
-    let server = TestServer::start().await;
+    let server = TestServer::start_with(FAST_ACCOUNTS).await;
+    let mut carol = server.account_holder("carol").await;
     let mut alice = server.client("alice").await;
     let mut bob = server.client_with_caps("bob", HISTORY_CAPS).await;
     setup_channel("#disk", &mut [&mut alice, &mut bob]).await;
@@ -83,6 +84,18 @@ async fn chat_goes_on_while_the_database_is_locked_and_history_catches_up() {
     // A reader gets what is stored without waiting for the rest.
     let started = Instant::now();
     assert_eq!(stored_texts(&mut bob).await, ["before"]);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    // An account is not dropped while its direct messages could still
+    // be waiting to be written (they would outlive it); it is told at
+    // once, not after a delete that waits out the lock.
+    let started = Instant::now();
+    carol.send("PRIVMSG NickServ :DROP carol-password").await;
+    carol
+        .expect_line(
+            ":NickServ!NickServ@services. NOTICE carol :Accounts are unavailable right now; \
+             please try again later",
+        )
+        .await;
     assert!(started.elapsed() < Duration::from_secs(2));
 
     sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
@@ -122,6 +135,10 @@ async fn chat_goes_on_while_the_database_is_locked_and_history_catches_up() {
     reader.close().await.unwrap();
     assert_eq!(stats.rows_dropped(), 0);
     assert!(stats.commit_latency().count() >= 2);
+    carol.send("PRIVMSG NickServ :DROP carol-password").await;
+    carol
+        .skip_until(|line| line.ends_with("NOTICE carol :Account carol dropped"))
+        .await;
     server.shutdown().await;
 }
 

@@ -6,8 +6,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-/// The history writer's counts, shared through
-/// `Server::history_stats` (and `ServerHandle::history_stats`).
+/// The history writer's counts, read through `Server::history_stats`.
 #[derive(Debug, Default)]
 pub struct HistoryStats {
     pub(super) rows_queued: AtomicU64,
