@@ -170,17 +170,13 @@ impl HistoryLog {
         self.direct_messages = config.direct_messages;
         self.unlogged = unlogged;
         self.replay = replay;
+        // A lower bound drops the excess at the next push.
+        self.pending.set_limit(config.max_queued_lines);
     }
 
     /// Whether lines of the channel `folded` are stored.
     pub fn logs(&self, folded: &str) -> bool {
         self.enabled && !self.unlogged.contains(folded)
-    }
-
-    /// Applies a new `history.max_queued_lines` (a reload); lines past a
-    /// lower limit go at the next push.
-    pub fn set_max_queued_lines(&self, limit: usize) {
-        self.pending.set_limit(limit);
     }
 
     /// The writer's counts, shared.
@@ -447,6 +443,23 @@ mod tests {
         };
         let waited = tokio::time::timeout(Duration::from_secs(1), before_the_queue.wait()).await;
         assert_eq!(waited.ok(), Some(true));
+    }
+
+    #[test]
+    fn a_reload_changes_the_queue_bound() {
+        let mut config = Config::embedded();
+        let (mut log, _writer) = history_log(&config.history, config.server.casemapping);
+        let stamp = Stamp::now();
+        let line = Bytes::from_static(b":n!u@h PRIVMSG #c :hi\r\n");
+        for _ in 0..5 {
+            log.record("#c", "PRIVMSG", stamp, &line);
+        }
+        assert_eq!(log.stats().rows_dropped(), 0);
+        config.history.max_queued_lines = 2;
+        log.set_policy(&config.history, config.server.casemapping);
+        log.record("#c", "PRIVMSG", stamp, &line);
+        assert_eq!(log.stats().rows_dropped_queue_full(), 4);
+        assert_eq!(log.stats().queue_depth(), 2);
     }
 
     #[tokio::test]
