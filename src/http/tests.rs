@@ -110,8 +110,10 @@ async fn a_body_trickled_a_byte_a_second_is_cut_off_at_the_request_timeout() {
         }
     }
     let cut_after = started.elapsed();
+    // The body would take 30 s; cut at the 2 s limit, with room for a
+    // loaded machine's scheduling (a run under load once took over 3.5 s).
     assert!(
-        cut_after >= Duration::from_millis(1500) && cut_after < Duration::from_millis(3500),
+        cut_after >= Duration::from_millis(1500) && cut_after < Duration::from_secs(8),
         "cut after {cut_after:?}"
     );
     let answer = answer.expect("an answer before the close");
