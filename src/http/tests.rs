@@ -116,6 +116,12 @@ async fn a_body_trickled_a_byte_a_second_is_cut_off_at_the_request_timeout() {
         cut_after >= Duration::from_millis(1500) && cut_after < Duration::from_secs(8),
         "cut after {cut_after:?}"
     );
-    let answer = answer.expect("an answer before the close");
-    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    // Cut either way: answered 408 when the timeout finds the handler
+    // waiting for the body, or closed unanswered when it finds hyper
+    // between two reads of it (both were seen).
+    let answer = answer.expect("an answer or a close before the limit");
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer}"
+    );
 }
