@@ -8,10 +8,11 @@ use serde::Deserialize;
 
 use crate::casemap::CaseMapping;
 
+pub(crate) mod acme;
 mod source;
 mod tls;
 pub use self::source::ConfigSource;
-pub use self::tls::{PlaintextPasswords, TlsConfig};
+pub use self::tls::{AcmeConfig, PlaintextPasswords, TlsConfig};
 mod cidr;
 mod listen;
 mod webirc;
@@ -524,10 +525,27 @@ impl Config {
             ));
         }
         validate_http(&self.http)?;
-        if !self.http.tls_listen.is_empty() && self.tls.cert_file.as_os_str().is_empty() {
+        if let Some(acme) = &self.tls.acme {
+            if !self.serves_tls() {
+                return Err((
+                    "tls.acme",
+                    "[tls.acme] gets a certificate for TLS listeners, and none is configured: set tls.listen or http.tls_listen".into(),
+                ));
+            }
+            if self.http.listen.is_empty() {
+                return Err((
+                    "http.listen",
+                    format!("[tls.acme] answers the CA's http-01 challenges on the HTTP door, which does not listen: add an address port 80 of {} reaches, e.g. \"0.0.0.0:80\"", acme.domains.join(", ")),
+                ));
+            }
+        }
+        if !self.http.tls_listen.is_empty()
+            && self.tls.cert_file.as_os_str().is_empty()
+            && self.tls.acme.is_none()
+        {
             return Err((
                 "http.tls_listen",
-                "HTTPS needs the certificate of [tls]: set tls.cert_file and tls.key_file".into(),
+                "HTTPS needs the certificate of [tls]: set tls.cert_file and tls.key_file, or [tls.acme]".into(),
             ));
         }
         for oper in &self.oper {

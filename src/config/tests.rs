@@ -190,3 +190,66 @@ fn webirc_blocks_need_a_hash_and_the_gateways_addresses() {
         assert!(err.contains(key), "{text}: {err}");
     }
 }
+
+#[test]
+fn acme_needs_domains_a_tls_listener_and_no_certificate_files() {
+    let acme = |tls: &str, acme: &str| format!("[tls]\n{tls}\n[tls.acme]\n{acme}\n");
+    let listen = "listen = [\"0.0.0.0:6697\"]";
+    let config = Config::from_toml_str(
+        &acme(
+            listen,
+            "domains = [\"irc.example.org\"]\ncontact = \"a@example.org\"",
+        ),
+        "t",
+    )
+    .unwrap();
+    let taken = config.tls.acme.as_ref().unwrap();
+    assert_eq!(taken.directory, crate::config::acme::LETS_ENCRYPT);
+    assert_eq!(taken.contact_uri().as_deref(), Some("mailto:a@example.org"));
+    assert_eq!(
+        (taken.check_secs, taken.retry_first_ms, taken.retry_max_secs),
+        (3600, 5000, 3600)
+    );
+    assert!(Config::embedded().tls.acme.is_none());
+    for (text, key) in [
+        (acme(listen, "domains = []"), "tls.acme.domains"),
+        (
+            acme(listen, "domains = [\"*.example.org\"]"),
+            "tls.acme.domains",
+        ),
+        (acme("", "domains = [\"irc.example.org\"]"), "tls.acme"),
+        (
+            acme(
+                &format!("{listen}\ncert_file = \"c.pem\""),
+                "domains = [\"a.org\"]",
+            ),
+            "tls.cert_file",
+        ),
+        (
+            acme(listen, "domains = [\"a.org\"]\ncontact = \"nobody\""),
+            "tls.acme.contact",
+        ),
+        (
+            acme(
+                listen,
+                "domains = [\"a.org\"]\ndirectory = \"http://ca.test/dir\"",
+            ),
+            "tls.acme.directory",
+        ),
+        (
+            acme(listen, "domains = [\"a.org\"]\nretry_first_ms = 0"),
+            "tls.acme.retry_first_ms",
+        ),
+        (acme(listen, "domains = [\"a.org\"]\nsoon = 1"), "soon"),
+        (
+            format!(
+                "[http]\nlisten = []\n{}",
+                acme(listen, "domains = [\"a.org\"]")
+            ),
+            "http.listen",
+        ),
+    ] {
+        let err = Config::from_toml_str(&text, "t").unwrap_err().to_string();
+        assert!(err.contains(key), "{text}: {err}");
+    }
+}

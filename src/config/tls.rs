@@ -4,6 +4,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+pub use super::acme::AcmeConfig;
+
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -27,6 +29,9 @@ pub struct TlsConfig {
     /// Whether clients on this host may send passwords over plaintext
     /// whatever `plaintext_passwords` says: nobody else can read them.
     pub plaintext_passwords_loopback: bool,
+    /// Certificates from an ACME CA instead of `cert_file`/`key_file`.
+    #[serde(default)]
+    pub acme: Option<AcmeConfig>,
 }
 
 /// Whether SASL PLAIN and password commands are taken over plaintext
@@ -73,7 +78,20 @@ impl TlsConfig {
                 ));
             }
         }
-        if self.enabled() {
+        if let Some(acme) = &self.acme {
+            acme.validate()?;
+            for (key, path) in [
+                ("tls.cert_file", &self.cert_file),
+                ("tls.key_file", &self.key_file),
+            ] {
+                if !path.as_os_str().is_empty() {
+                    return Err((
+                        key,
+                        "[tls.acme] provides the certificate: leave tls.cert_file and tls.key_file empty, or remove [tls.acme] to serve files".into(),
+                    ));
+                }
+            }
+        } else if self.enabled() {
             if self.cert_file.as_os_str().is_empty() {
                 return Err((
                     "tls.cert_file",

@@ -18,6 +18,7 @@
 //! - the connections are counted against `http.max_connections` and
 //!   every one ends, gracefully, when the server stops.
 
+mod acme;
 pub mod allow;
 mod health;
 mod metrics;
@@ -89,8 +90,13 @@ fn router(state: AppState, door: Door) -> Router {
         Door::Main => metrics::Access::AllowList,
         Door::MetricsOnly => metrics::Access::Anyone,
     };
+    let main_only = match door {
+        Door::Main => acme::routes(),
+        Door::MetricsOnly => Router::new(),
+    };
     let routes = small_bodies(
         Router::new()
+            .merge(main_only)
             .merge(health::routes())
             .merge(metrics::routes(access)),
         &config,

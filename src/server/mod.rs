@@ -80,6 +80,9 @@ pub struct Server {
     pub accounts: Accounts,
     /// The certificate TLS listeners serve, when any listen.
     pub tls: arc_swap::ArcSwapOption<crate::tls::Acceptor>,
+    /// Certificates from an ACME CA (`[tls.acme]`), and the http-01
+    /// challenges the HTTP door answers for it.
+    pub acme: Option<Arc<crate::tls::acme::Acme>>,
     /// Where the configuration came from, for a reload to read again.
     source: Option<crate::config::ConfigSource>,
     listeners: listeners::Listeners,
@@ -121,7 +124,18 @@ impl Server {
         let motd_file = config.server.motd_file.clone();
         let settings = settings::Settings::load(config.clone())
             .with_context(|| format!("cannot read server.motd_file {motd_file:?}"))?;
-        let tls = if config.serves_tls() {
+        let acme = config
+            .tls
+            .acme
+            .clone()
+            .map(|acme| Arc::new(crate::tls::acme::Acme::new(acme, &config.server.data_dir)));
+        let tls = if let Some(acme) = &acme {
+            // No files: ACME serves into it, starting with what it stored
+            // last time, before any listener opens.
+            let acceptor = crate::tls::Acceptor::empty();
+            acme.serve_stored(&acceptor);
+            Some(Arc::new(acceptor))
+        } else if config.serves_tls() {
             let files = crate::tls::CertFiles {
                 cert: config.tls.cert_file.clone(),
                 key: config.tls.key_file.clone(),
@@ -153,6 +167,7 @@ impl Server {
             passwords: PasswordChecker::new(config.oper.first().map(|o| o.password_hash.as_str())),
             accounts: Accounts::new(store, &config),
             tls: arc_swap::ArcSwapOption::new(tls),
+            acme,
             source,
             listeners: listeners::Listeners::default(),
             handshakes: Arc::new(tokio::sync::Semaphore::new(MAX_TLS_HANDSHAKES)),
@@ -423,6 +438,9 @@ pub async fn spawn_with_source(
         async move { server.delayed_writes.run(server.shutdown.cancelled()).await }
     });
     tracker.spawn(reload::watch_certificate(server.clone()));
+    if let (Some(acme), Some(acceptor)) = (server.acme.clone(), server.tls.load_full()) {
+        tracker.spawn(acme.run(acceptor, server.shutdown.clone()));
+    }
     let wanted = listeners::wanted(&server.config());
     server.listeners.apply(&server, &wanted, &tracker)?;
     let bound_of = |tls: bool| {

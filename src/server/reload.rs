@@ -74,6 +74,14 @@ fn restart_only(running: &Config, new: &mut Config) -> Vec<String> {
     keep!(limits.ipv6_prefix_len, "limits.ipv6_prefix_len");
     keep!(history.commit_interval_ms, "history.commit_interval_ms");
     keep!(channels.restart_wait_secs, "channels.restart_wait_secs");
+    // ACME's task and its acceptor are made at start. With it go the
+    // certificate files, which it replaces or is replaced by.
+    if new.tls.acme != running.tls.acme {
+        new.tls.acme = running.tls.acme.clone();
+        new.tls.cert_file = running.tls.cert_file.clone();
+        new.tls.key_file = running.tls.key_file.clone();
+        kept.push("tls.acme".to_owned());
+    }
     kept
 }
 
@@ -108,9 +116,12 @@ fn prepare(server: &Server, source: &ConfigSource) -> Result<Prepared, String> {
     };
     let current = server.tls.load_full();
     let tls = match (config.serves_tls(), current) {
+        // ACME's acceptor stays whatever the listeners become: its task
+        // serves into it for the server's life.
+        (_, Some(acceptor)) if acceptor.files().is_none() => TlsChange::None,
         (false, None) => TlsChange::None,
         (false, Some(_)) => TlsChange::Off,
-        (true, Some(acceptor)) if *acceptor.files() == files => {
+        (true, Some(acceptor)) if acceptor.files() == Some(&files) => {
             TlsChange::Reread(files.load().map_err(|e| format!("tls: {e}"))?)
         }
         (true, _) => TlsChange::New(Arc::new(

@@ -7,6 +7,7 @@
 //! connection is handed to the same connection code as plain TCP, and its
 //! records are made where every client's bytes leave (`server/wire.rs`).
 
+pub mod acme;
 mod client_certs;
 pub mod mkcert;
 
@@ -155,7 +156,8 @@ pub fn fingerprint(cert: &[u8]) -> String {
 /// What every TLS listener answers handshakes with: the served certificate
 /// (reloaded from its files when they change) and rustls's configuration.
 pub struct Acceptor {
-    files: CertFiles,
+    /// None: the certificate comes from ACME (`tls/acme.rs`), not files.
+    files: Option<CertFiles>,
     served: Arc<ServedCert>,
     /// When the files held the certificate now served.
     loaded_from: std::sync::Mutex<Option<(SystemTime, SystemTime)>>,
@@ -172,15 +174,30 @@ impl Acceptor {
         served.set(certified);
         Ok(Acceptor {
             acceptor: tokio_rustls::TlsAcceptor::from(server_config(served.clone())),
-            files,
+            files: Some(files),
             served,
             loaded_from: std::sync::Mutex::new(modified),
         })
     }
 
-    /// The files served from.
-    pub fn files(&self) -> &CertFiles {
-        &self.files
+    /// An acceptor with no certificate yet, for ACME to [`serve`] one:
+    /// until then every handshake fails (rustls finds nothing to answer
+    /// with), and the plaintext listeners work as ever.
+    ///
+    /// [`serve`]: Acceptor::serve
+    pub fn empty() -> Acceptor {
+        let served = Arc::new(ServedCert::default());
+        Acceptor {
+            acceptor: tokio_rustls::TlsAcceptor::from(server_config(served.clone())),
+            files: None,
+            served,
+            loaded_from: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The files served from; None when ACME provides the certificate.
+    pub fn files(&self) -> Option<&CertFiles> {
+        self.files.as_ref()
     }
 
     /// Reads the files again and serves what they hold from the next
@@ -189,12 +206,16 @@ impl Acceptor {
     /// periodic check). Returns whether a new certificate is served.
     /// Blocking file I/O: call it off the async threads.
     pub fn reload(&self, only_if_changed: bool) -> Result<bool, TlsError> {
-        let modified = self.files.modified();
+        let Some(files) = &self.files else {
+            // ACME renews on its own schedule.
+            return Ok(false);
+        };
+        let modified = files.modified();
         let mut loaded_from = self.loaded_from.lock().unwrap_or_else(|e| e.into_inner());
         if only_if_changed && modified == *loaded_from {
             return Ok(false);
         }
-        let certified = self.files.load()?;
+        let certified = files.load()?;
         self.served.set(certified);
         *loaded_from = modified;
         Ok(true)

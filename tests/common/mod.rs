@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod http;
+pub mod pebble;
 pub mod process;
 pub mod scram;
 pub mod tls;
