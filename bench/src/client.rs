@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
+
+use crate::transport::{ReadSide, WriteSide};
 use tokio::time::{timeout_at, Instant};
 
 pub use crate::line::{classify, first_param, last_param, prefix_nick, LineReader, Msg};
@@ -37,7 +38,7 @@ impl std::fmt::Display for ReadError {
 /// The sending half, shared between a connection's reader (PONGs) and a
 /// sender task.
 #[derive(Clone)]
-pub struct Writer(Arc<tokio::sync::Mutex<OwnedWriteHalf>>);
+pub struct Writer(Arc<tokio::sync::Mutex<WriteSide>>);
 
 impl Writer {
     pub async fn send(&self, bytes: &[u8]) -> std::io::Result<()> {
@@ -64,6 +65,8 @@ pub struct ConnectOpts {
     pub addr: SocketAddr,
     pub nick_prefix: String,
     pub password: Option<String>,
+    /// TLS (`--tls`), with this configuration.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// A registered client.
@@ -71,7 +74,7 @@ pub struct Conn {
     pub idx: usize,
     /// The nick the server confirmed in 001.
     pub nick: String,
-    pub rd: OwnedReadHalf,
+    pub rd: ReadSide,
     pub wr: Writer,
     pub lines: LineReader,
     /// Replies (PONGs) queued while reading, written after each batch.
@@ -96,7 +99,12 @@ impl Conn {
             Ok(Ok(s)) => s,
         };
         let _ = stream.set_nodelay(true);
-        let (rd, wr) = stream.into_split();
+        let (rd, wr) =
+            match timeout_at(deadline, crate::transport::split(stream, opts.tls.as_ref())).await {
+                Err(_) => return Err("TLS handshake timed out".to_owned()),
+                Ok(Err(e)) => return Err(format!("TLS handshake failed: {e}")),
+                Ok(Ok(sides)) => sides,
+            };
         let mut conn = Conn {
             idx,
             nick: format!("{}{idx}", opts.nick_prefix),

@@ -2,7 +2,6 @@
 //! copied), and the little parsing the bench needs.
 
 use tokio::io::AsyncReadExt;
-use tokio::net::tcp::OwnedReadHalf;
 
 /// The longest line accepted (a buffer grows up to this for one line).
 const MAX_LINE: usize = 64 * 1024;
@@ -43,7 +42,10 @@ impl LineReader {
     }
 
     /// Reads once more from `rd`; `Ok(0)` at end of stream.
-    pub async fn fill(&mut self, rd: &mut OwnedReadHalf) -> std::io::Result<usize> {
+    pub async fn fill<R: tokio::io::AsyncRead + Unpin>(
+        &mut self,
+        rd: &mut R,
+    ) -> std::io::Result<usize> {
         if self.start == self.end {
             self.start = 0;
             self.end = 0;

@@ -17,6 +17,7 @@ mod seq;
 mod setup;
 mod ticker;
 mod traffic;
+mod transport;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -163,6 +164,10 @@ struct CommonArgs {
     /// A server password sent with PASS.
     #[arg(long)]
     password: Option<String>,
+    /// Speak TLS to `--addr`, without checking the certificate (loopback
+    /// benchmarking only).
+    #[arg(long)]
+    tls: bool,
     /// Worker threads of the bench's runtime (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
@@ -261,6 +266,7 @@ async fn start(args: CommonArgs, run: Run) -> anyhow::Result<Output> {
             addr,
             nick_prefix: args.nick_prefix,
             password: args.password,
+            tls: args.tls.then(transport::tls_config),
         },
         concurrency: args.connect_concurrency.max(1),
         deadline: started + Duration::from_secs(args.timeout_secs),

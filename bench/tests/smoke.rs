@@ -289,3 +289,53 @@ async fn a_run_past_its_timeout_fails() {
     assert!(stderr.contains("timed out"), "{stderr}");
     hold.abort();
 }
+
+/// `--tls`: the same scenarios over the server's TLS listener.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_and_connect_run_over_tls() {
+    let files = tempfile::tempdir().expect("directory for the certificate");
+    let made = parlor::tls::mkcert::self_signed(&["localhost".to_owned()]).expect("certificate");
+    let (cert, key) = (files.path().join("cert.pem"), files.path().join("key.pem"));
+    std::fs::write(&cert, made.cert_pem).unwrap();
+    std::fs::write(&key, made.key_pem).unwrap();
+    let (server, _dir) = start_server_with(&format!(
+        "[tls]\nlisten = [\"127.0.0.1:0\"]\ncert_file = {:?}\nkey_file = {:?}\n",
+        cert.display().to_string(),
+        key.display().to_string()
+    ))
+    .await;
+    let addr = server.tls_addrs()[0].to_string();
+    let flood = [
+        "--clients",
+        "5",
+        "--senders",
+        "2",
+        "--messages",
+        "20",
+        "--tls",
+    ];
+    let json = run("fanout", &addr, &flood).await;
+    check_deliveries(&json, 2 * 20 * 4);
+    let json = run(
+        "connect",
+        &addr,
+        &["--clients", "20", "--hold-secs", "0", "--tls"],
+    )
+    .await;
+    assert_eq!(json["registrations"], 20, "{json}");
+    // Without --tls the TLS port answers nothing a plain client can read.
+    let out = bench(vec![
+        "connect".into(),
+        "--addr".into(),
+        addr,
+        "--clients".into(),
+        "1".into(),
+        "--timeout-secs".into(),
+        "5".into(),
+    ])
+    .await;
+    assert!(
+        !out.status.success(),
+        "a plain client registered on the TLS port"
+    );
+}
