@@ -116,7 +116,7 @@ pub struct Limits {
     pub flood_lines_per_sec: u32,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccountsConfig {
     pub registration: Registration,

@@ -315,3 +315,37 @@ async fn loopback_and_servers_without_tls_take_passwords_over_plaintext() {
     let mut plain = server.client("mia").await;
     make_oper(&mut plain).await;
 }
+
+/// PASS, when the server has a password: refused over plaintext from
+/// another host, so registration fails as without one; taken over TLS.
+#[tokio::test]
+async fn a_server_password_is_refused_over_plaintext_and_taken_over_tls() {
+    let pem = tls::dev_cert();
+    let (server, _files) = tls_server_with(
+        &pem,
+        "[server]\npassword = \"letmein\"\n",
+        "plaintext_passwords_loopback = false\n",
+    )
+    .await;
+    let port = tls_addr(&server).port();
+    let mut plain = server.connect().await;
+    plain.send("PASS letmein").await;
+    assert_eq!(
+        plain.next_line().await,
+        numeric(
+            "464",
+            "*",
+            &format!(":Passwords are not accepted over a plaintext connection; reconnect with TLS (port {port})")
+        )
+    );
+    plain.send("NICK nina").await;
+    plain.send("USER nina 0 * :Nina").await;
+    assert_eq!(
+        plain.next_line().await,
+        numeric("464", "nina", ":Password incorrect")
+    );
+
+    let mut secure = tls::connect(tls_addr(&server), &pem.cert, None).await;
+    secure.send("PASS letmein").await;
+    secure.register("olga").await;
+}

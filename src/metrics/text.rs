@@ -31,45 +31,30 @@ pub fn render(state: &State, process: &Process) -> String {
     let mut out = Exposition(String::with_capacity(8 * 1024));
     let out = &mut out;
 
-    out.head(
+    let by_transport = |counts: &[std::sync::atomic::AtomicU64]| {
+        Transport::ALL.map(|t| (t.label(), counts[t as usize].load(Relaxed)))
+    };
+    out.labelled(
         "parlor_connections",
         "gauge",
         "Client connections open, registered or not, by transport.",
+        "transport",
+        by_transport(&COUNTERS.open),
     );
-    for transport in Transport::ALL {
-        let count = COUNTERS.open[transport as usize].load(Relaxed);
-        out.sample(
-            "parlor_connections",
-            &[("transport", transport.label())],
-            count,
-        );
-    }
-    out.head(
+    out.labelled(
         "parlor_connections_accepted_total",
         "counter",
         "Connections accepted by the listeners, by transport, refused ones included.",
+        "transport",
+        by_transport(&COUNTERS.accepted),
     );
-    for transport in Transport::ALL {
-        let count = COUNTERS.accepted[transport as usize].load(Relaxed);
-        out.sample(
-            "parlor_connections_accepted_total",
-            &[("transport", transport.label())],
-            count,
-        );
-    }
-    out.head(
+    out.labelled(
         "parlor_connections_refused_total",
         "counter",
         "New connections turned away, by reason.",
+        "reason",
+        Refusal::ALL.map(|r| (r.label(), COUNTERS.refused[r as usize].load(Relaxed))),
     );
-    for reason in Refusal::ALL {
-        let count = COUNTERS.refused[reason as usize].load(Relaxed);
-        out.sample(
-            "parlor_connections_refused_total",
-            &[("reason", reason.label())],
-            count,
-        );
-    }
     out.gauge(
         "parlor_clients_registered",
         "Clients that completed registration.",
@@ -82,22 +67,18 @@ pub fn render(state: &State, process: &Process) -> String {
         state.accounts_online,
     );
 
-    out.head(
+    out.labelled(
         "parlor_messages_relayed_total",
         "counter",
         "PRIVMSG, NOTICE and TAGMSG relayed, one per message and target.",
+        "command",
+        [
+            ("PRIVMSG", Hot::RelayedPrivmsg),
+            ("NOTICE", Hot::RelayedNotice),
+            ("TAGMSG", Hot::RelayedTagmsg),
+        ]
+        .map(|(command, counter)| (command, hot::sum(counter))),
     );
-    for (command, counter) in [
-        ("PRIVMSG", Hot::RelayedPrivmsg),
-        ("NOTICE", Hot::RelayedNotice),
-        ("TAGMSG", Hot::RelayedTagmsg),
-    ] {
-        out.sample(
-            "parlor_messages_relayed_total",
-            &[("command", command)],
-            hot::sum(counter),
-        );
-    }
     out.counter(
         "parlor_deliveries_total",
         "Relayed messages queued for a recipient (echoes not included).",
@@ -260,6 +241,21 @@ impl Exposition {
             self.0.push('}');
         }
         let _ = writeln!(self.0, " {value}");
+    }
+
+    /// A family with one label, one sample per value of it.
+    fn labelled<V: Display>(
+        &mut self,
+        name: &str,
+        kind: &str,
+        help: &str,
+        label: &str,
+        samples: impl IntoIterator<Item = (&'static str, V)>,
+    ) {
+        self.head(name, kind, help);
+        for (value_of_label, value) in samples {
+            self.sample(name, &[(label, value_of_label)], value);
+        }
     }
 
     fn counter(&mut self, name: &str, help: &str, value: impl Display) {

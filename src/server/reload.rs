@@ -128,7 +128,7 @@ fn prepare(server: &Server, source: &ConfigSource) -> Result<Prepared, String> {
             Acceptor::load(files).map_err(|e| format!("tls: {e}"))?,
         )),
     };
-    let accounts_changed = !same_accounts_rules(&running.accounts, &config.accounts);
+    let accounts_changed = running.accounts != config.accounts;
     let motd_file = config.server.motd_file.clone();
     let settings = Settings::load(config)
         .map_err(|e| format!("key `server.motd_file`: cannot read {motd_file:?}: {e}"))?;
@@ -138,13 +138,6 @@ fn prepare(server: &Server, source: &ConfigSource) -> Result<Prepared, String> {
         accounts_changed,
         kept,
     })
-}
-
-fn same_accounts_rules(
-    a: &crate::config::AccountsConfig,
-    b: &crate::config::AccountsConfig,
-) -> bool {
-    format!("{a:?}") == format!("{b:?}")
 }
 
 /// Reads the configuration again (REHASH, SIGHUP) and puts it in force
